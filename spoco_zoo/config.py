@@ -1,0 +1,263 @@
+"""Validated configuration for training, shared by the trainer, exporters and CLI.
+
+Configs are pydantic models: they are validated once, at the edge (YAML file,
+CLI overrides), and passed around as typed objects. ``TrainConfig`` is stored
+inside every checkpoint so a checkpoint alone can rebuild its model,
+normalisation and recommended clustering.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Tuple
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "ModelConfig",
+    "LossConfig",
+    "NormalizationConfig",
+    "SyntheticConfig",
+    "DataConfig",
+    "ClusteringConfig",
+    "TrainConfig",
+    "load_config",
+    "apply_overrides",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Strict):
+    """U-Net architecture (see :class:`spoco_zoo.models.unet.UNet`)."""
+
+    spatial_dims: Literal[2, 3] = 2
+    in_channels: int = Field(1, ge=1)
+    embedding_dim: int = Field(16, ge=2)
+    depth: int = Field(3, ge=1, le=6)
+    base_features: int = Field(16, ge=2)
+    norm: Literal["batch", "group", "instance", "none"] = "group"
+
+    def unet_kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments for ``UNet(**kwargs)``."""
+        return dict(
+            in_channels=self.in_channels,
+            out_channels=self.embedding_dim,
+            spatial_dims=self.spatial_dims,
+            depth=self.depth,
+            base_features=self.base_features,
+            norm=self.norm,
+        )
+
+
+class LossConfig(_Strict):
+    """Weights and margins of the SPOCO loss terms."""
+
+    delta_var: float = Field(0.5, gt=0, description="pull margin (intra-object)")
+    delta_dist: float = Field(2.0, gt=0, description="push margin (between object means)")
+    alpha: float = Field(1.0, ge=0, description="weight of the pull term inside the embedding loss")
+    beta: float = Field(1.0, ge=0, description="weight of the push term inside the embedding loss")
+    gamma: float = Field(0.001, ge=0, description="weight of the mean-norm regulariser")
+    background_as_instance: bool = True
+    embedding_weight: float = Field(1.0, ge=0)
+    instance_weight: float = Field(1.0, ge=0)
+    consistency_weight: float = Field(1.0, ge=0)
+    kernel: Literal["gaussian"] = "gaussian"
+    anchors_per_object: int = Field(1, ge=1)
+    consistency_anchors: int = Field(4, ge=1, description="anchors sampled in unlabeled pixels per image")
+    ema_momentum: float = Field(0.99, ge=0, lt=1, description="teacher = m * teacher + (1 - m) * student")
+
+    @model_validator(mode="after")
+    def _margins(self) -> "LossConfig":
+        if self.delta_dist <= 2 * self.delta_var:
+            raise ValueError(
+                f"delta_dist ({self.delta_dist}) must exceed 2 * delta_var ({2 * self.delta_var}) "
+                "or objects cannot be separated"
+            )
+        return self
+
+
+class NormalizationConfig(_Strict):
+    """Per-image intensity normalisation, mirrored 1:1 by bioimage.io preprocessing.
+
+    ``percentile`` maps [p_low, p_high] percentiles to [0, 1] (bioimage.io
+    ``scale_range``); ``zero_mean_unit_variance`` standardises each image.
+    """
+
+    mode: Literal["percentile", "zero_mean_unit_variance"] = "percentile"
+    p_low: float = Field(1.0, ge=0, lt=100)
+    p_high: float = Field(99.8, gt=0, le=100)
+    eps: float = Field(1e-6, gt=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> "NormalizationConfig":
+        if self.p_low >= self.p_high:
+            raise ValueError(f"p_low ({self.p_low}) must be below p_high ({self.p_high})")
+        return self
+
+
+class SyntheticConfig(_Strict):
+    """Built-in synthetic data: crowded, touching, irregular objects."""
+
+    n_train: int = Field(16, ge=1)
+    n_val: int = Field(4, ge=1)
+    shape: List[int] = Field(default_factory=lambda: [256, 256])
+    n_objects: int = Field(40, ge=1)
+    seed: int = 0
+
+
+class DataConfig(_Strict):
+    """Where training data comes from and how patches are drawn.
+
+    With ``train_images`` unset, the built-in synthetic generator is used.
+    Label images follow the sparse convention: 0 = background, positive ids =
+    annotated objects, ``ignore_label`` = not annotated.
+    """
+
+    train_images: Optional[List[Path]] = None
+    train_labels: Optional[List[Path]] = None
+    val_images: Optional[List[Path]] = None
+    val_labels: Optional[List[Path]] = None
+    image_key: Optional[str] = Field(None, description="dataset key inside HDF5/Zarr inputs")
+    label_key: Optional[str] = None
+    labels_are_sparse: bool = Field(
+        False, description="labels already contain ignore_label; do not sparsify them again"
+    )
+    object_fraction: float = Field(0.1, gt=0, le=1, description="fraction of objects kept as annotated")
+    keep_background: bool = True
+    ignore_label: int = -1
+    patch_shape: List[int] = Field(default_factory=lambda: [128, 128])
+    batch_size: int = Field(4, ge=1)
+    num_workers: int = Field(0, ge=0)
+    normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+
+    @field_validator("ignore_label")
+    @classmethod
+    def _negative_ignore(cls, v: int) -> int:
+        if v > 0:
+            raise ValueError("ignore_label must be <= 0 (positive ids are object ids)")
+        return v
+
+    @model_validator(mode="after")
+    def _pairs(self) -> "DataConfig":
+        for kind in ("train", "val"):
+            imgs, lbls = getattr(self, f"{kind}_images"), getattr(self, f"{kind}_labels")
+            if (imgs is None) != (lbls is None):
+                raise ValueError(f"{kind}_images and {kind}_labels must be given together")
+            if imgs is not None and len(imgs) != len(lbls):
+                raise ValueError(f"{len(imgs)} {kind} images but {len(lbls)} {kind} label files")
+        return self
+
+
+class ClusteringConfig(_Strict):
+    """Recommended clustering of the embeddings into instances.
+
+    ``bandwidth`` / ``threshold`` default (None) to values derived from the
+    loss margins: mean-shift bandwidth = delta_var, and anchor clustering keeps
+    pixels whose kernel value exceeds 0.5 (distance below delta_var).
+    """
+
+    method: Literal["mean_shift", "hdbscan", "consistency"] = "mean_shift"
+    bandwidth: Optional[float] = Field(None, gt=0)
+    min_size: int = Field(16, ge=0)
+    params: Dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(_Strict):
+    """Everything a training run needs; stored in each checkpoint."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    clustering: ClusteringConfig = Field(default_factory=ClusteringConfig)
+    steps: int = Field(1000, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    val_every: int = Field(200, ge=1)
+    checkpoint_every: int = Field(100, ge=1)
+    log_every: int = Field(10, ge=1)
+    out_dir: Path = Path("runs/spoco")
+
+    @model_validator(mode="after")
+    def _shapes(self) -> "TrainConfig":
+        dims = self.model.spatial_dims
+        patch = self.data.patch_shape
+        if len(patch) != dims:
+            raise ValueError(f"data.patch_shape {patch} has {len(patch)} axes but model.spatial_dims is {dims}")
+        step = 2**self.model.depth
+        bad = [p for p in patch if p % step]
+        if bad:
+            raise ValueError(
+                f"data.patch_shape {patch}: every extent must be a multiple of 2**depth = {step}"
+            )
+        if self.data.train_images is None and len(self.data.synthetic.shape) != dims:
+            raise ValueError(
+                f"data.synthetic.shape {self.data.synthetic.shape} does not match model.spatial_dims {dims}"
+            )
+        return self
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON/YAML-safe dictionary (paths as strings)."""
+        return self.model_dump(mode="json")
+
+
+def load_config(path: Optional[Path] = None) -> TrainConfig:
+    """Read a YAML config; a missing path gives the defaults.
+
+    Raises
+    ------
+    ValueError
+        Naming the file when it cannot be parsed or fails validation.
+    """
+    if path is None:
+        return TrainConfig()
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"{path}: cannot read config: {err}") from err
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: config must be a mapping, got {type(raw).__name__}")
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValueError as err:
+        raise ValueError(f"{path}: invalid config:\n{err}") from err
+
+
+def _parse_value(text: str) -> Any:
+    return yaml.safe_load(text)
+
+
+def apply_overrides(config: TrainConfig, overrides: List[str]) -> TrainConfig:
+    """Apply ``dotted.key=value`` overrides (values parsed as YAML) and re-validate.
+
+    >>> cfg = apply_overrides(TrainConfig(), ["loss.delta_var=0.4", "data.patch_shape=[64,64]"])
+    >>> cfg.loss.delta_var, cfg.data.patch_shape
+    (0.4, [64, 64])
+    """
+    data = config.model_dump(mode="json")
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like key.sub=value")
+        key, value = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ValueError(f"override {item!r}: unknown section {part!r}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ValueError(f"override {item!r}: unknown key {parts[-1]!r}")
+        node[parts[-1]] = _parse_value(value)
+    return TrainConfig.model_validate(data)
+
+
+def shape_tuple(shape: List[int]) -> Tuple[int, ...]:
+    return tuple(int(s) for s in shape)
