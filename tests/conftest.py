@@ -1,0 +1,40 @@
+"""Shared fixtures: small checkpoints built with the project's own code (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from spoco_zoo.config import TrainConfig
+from spoco_zoo.train.checkpoint import build_model, save_checkpoint
+
+
+def _random_checkpoint(path: Path, spatial_dims: int) -> Path:
+    shape = [64, 64] if spatial_dims == 2 else [16, 32, 32]
+    config = TrainConfig.model_validate(
+        {
+            "model": {"spatial_dims": spatial_dims, "depth": 2, "base_features": 4, "embedding_dim": 8},
+            "data": {"patch_shape": shape, "synthetic": {"shape": shape, "n_objects": 8}},
+        }
+    )
+    torch.manual_seed(0)
+    model = build_model(config)
+    save_checkpoint(
+        path,
+        {"config": config, "step": 0, "model_state": model.state_dict(), "teacher_state": model.state_dict()},
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint_2d(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised tiny 2D checkpoint (depth 2, 8 embedding channels)."""
+    return _random_checkpoint(tmp_path_factory.mktemp("ckpt2d") / "random2d.pt", 2)
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint_3d(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised tiny 3D checkpoint (depth 2, 8 embedding channels)."""
+    return _random_checkpoint(tmp_path_factory.mktemp("ckpt3d") / "random3d.pt", 3)
