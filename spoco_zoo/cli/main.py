@@ -1,4 +1,4 @@
-"""``spoco-zoo`` command line: train, export, validate, segment, evaluate.
+"""``spoco-zoo`` command line: train, export, validate, segment, evaluate, synthetic.
 
 Each command lives in its own module exposing ``register(app)``; heavy imports
 (bioimageio.core, onnxruntime, ...) happen inside the command bodies so that
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from spoco_zoo.cli import evaluate, export, segment, train, validate
+from spoco_zoo.cli import evaluate, export, segment, synthetic, train, validate
 
 app = typer.Typer(
     name="spoco-zoo",
@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (train, export, validate, segment, evaluate):
+for _module in (train, export, validate, segment, evaluate, synthetic):
     _module.register(app)
 
 

@@ -1,13 +1,104 @@
-"""`spoco-zoo train` (placeholder until implemented)."""
+"""``spoco-zoo train``: YAML config + CLI overrides -> trained checkpoints."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+
+_IMAGE_SUFFIXES = (".tif", ".tiff", ".h5", ".hdf5", ".hdf", ".zarr")
+
+
+def _expand(paths: Optional[List[Path]], what: str) -> Optional[List[str]]:
+    """Files as given; a directory stands for its image files, sorted by name."""
+    if not paths:
+        return None
+    out: List[str] = []
+    for path in paths:
+        if path.is_dir() and path.suffix != ".zarr":
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+            if not found:
+                raise typer.BadParameter(f"{path}: directory holds no TIFF/HDF5/Zarr files", param_hint=what)
+            out.extend(str(p) for p in found)
+        elif path.exists():
+            out.append(str(path))
+        else:
+            raise typer.BadParameter(f"{path}: no such file or directory", param_hint=what)
+    return out
 
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
-    def _train() -> None:
-        """Not implemented yet."""
-        typer.echo("spoco-zoo train: not implemented yet", err=True)
-        raise typer.Exit(2)
+    def train(
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (defaults otherwise)."),
+        override: List[str] = typer.Option([], "--set", help="Override a config key: --set loss.delta_var=0.4"),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (config out_dir)."),
+        steps: Optional[int] = typer.Option(None, help="Number of optimisation steps."),
+        images: Optional[List[Path]] = typer.Option(None, "--images", help="Training images (files or folders)."),
+        labels: Optional[List[Path]] = typer.Option(None, "--labels", help="Training labels, same order."),
+        val_images: Optional[List[Path]] = typer.Option(None, "--val-images"),
+        val_labels: Optional[List[Path]] = typer.Option(None, "--val-labels", help="Dense validation labels."),
+        object_fraction: Optional[float] = typer.Option(
+            None, "--object-fraction", help="Fraction of objects kept as annotated (paper protocol)."
+        ),
+        three_d: bool = typer.Option(False, "--3d", help="Train a 3D model (synthetic default: 3D volumes)."),
+        device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
+        seed: Optional[int] = typer.Option(None),
+        resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
+        progress: bool = typer.Option(True, "--progress/--no-progress"),
+    ) -> None:
+        """Train a SPOCO embedding network from sparse instance labels.
+
+        Without --images the built-in synthetic dataset (crowded, touching objects)
+        is used with 10% of the objects annotated.
+        """
+        from spoco_zoo.config import apply_overrides, load_config
+        from spoco_zoo.errors import DataError
+        from spoco_zoo.train.checkpoint import CheckpointError
+        from spoco_zoo.train.trainer import Trainer
+
+        sets = list(override)
+        if three_d:
+            sets += [
+                "model.spatial_dims=3",
+                "data.patch_shape=[32,64,64]",
+                "data.synthetic.shape=[32,128,128]",
+                "data.batch_size=1",
+            ]
+        if out is not None:
+            sets.append(f"out_dir={out}")
+        for key, value in (("steps", steps), ("data.object_fraction", object_fraction), ("device", device), ("seed", seed)):
+            if value is not None:
+                sets.append(f"{key}={value}")
+        for key, value, hint in (
+            ("data.train_images", images, "--images"),
+            ("data.train_labels", labels, "--labels"),
+            ("data.val_images", val_images, "--val-images"),
+            ("data.val_labels", val_labels, "--val-labels"),
+        ):
+            files = _expand(value, hint)
+            if files is not None:
+                sets.append(f"{key}=[{', '.join(repr(f) for f in files)}]")
+        try:
+            cfg = apply_overrides(load_config(config), sets)
+        except ValueError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from err
+
+        try:
+            result = Trainer(cfg, progress=progress).fit(resume=resume)
+        except (DataError, CheckpointError, FileNotFoundError, FileExistsError, ValueError) as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from err
+        first, last = (result.history[0], result.history[-1]) if result.history else ({}, {})
+        typer.echo(f"steps: {result.step}  ({result.steps_per_second:.2f} steps/s)")
+        if first:
+            typer.echo(f"total loss: {first.get('total', float('nan')):.4f} -> {last.get('total', float('nan')):.4f}")
+        if result.metrics:
+            typer.echo("validation: " + "  ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
+        typer.echo(f"last checkpoint: {result.last_checkpoint}")
+        typer.echo(f"best checkpoint: {result.best_checkpoint}")
+        if result.interrupted:
+            typer.echo("interrupted: resume with --resume", err=True)
+            raise typer.Exit(130)

@@ -1,0 +1,418 @@
+"""SPOCO training loop: student network, EMA teacher, sparse labels.
+
+One optimisation step:
+
+1. draw the batch for this step (patches are a pure function of ``(seed, step)``,
+   so a resumed run sees exactly the batches the killed run would have seen);
+2. make two views of the batch, each with its own intensity augmentation and
+   invertible geometric transform (flips / 90-degree rotations);
+3. student(view 1) and teacher(view 2) are mapped back to the batch frame by
+   inverting their geometric transforms;
+4. :class:`~spoco_zoo.losses.spoco.SpocoLoss` = embedding + instance terms on
+   annotated pixels + consistency term (student vs teacher) on unlabeled pixels;
+5. optimiser step on the student, EMA update of the teacher.
+
+Checkpoints (``last.pt`` every ``checkpoint_every`` steps and at the end,
+``best.pt`` on the best validation score) are written atomically; SIGINT and
+SIGTERM save ``last.pt`` before the run stops, and ``fit(resume=True)``
+continues from it with identical model, teacher, optimiser and RNG state.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from spoco_zoo.config import TrainConfig
+from spoco_zoo.train.checkpoint import build_model, load_checkpoint, save_checkpoint
+
+__all__ = ["Trainer", "TrainResult", "resolve_device", "update_teacher"]
+
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> cuda when available, else cpu; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+@torch.no_grad()
+def update_teacher(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
+    """``teacher = momentum * teacher + (1 - momentum) * student``; buffers are copied."""
+    for t_param, s_param in zip(teacher.parameters(), student.parameters()):
+        t_param.mul_(momentum).add_(s_param.detach(), alpha=1.0 - momentum)
+    for t_buf, s_buf in zip(teacher.buffers(), student.buffers()):
+        t_buf.copy_(s_buf)
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run produced."""
+
+    step: int
+    last_checkpoint: Path
+    best_checkpoint: Optional[Path]
+    history: List[Dict[str, float]] = field(default_factory=list)
+    metrics: Dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
+    steps_per_second: float = math.nan
+
+
+class _StopRequested(Exception):
+    pass
+
+
+class Trainer:
+    """Train a SPOCO embedding network from a :class:`TrainConfig`.
+
+    Parameters
+    ----------
+    config:
+        Validated training configuration.
+    progress:
+        Show a rich progress bar with the loss terms.
+    on_step:
+        Optional callback ``(step, terms)`` after every optimisation step
+        (used by tests to simulate a kill).
+
+    Examples
+    --------
+    >>> cfg = TrainConfig.model_validate({"steps": 2, "out_dir": "/tmp/spoco-doc",
+    ...     "data": {"patch_shape": [32, 32], "batch_size": 1,
+    ...              "synthetic": {"n_train": 1, "n_val": 1, "shape": [64, 64], "n_objects": 6}},
+    ...     "model": {"depth": 2, "base_features": 4}})
+    >>> Trainer(cfg, progress=False).fit().step
+    2
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        progress: bool = True,
+        on_step: Optional[Callable[[int, Dict[str, float]], None]] = None,
+    ) -> None:
+        self.config = config
+        self.progress = progress
+        self.on_step = on_step
+        self.device = resolve_device(config.device)
+        self.out_dir = Path(config.out_dir)
+        self.use_amp = bool(config.amp and self.device.type == "cuda")
+
+    # ------------------------------------------------------------------ setup
+    def _build(self) -> None:
+        from spoco_zoo.data.dataset import build_datasets
+        from spoco_zoo.losses.spoco import SpocoLoss
+
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        self.train_set, self.val_samples = build_datasets(cfg.data, cfg.model.spatial_dims, cfg.seed)
+        self.student = build_model(cfg).to(self.device)
+        self.teacher = copy.deepcopy(self.student)
+        for param in self.teacher.parameters():
+            param.requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.loss_fn = SpocoLoss(cfg.loss, ignore_label=cfg.data.ignore_label)
+        self.step = 0
+        self.history: List[Dict[str, float]] = []
+        self.metrics: Dict[str, float] = {}
+        self.best_score = -math.inf
+
+    def _state(self) -> Dict[str, Any]:
+        return {
+            "config": self.config,
+            "step": self.step,
+            "model_state": self.student.state_dict(),
+            "teacher_state": self.teacher.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scaler_state": self.scaler.state_dict(),
+            "rng_state": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
+            "metrics": dict(self.metrics),
+            "best_score": self.best_score,
+            "history": list(self.history),
+        }
+
+    def _restore(self, path: Path) -> None:
+        state = load_checkpoint(path, map_location=self.device)
+        stored: TrainConfig = state["config"]
+        if stored.model != self.config.model:
+            raise ValueError(
+                f"{path}: cannot resume, the checkpoint's model config {stored.model} "
+                f"differs from the requested {self.config.model}"
+            )
+        for key in ("optimizer_state", "teacher_state"):
+            if key not in state:
+                raise ValueError(f"{path}: cannot resume, checkpoint lacks {key}")
+        self.student.load_state_dict(state["model_state"])
+        self.teacher.load_state_dict(state["teacher_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        if "scaler_state" in state and state["scaler_state"]:
+            self.scaler.load_state_dict(state["scaler_state"])
+        rng = state.get("rng_state") or {}
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"].cpu() if hasattr(rng["torch"], "cpu") else rng["torch"])
+        if "numpy" in rng:
+            np.random.set_state(rng["numpy"])
+        self.step = int(state["step"])
+        self.history = list(state.get("history", []))
+        self.metrics = dict(state.get("metrics", {}))
+        self.best_score = float(state.get("best_score", -math.inf))
+
+    # ------------------------------------------------------------------- data
+    def _batch(self, step: int) -> Dict[str, torch.Tensor]:
+        """The batch of ``step``: a pure function of (seed, step)."""
+        size = self.config.data.batch_size
+        n = len(self.train_set)
+        items = [self.train_set[(step * size + i) % n] for i in range(size)]
+        return {
+            "image": torch.stack([it["image"] for it in items]).to(self.device, non_blocking=True),
+            "labels": torch.stack([it["labels"] for it in items]).to(self.device, non_blocking=True),
+        }
+
+    def _step_generator(self, step: int) -> torch.Generator:
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(int(self.config.seed) * 1_000_003 + step)
+        return gen
+
+    # ------------------------------------------------------------------- step
+    def _train_step(self, step: int) -> Dict[str, float]:
+        from spoco_zoo.data.augment import GeometricTransform, intensity_augment
+
+        cfg = self.config
+        batch = self._batch(step)
+        gen = self._step_generator(step)
+        image, labels = batch["image"], batch["labels"]
+        geo_student = GeometricTransform.random(cfg.model.spatial_dims, gen)
+        geo_teacher = GeometricTransform.random(cfg.model.spatial_dims, gen)
+        view_student = geo_student.apply(intensity_augment(image, gen))
+        view_teacher = geo_teacher.apply(intensity_augment(image, gen))
+
+        self.student.train()
+        with torch.autocast(device_type=self.device.type, enabled=self.use_amp):
+            student_emb = geo_student.invert(self.student(view_student))
+            teacher_emb = None
+            if cfg.loss.consistency_weight > 0:
+                with torch.no_grad():
+                    teacher_emb = geo_teacher.invert(self.teacher(view_teacher))
+        total, terms = self.loss_fn(student_emb.float(), labels, teacher_emb, generator=gen)
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"step {step}: loss is {total.item()} (terms {terms}); lower the learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        update_teacher(self.teacher, self.student, cfg.loss.ema_momentum)
+        return terms
+
+    # ------------------------------------------------------------- validation
+    @torch.no_grad()
+    def validate(self) -> Dict[str, float]:
+        """Instance metrics (SBD, mAP) of the student on the validation images.
+
+        Falls back to the embedding loss when no dense validation labels exist.
+        """
+        from spoco_zoo.cluster import cluster_embeddings
+        from spoco_zoo.losses.discriminative import embedding_loss
+        from spoco_zoo.metrics import evaluate_instances
+
+        if not self.val_samples:
+            return {}
+        cfg = self.config
+        self.student.eval()
+        scores: Dict[str, List[float]] = {"val_embedding_loss": [], "sbd": [], "map": [], "ap50": []}
+        for image, labels in self.val_samples:
+            emb = self._predict_full(image)
+            lbl = torch.as_tensor(labels, dtype=torch.long)[None]
+            scores["val_embedding_loss"].append(
+                float(
+                    embedding_loss(
+                        emb[None],
+                        lbl,
+                        cfg.loss.delta_var,
+                        cfg.loss.delta_dist,
+                        alpha=cfg.loss.alpha,
+                        beta=cfg.loss.beta,
+                        gamma=cfg.loss.gamma,
+                        ignore_label=cfg.data.ignore_label,
+                        background_as_instance=cfg.loss.background_as_instance,
+                    )
+                )
+            )
+            if (labels == cfg.data.ignore_label).any():
+                continue  # sparse validation labels: no instance metrics
+            pred = cluster_embeddings(emb.numpy(), cfg.clustering.method, **clustering_params(cfg))
+            result = evaluate_instances(pred, labels)
+            for key in ("sbd", "map", "ap50"):
+                scores[key].append(float(result[key]))
+        return {k: float(np.mean(v)) for k, v in scores.items() if v}
+
+    def _predict_full(self, image: np.ndarray) -> torch.Tensor:
+        """Embeddings ``[E, *S]`` (cpu) of a whole image, padded to a valid size."""
+        spatial = image.shape[1:]
+        target = self.student.valid_shape(spatial)
+        pad: List[int] = []
+        for size, tgt in zip(reversed(spatial), reversed(target)):
+            pad.extend([0, tgt - size])
+        x = torch.as_tensor(image, dtype=torch.float32)[None].to(self.device)
+        if any(pad):
+            x = torch.nn.functional.pad(x, pad, mode="reflect" if max(pad) < min(spatial) else "replicate")
+        with torch.autocast(device_type=self.device.type, enabled=self.use_amp):
+            emb = self.student(x)
+        crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in spatial)
+        return emb[crop][0].float().cpu()
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, resume: bool = False, max_steps: Optional[int] = None) -> TrainResult:
+        """Train until ``config.steps`` (or ``max_steps`` more steps).
+
+        Parameters
+        ----------
+        resume:
+            Continue from ``out_dir/last.pt``; an error if it does not exist.
+        max_steps:
+            Stop after this many steps in this call (the run stays resumable).
+        """
+        self._build()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        last_path, best_path = self.out_dir / LAST, self.out_dir / BEST
+        if resume:
+            if not last_path.is_file():
+                raise FileNotFoundError(f"{last_path}: nothing to resume from")
+            self._restore(last_path)
+        elif last_path.exists():
+            raise FileExistsError(
+                f"{last_path} exists: pass --resume to continue that run or choose another --out"
+            )
+        (self.out_dir / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+
+        cfg = self.config
+        end = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
+        interrupted = False
+        started, first_step = time.perf_counter(), self.step
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def _request_stop(signum: int, frame: Any) -> None:
+            raise _StopRequested(signal.Signals(signum).name)
+
+        try:
+            for sig in previous:
+                signal.signal(sig, _request_stop)
+        except ValueError:  # not in the main thread: no signal handling
+            previous = {}
+        try:
+            with _progress(self.progress, total=cfg.steps, start=self.step) as bar:
+                while self.step < end:
+                    terms = self._train_step(self.step)
+                    self.step += 1
+                    if self.step % cfg.log_every == 0 or self.step == end:
+                        self.history.append({"step": float(self.step), **terms})
+                    bar.update(self.step, terms, self.metrics)
+                    if self.on_step is not None:
+                        self.on_step(self.step, terms)
+                    if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                        self.metrics = self.validate()
+                        score = _score(self.metrics)
+                        if score > self.best_score:
+                            self.best_score = score
+                            save_checkpoint(best_path, self._state())
+                        bar.update(self.step, terms, self.metrics)
+                    if self.step % cfg.checkpoint_every == 0 or self.step == end:
+                        save_checkpoint(last_path, self._state())
+        except (_StopRequested, KeyboardInterrupt):
+            interrupted = True
+            save_checkpoint(last_path, self._state())
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        elapsed = time.perf_counter() - started
+        if not best_path.exists():
+            save_checkpoint(best_path, self._state())
+        return TrainResult(
+            step=self.step,
+            last_checkpoint=last_path,
+            best_checkpoint=best_path,
+            history=list(self.history),
+            metrics=dict(self.metrics),
+            interrupted=interrupted,
+            steps_per_second=(self.step - first_step) / elapsed if elapsed > 0 else math.nan,
+        )
+
+
+def clustering_params(config: TrainConfig) -> Dict[str, Any]:
+    """Keyword arguments for ``cluster_embeddings`` recommended by a training config."""
+    clus = config.clustering
+    params: Dict[str, Any] = {"min_size": clus.min_size}
+    if clus.method == "mean_shift":
+        params["bandwidth"] = clus.bandwidth or config.loss.delta_var
+    elif clus.method == "consistency":
+        params["delta_var"] = clus.bandwidth or config.loss.delta_var
+    params.update(clus.params)
+    return params
+
+
+def _score(metrics: Dict[str, float]) -> float:
+    """Higher is better: SBD when available, else minus the validation loss."""
+    if "sbd" in metrics:
+        return metrics["sbd"]
+    if "val_embedding_loss" in metrics:
+        return -metrics["val_embedding_loss"]
+    return -math.inf
+
+
+class _progress:
+    """Rich progress bar with the loss terms, or a no-op."""
+
+    def __init__(self, enabled: bool, total: int, start: int) -> None:
+        self.enabled, self.total, self.start = enabled, total, start
+
+    def __enter__(self) -> "_progress":
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task("train", total=self.total, completed=self.start, info="")
+        return self
+
+    def update(self, step: int, terms: Dict[str, float], metrics: Dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        info = " ".join(f"{k}={v:.3f}" for k, v in terms.items())
+        if metrics:
+            info += " | " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items())
+        self._bar.update(self._task, completed=step, info=info)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self._bar.__exit__(*exc)
