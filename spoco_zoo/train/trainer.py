@@ -26,7 +26,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -122,7 +122,14 @@ class Trainer:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
-        self.train_set, self.val_samples = build_datasets(cfg.data, cfg.model.spatial_dims, cfg.seed)
+        self.train_set, self.val_samples = build_datasets(
+            cfg.data, cfg.model.spatial_dims, cfg.seed, samples_per_epoch=cfg.steps * cfg.data.batch_size
+        )
+        if self.train_set.in_channels != cfg.model.in_channels:
+            raise ValueError(
+                f"training images have {self.train_set.in_channels} channels but model.in_channels "
+                f"is {cfg.model.in_channels}; set --set model.in_channels={self.train_set.in_channels}"
+            )
         self.student = build_model(cfg).to(self.device)
         self.teacher = copy.deepcopy(self.student)
         for param in self.teacher.parameters():

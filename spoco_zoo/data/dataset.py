@@ -1,0 +1,277 @@
+"""Training patches from sparsely annotated images, and the datasets of a training run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from spoco_zoo.config import DataConfig
+from spoco_zoo.data.augment import random_flip_rotate
+from spoco_zoo.data.io import check_has_objects, check_pair, read_image, read_labels
+from spoco_zoo.data.normalize import normalize
+from spoco_zoo.data.sparsify import sparsify
+from spoco_zoo.data.synthetic import make_synthetic_dataset
+from spoco_zoo.errors import DataError
+
+__all__ = ["SparseInstanceDataset", "build_datasets", "DEFAULT_SAMPLES_PER_EPOCH"]
+
+Sample = Tuple[np.ndarray, np.ndarray]
+
+DEFAULT_SAMPLES_PER_EPOCH = 100_000
+"""Length of the (virtual) training dataset built by :func:`build_datasets`."""
+
+_SPARSIFY_STREAM = 1  # training image i keeps the objects drawn by default_rng((seed, 1, i))
+
+
+class SparseInstanceDataset(Dataset):
+    """Random patches of normalised images with sparse instance labels.
+
+    Item ``index`` is a pure function of ``(seed, index)``: it draws from
+    ``numpy.random.default_rng((seed, index))``, so results do not depend on
+    the order of access or on DataLoader workers.
+
+    Images smaller than ``patch_shape`` along an axis are padded once, at
+    construction: the image by reflection, the labels with ``ignore_label``
+    (padding is never counted as annotated).
+
+    Parameters
+    ----------
+    samples:
+        ``(image [C, *S] float32 normalised, labels [*S] int)`` pairs; all
+        images must have the same number of channels.
+    patch_shape:
+        Spatial patch shape, ``(y, x)`` or ``(z, y, x)``.
+    samples_per_epoch:
+        ``len(dataset)``.
+    seed:
+        Base seed of every item.
+    augment:
+        Apply :func:`~spoco_zoo.data.augment.random_flip_rotate`.
+    ignore_label:
+        Label of not-annotated pixels (used for padding).
+    object_bias:
+        Probability that a patch is centred on a random annotated object pixel
+        (otherwise its position is uniform).
+
+    Examples
+    --------
+    >>> image = np.zeros((1, 40, 40), np.float32); labels = np.zeros((40, 40), np.int64)
+    >>> labels[5:10, 5:10] = 1
+    >>> item = SparseInstanceDataset([(image, labels)], (32, 32), samples_per_epoch=2)[0]
+    >>> item["image"].shape, item["labels"].dtype
+    (torch.Size([1, 32, 32]), torch.int64)
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        patch_shape: Sequence[int],
+        samples_per_epoch: int = 1000,
+        seed: int = 0,
+        augment: bool = True,
+        ignore_label: int = -1,
+        object_bias: float = 0.8,
+    ) -> None:
+        self.patch_shape = tuple(int(p) for p in patch_shape)
+        if len(self.patch_shape) not in (2, 3) or min(self.patch_shape) < 1:
+            raise DataError(f"patch_shape: {list(self.patch_shape)} must have 2 or 3 positive extents")
+        if not samples:
+            raise DataError("samples: the dataset needs at least one (image, labels) pair")
+        if samples_per_epoch < 1:
+            raise DataError(f"samples_per_epoch: must be at least 1, got {samples_per_epoch}")
+        if not 0 <= object_bias <= 1:
+            raise DataError(f"object_bias: must be in [0, 1], got {object_bias}")
+        self.samples_per_epoch = int(samples_per_epoch)
+        self.seed = int(seed)
+        self.augment = augment
+        self.ignore_label = int(ignore_label)
+        self.object_bias = float(object_bias)
+        self.images: List[np.ndarray] = []
+        self.labels: List[np.ndarray] = []
+        self._annotated: List[np.ndarray] = []
+        for i, (image, labels) in enumerate(samples):
+            image, labels = self._validate(i, image, labels)
+            image, labels = self._pad(image, labels)
+            self.images.append(image)
+            self.labels.append(labels)
+            self._annotated.append(np.flatnonzero(labels > 0))
+
+    @property
+    def in_channels(self) -> int:
+        """Number of image channels."""
+        return int(self.images[0].shape[0])
+
+    def _validate(self, i: int, image: np.ndarray, labels: np.ndarray) -> Sample:
+        image = np.asarray(image, dtype=np.float32)
+        labels = np.asarray(labels)
+        ndim = len(self.patch_shape)
+        if image.ndim != ndim + 1:
+            raise DataError(f"samples[{i}]: image must be [C, *S] with {ndim} spatial axes, got shape {image.shape}")
+        if tuple(image.shape[1:]) != tuple(labels.shape):
+            raise DataError(f"samples[{i}]: labels shape {labels.shape} does not match image shape {image.shape}")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(f"samples[{i}]: labels must be integers, got dtype {labels.dtype}")
+        if self.images and image.shape[0] != self.images[0].shape[0]:
+            raise DataError(
+                f"samples[{i}]: image has {image.shape[0]} channels, samples[0] has {self.images[0].shape[0]}"
+            )
+        return image, labels.astype(np.int64)
+
+    def _pad(self, image: np.ndarray, labels: np.ndarray) -> Sample:
+        missing = [max(0, p - s) for p, s in zip(self.patch_shape, labels.shape)]
+        if not any(missing):
+            return image, labels
+        widths = [(m // 2, m - m // 2) for m in missing]
+        mode = "reflect" if min(labels.shape) > 1 else "edge"
+        image = np.pad(image, [(0, 0)] + widths, mode=mode)
+        labels = np.pad(labels, widths, mode="constant", constant_values=self.ignore_label)
+        return image, labels
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def _corner(self, which: int, rng: np.random.Generator) -> Tuple[int, ...]:
+        """Start of a patch: centred on an annotated pixel (``object_bias``) or uniform."""
+        shape = self.labels[which].shape
+        highest = [s - p for s, p in zip(shape, self.patch_shape)]
+        annotated = self._annotated[which]
+        if len(annotated) and rng.random() < self.object_bias:
+            centre = np.unravel_index(annotated[rng.integers(len(annotated))], shape)
+            return tuple(int(np.clip(c - p // 2, 0, h)) for c, p, h in zip(centre, self.patch_shape, highest))
+        return tuple(int(rng.integers(h + 1)) for h in highest)
+
+    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+        if not 0 <= index < self.samples_per_epoch:
+            raise IndexError(f"index {index} out of range for {self.samples_per_epoch} samples")
+        rng = np.random.default_rng((self.seed, int(index)))
+        which = int(rng.integers(len(self.images)))
+        corner = self._corner(which, rng)
+        window = tuple(slice(c, c + p) for c, p in zip(corner, self.patch_shape))
+        image = self.images[which][(slice(None),) + window]
+        labels = self.labels[which][window]
+        if self.augment:
+            image, labels = random_flip_rotate(image, labels, rng)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
+            "labels": torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)),
+        }
+
+
+# ---------------------------------------------------------------------------- building
+def _sparsify_train(labels: np.ndarray, cfg: DataConfig, seed: int, index: int) -> np.ndarray:
+    """Sparse labels of training image ``index`` (the paper's protocol, reproducible per run seed)."""
+    return sparsify(labels, cfg.object_fraction, (seed, _SPARSIFY_STREAM, index), cfg.ignore_label, cfg.keep_background)
+
+
+def _synthetic_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> Tuple[List[Sample], List[Sample]]:
+    syn = cfg.synthetic
+    if len(syn.shape) != spatial_dims:
+        raise DataError(f"data.synthetic.shape: {syn.shape} has {len(syn.shape)} axes, spatial_dims is {spatial_dims}")
+    train = make_synthetic_dataset(syn.n_train, syn.shape, syn.n_objects, syn.seed)
+    val = make_synthetic_dataset(syn.n_val, syn.shape, syn.n_objects, syn.seed, start=syn.n_train)
+    train_samples = [
+        (normalize(image[None], cfg.normalization), _sparsify_train(labels, cfg, seed, i))
+        for i, (image, labels) in enumerate(train)
+    ]
+    val_samples = [(normalize(image[None], cfg.normalization), labels) for image, labels in val]
+    return train_samples, val_samples
+
+
+def _read_pairs(
+    images: Sequence[Path], labels: Sequence[Path], cfg: DataConfig, spatial_dims: int
+) -> List[Sample]:
+    """Read, validate and normalise ``(image, labels)`` file pairs (labels as stored)."""
+    pairs: List[Sample] = []
+    for image_path, label_path in zip(images, labels):
+        image = read_image(image_path, cfg.image_key, spatial_dims)
+        label = read_labels(label_path, cfg.label_key, spatial_dims, cfg.ignore_label)
+        check_pair(image, label, image_path, label_path)
+        check_has_objects(label, label_path)
+        if pairs and image.shape[0] != pairs[0][0].shape[0]:
+            raise DataError(
+                f"{image_path}: image has {image.shape[0]} channels but {images[0]} has {pairs[0][0].shape[0]}"
+            )
+        pairs.append((normalize(image, cfg.normalization), label))
+    return pairs
+
+
+def _file_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> Tuple[List[Sample], List[Sample]]:
+    train = _read_pairs(cfg.train_images or [], cfg.train_labels or [], cfg, spatial_dims)
+    if not train:
+        raise DataError("data.train_images: the list of training images is empty")
+    if not cfg.labels_are_sparse:
+        train = [(image, _sparsify_train(labels, cfg, seed, i)) for i, (image, labels) in enumerate(train)]
+    val: List[Sample] = []
+    if cfg.val_images:
+        val = _read_pairs(cfg.val_images, cfg.val_labels or [], cfg, spatial_dims)
+        if val[0][0].shape[0] != train[0][0].shape[0]:
+            raise DataError(
+                f"{cfg.val_images[0]}: validation image has {val[0][0].shape[0]} channels, "
+                f"training images have {train[0][0].shape[0]}"
+            )
+    return train, val
+
+
+def build_datasets(
+    cfg: DataConfig,
+    spatial_dims: int,
+    seed: int,
+    samples_per_epoch: Optional[int] = None,
+) -> Tuple[SparseInstanceDataset, List[Sample]]:
+    """The training dataset and the validation images of a run.
+
+    Without ``cfg.train_images`` the built-in synthetic data is generated in
+    memory (``cfg.synthetic``; validation images continue the training
+    sequence, so they never repeat one). Otherwise the files are read with
+    ``cfg.image_key`` / ``cfg.label_key`` and every pair is validated.
+
+    Training labels are sparsified with ``cfg.object_fraction`` (seed
+    ``(seed, 1, i)`` for image ``i``) unless ``cfg.labels_are_sparse``.
+    Validation labels are kept as given (dense ground truth for the metrics).
+    All images are normalised with ``cfg.normalization``.
+
+    Parameters
+    ----------
+    cfg:
+        Data configuration.
+    spatial_dims:
+        2 or 3 (the model's).
+    seed:
+        Run seed: which objects stay annotated and which patches are drawn.
+    samples_per_epoch:
+        Length of the training dataset (default :data:`DEFAULT_SAMPLES_PER_EPOCH`).
+
+    Returns
+    -------
+    train, val_samples:
+        :class:`SparseInstanceDataset` (augmented) and a list of full
+        ``(image [C, *S] float32, labels [*S] int64)``; empty without validation files.
+
+    Raises
+    ------
+    DataError
+        Naming the file: unreadable, wrong shape, NaN, image/label mismatch, no object.
+    """
+    if spatial_dims not in (2, 3):
+        raise DataError(f"spatial_dims: must be 2 or 3, got {spatial_dims}")
+    if len(cfg.patch_shape) != spatial_dims:
+        raise DataError(
+            f"data.patch_shape: {cfg.patch_shape} has {len(cfg.patch_shape)} axes, spatial_dims is {spatial_dims}"
+        )
+    if cfg.train_images is None:
+        train, val = _synthetic_samples(cfg, spatial_dims, seed)
+    else:
+        train, val = _file_samples(cfg, spatial_dims, seed)
+    dataset = SparseInstanceDataset(
+        train,
+        cfg.patch_shape,
+        samples_per_epoch=samples_per_epoch or DEFAULT_SAMPLES_PER_EPOCH,
+        seed=seed,
+        augment=True,
+        ignore_label=cfg.ignore_label,
+    )
+    return dataset, val

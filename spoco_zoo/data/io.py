@@ -1,0 +1,380 @@
+"""Reading and writing images and label images: TIFF, HDF5 and Zarr.
+
+Supported inputs (chosen by file extension):
+
+- TIFF: ``.tif``, ``.tiff`` (:mod:`tifffile`; ``key`` is ignored);
+- HDF5: ``.h5``, ``.hdf5``, ``.hdf`` (:mod:`h5py`; ``key`` = dataset path);
+- Zarr: a ``.zarr`` directory or a ``.zarr.zip`` file (:mod:`zarr`; ``key`` = array path).
+
+For HDF5/Zarr, ``key=None`` works when the file holds exactly one array;
+otherwise the error lists the keys to choose from.
+
+Axis rule for images (the result is always ``[C, *S]``):
+
+=========  ======================  ================================================
+array      ``spatial_dims``        read as
+=========  ======================  ================================================
+2-D        ``None`` or 2           ``yx`` (a channel axis ``C = 1`` is added)
+3-D        2                       ``cyx``; but ``yxc`` when the last axis has <= 4
+                                   entries and the first has more (RGB-like TIFF)
+3-D        3                       ``zyx`` (``C = 1`` is added)
+3-D        ``None``                ``cyx`` if the first axis has <= 4 entries,
+                                   else ``yxc`` if the last axis has <= 4 entries,
+                                   else ``zyx``
+4-D        ``None`` or 3           ``czyx``
+=========  ======================  ================================================
+
+Pass ``spatial_dims`` whenever it is known: it removes the guess for 3-D arrays.
+Label images are ``yx`` or ``zyx`` (a leading singleton channel axis is dropped).
+
+Every problem raises :class:`~spoco_zoo.errors.DataError` whose message starts
+with the file path.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import List, Optional, Union
+
+import numpy as np
+
+from spoco_zoo.errors import DataError
+
+__all__ = [
+    "read_array",
+    "read_image",
+    "read_labels",
+    "check_pair",
+    "check_has_objects",
+    "write_tiff",
+    "write_image",
+]
+
+PathLike = Union[str, Path]
+
+_TIFF = (".tif", ".tiff")
+_HDF5 = (".h5", ".hdf5", ".hdf")
+_ZARR = (".zarr", ".zarr.zip")
+_MAX_CHANNELS = 4  # a leading (or trailing) axis this short is read as channels when guessing
+
+
+# ---------------------------------------------------------------------------- reading raw arrays
+def _file_format(path: Path) -> str:
+    name = path.name.lower()
+    for fmt, suffixes in (("tiff", _TIFF), ("hdf5", _HDF5), ("zarr", _ZARR)):
+        if name.endswith(suffixes):
+            return fmt
+    supported = ", ".join(_TIFF + _HDF5 + _ZARR)
+    raise DataError(f"{path}: unsupported file extension (supported: {supported})")
+
+
+def _pick_key(path: Path, keys: List[str], key: Optional[str]) -> str:
+    """The array to read: ``key`` if given, else the only array in the file."""
+    if key is not None:
+        if key not in keys:
+            raise DataError(f"{path}: no array {key!r} in the file (arrays: {', '.join(keys) or 'none'})")
+        return key
+    if len(keys) == 1:
+        return keys[0]
+    if not keys:
+        raise DataError(f"{path}: the file holds no array")
+    raise DataError(f"{path}: the file holds {len(keys)} arrays, pass a key to choose one of: {', '.join(keys)}")
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    return np.asarray(tifffile.imread(path))
+
+
+def _read_hdf5(path: Path, key: Optional[str]) -> np.ndarray:
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        keys: List[str] = []
+        handle.visititems(lambda name, obj: keys.append(name) if isinstance(obj, h5py.Dataset) else None)
+        return np.asarray(handle[_pick_key(path, keys, key)][()])
+
+
+def _read_zarr(path: Path, key: Optional[str]) -> np.ndarray:
+    import zarr
+
+    store = None
+    try:
+        if path.name.lower().endswith(".zip"):
+            from zarr.storage import ZipStore
+
+            store = ZipStore(path, mode="r")
+            node = zarr.open(store, mode="r")
+        else:
+            node = zarr.open(str(path), mode="r")
+        if isinstance(node, zarr.Array):
+            if key not in (None, ""):
+                raise DataError(f"{path}: key {key!r} given but the file is a single array")
+            return np.asarray(node[...])
+        keys = [name for name, member in node.members(max_depth=None) if isinstance(member, zarr.Array)]
+        return np.asarray(node[_pick_key(path, sorted(keys), key)][...])
+    finally:
+        if store is not None:
+            store.close()
+
+
+def read_array(path: PathLike, key: Optional[str] = None) -> np.ndarray:
+    """Read one array from a TIFF, HDF5 or Zarr file, as stored.
+
+    Parameters
+    ----------
+    path:
+        The file (``.zarr``: a directory).
+    key:
+        Dataset/array path inside HDF5/Zarr files; optional when the file holds
+        exactly one array. Ignored for TIFF.
+
+    Raises
+    ------
+    DataError
+        Missing file, unsupported extension, unreadable or corrupt content,
+        ambiguous or unknown key, empty array.
+    """
+    path = Path(path)
+    fmt = _file_format(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    try:
+        if fmt == "tiff":
+            array = _read_tiff(path)
+        elif fmt == "hdf5":
+            array = _read_hdf5(path, key)
+        else:
+            array = _read_zarr(path, key)
+    except DataError:
+        raise
+    except Exception as err:  # corrupt files raise many different types
+        raise DataError(f"{path}: cannot read {fmt.upper()} file ({type(err).__name__}: {err})") from err
+    if array.size == 0:
+        raise DataError(f"{path}: the array is empty (shape {array.shape})")
+    return array
+
+
+# ---------------------------------------------------------------------------- images
+def _image_axes(shape: tuple, spatial_dims: Optional[int]) -> str:
+    """Axis letters of a stored image of ``shape`` (see the module docstring)."""
+    ndim = len(shape)
+    if ndim == 2 and spatial_dims in (None, 2):
+        return "yx"
+    if ndim == 4 and spatial_dims in (None, 3):
+        return "czyx"
+    if ndim == 3:
+        channels_last = shape[-1] <= _MAX_CHANNELS < shape[0]
+        if spatial_dims == 3:
+            return "zyx"
+        if spatial_dims == 2:
+            return "yxc" if channels_last else "cyx"
+        if shape[0] <= _MAX_CHANNELS:
+            return "cyx"
+        return "yxc" if channels_last else "zyx"
+    return ""
+
+
+def read_image(path: PathLike, key: Optional[str] = None, spatial_dims: Optional[int] = None) -> np.ndarray:
+    """Read an image as float32 ``[C, *S]``.
+
+    Parameters
+    ----------
+    path:
+        TIFF, HDF5 or Zarr file.
+    key:
+        Array inside HDF5/Zarr (see :func:`read_array`).
+    spatial_dims:
+        2 or 3 when known; decides how a 3-D array is read (see the module docstring).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[C, y, x]`` or ``[C, z, y, x]``.
+
+    Raises
+    ------
+    DataError
+        Unreadable file, unsupported number of axes, non-numeric data, NaN or inf values.
+    """
+    if spatial_dims not in (None, 2, 3):
+        raise DataError(f"spatial_dims: must be 2, 3 or None, got {spatial_dims}")
+    path = Path(path)
+    array = read_array(path, key)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
+        raise DataError(f"{path}: image has non-numeric dtype {array.dtype}")
+    axes = _image_axes(array.shape, spatial_dims)
+    if not axes:
+        wanted = {None: "2, 3 or 4", 2: "2 (yx) or 3 (cyx)", 3: "3 (zyx) or 4 (czyx)"}[spatial_dims]
+        raise DataError(f"{path}: image has {array.ndim} axes (shape {array.shape}), expected {wanted}")
+    if axes == "yxc":
+        array = np.moveaxis(array, -1, 0)
+    elif not axes.startswith("c"):
+        array = array[None]
+    image = np.ascontiguousarray(array, dtype=np.float32)
+    bad = int(np.count_nonzero(~np.isfinite(image)))
+    if bad:
+        raise DataError(f"{path}: image contains {bad} NaN or infinite values")
+    return image
+
+
+# ---------------------------------------------------------------------------- labels
+def _as_int64_labels(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.dtype == bool:
+        return array.astype(np.int64)
+    if np.issubdtype(array.dtype, np.integer):
+        if array.dtype == np.uint64 and array.max() > np.iinfo(np.int64).max:
+            raise DataError(f"{path}: label ids exceed the int64 range")
+        return array.astype(np.int64)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.all(np.isfinite(array)):
+            raise DataError(f"{path}: labels contain NaN or infinite values")
+        if not np.array_equal(array, np.round(array)):
+            raise DataError(f"{path}: labels are not integer-valued (float labels with fractional values)")
+        return array.astype(np.int64)
+    raise DataError(f"{path}: labels have unsupported dtype {array.dtype}")
+
+
+def read_labels(
+    path: PathLike,
+    key: Optional[str] = None,
+    spatial_dims: Optional[int] = None,
+    ignore_label: int = -1,
+) -> np.ndarray:
+    """Read a label image as int64 ``[*S]``.
+
+    0 = background, positive ids = objects, ``ignore_label`` = not annotated.
+    Float files are accepted when every value is a whole number; a leading
+    singleton (channel) axis is dropped.
+
+    Parameters
+    ----------
+    path, key:
+        See :func:`read_array`.
+    spatial_dims:
+        2 or 3 when known: the number of axes the labels must have.
+    ignore_label:
+        The only negative value allowed.
+
+    Raises
+    ------
+    DataError
+        Unreadable file, wrong number of axes, fractional values, negative values
+        other than ``ignore_label``.
+    """
+    if spatial_dims not in (None, 2, 3):
+        raise DataError(f"spatial_dims: must be 2, 3 or None, got {spatial_dims}")
+    path = Path(path)
+    array = read_array(path, key)
+    allowed = (2, 3) if spatial_dims is None else (spatial_dims,)
+    if array.ndim == max(allowed) + 1 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim not in allowed:
+        wanted = " or ".join(f"{n} ({'yx' if n == 2 else 'zyx'})" for n in allowed)
+        raise DataError(f"{path}: labels have {array.ndim} axes (shape {array.shape}), expected {wanted}")
+    labels = _as_int64_labels(array, path)
+    bad = (labels < 0) & (labels != ignore_label)
+    if bad.any():
+        values = np.unique(labels[bad])[:5].tolist()
+        raise DataError(
+            f"{path}: labels contain negative values {values} other than ignore_label ({ignore_label})"
+        )
+    return labels
+
+
+# ---------------------------------------------------------------------------- checks
+def check_pair(
+    image: np.ndarray, labels: np.ndarray, image_path: PathLike, label_path: PathLike
+) -> None:
+    """Raise :class:`DataError` unless ``labels.shape`` equals the spatial shape of ``image [C, *S]``."""
+    if tuple(image.shape[1:]) != tuple(labels.shape):
+        raise DataError(
+            f"{label_path}: label shape {tuple(labels.shape)} does not match the spatial shape "
+            f"{tuple(image.shape[1:])} of image {image_path} (image shape {tuple(image.shape)})"
+        )
+
+
+def check_has_objects(labels: np.ndarray, path: PathLike) -> None:
+    """Raise :class:`DataError` when ``labels`` has no positive (object) id."""
+    if not np.any(labels > 0):
+        raise DataError(f"{path}: no labeled object at all (no positive label id)")
+
+
+# ---------------------------------------------------------------------------- writing
+def _atomic_tiff(path: Path, array: np.ndarray, **kwargs: object) -> Path:
+    """Write ``array`` to ``path`` via a temporary file in the same folder and :func:`os.replace`."""
+    import tifffile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a unique name opened normally (not mkstemp), so the file gets the usual umask permissions
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tifffile.imwrite(tmp, array, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_tiff(path: PathLike, labels: np.ndarray, ignore_label: Optional[int] = None) -> Path:
+    """Write a label image to a TIFF file atomically (zlib-compressed).
+
+    Non-negative labels are stored as uint16 when ``max < 65536``, else uint32.
+    Negative values are refused unless ``ignore_label`` is given: sparse label
+    images (values ``>= 0`` or ``== ignore_label``) are stored as int16 / int32.
+
+    Parameters
+    ----------
+    path:
+        Output ``.tif``/``.tiff`` file; parent folders are created.
+    labels:
+        Integer (or boolean) array ``[*S]``.
+    ignore_label:
+        The one negative value allowed, for sparse labels.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    labels = np.asarray(labels)
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+        raise DataError(f"{path}: write_tiff writes label images, got dtype {labels.dtype} (use write_image)")
+    if labels.size == 0:
+        raise DataError(f"{path}: cannot write an empty label image")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0:
+        if ignore_label is None or ignore_label >= 0:
+            raise DataError(f"{path}: label image has negative values (min {low}); pass ignore_label for sparse labels")
+        if np.any((labels < 0) & (labels != ignore_label)):
+            raise DataError(f"{path}: label image has negative values other than ignore_label ({ignore_label})")
+        dtype = np.int16 if high < 2**15 and ignore_label >= -(2**15) else np.int32
+    else:
+        dtype = np.uint16 if high < 2**16 else np.uint32
+    if high >= 2**32 or (low < 0 and high >= 2**31):
+        raise DataError(f"{path}: label ids up to {high} do not fit a 32-bit TIFF")
+    return _atomic_tiff(path, labels.astype(dtype), compression="zlib", photometric="minisblack")
+
+
+def write_image(path: PathLike, image: np.ndarray) -> Path:
+    """Write an image as a float32 TIFF atomically (any axes, e.g. ``[C, *S]`` or ``[*S]``).
+
+    Raises
+    ------
+    DataError
+        Non-numeric data, or NaN / infinite values.
+    """
+    path = Path(path)
+    image = np.asarray(image)
+    if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or np.iscomplexobj(image):
+        raise DataError(f"{path}: cannot write an image of dtype {image.dtype}")
+    image = image.astype(np.float32)
+    if not np.all(np.isfinite(image)):
+        raise DataError(f"{path}: image contains NaN or infinite values")
+    return _atomic_tiff(path, image, compression="zlib", photometric="minisblack")

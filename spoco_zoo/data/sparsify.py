@@ -1,0 +1,89 @@
+"""Sparse annotations from dense ground truth: the SPOCO paper's protocol.
+
+A fixed fraction of the objects of each image is kept, chosen uniformly at
+random; all other object pixels become ``ignore_label`` (not annotated).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import numpy as np
+
+from spoco_zoo.errors import DataError
+
+__all__ = ["sparsify", "n_kept"]
+
+
+def n_kept(n_objects: int, object_fraction: float) -> int:
+    """Number of objects kept: ``round(object_fraction * n_objects)``, at least 1 if any exist.
+
+    Python's ``round`` rounds halves to even (``round(2.5) == 2``).
+
+    >>> n_kept(40, 0.1), n_kept(3, 0.1), n_kept(0, 0.5)
+    (4, 1, 0)
+    """
+    if n_objects <= 0:
+        return 0
+    return int(min(n_objects, max(1, round(object_fraction * n_objects))))
+
+
+def sparsify(
+    labels: np.ndarray,
+    object_fraction: float,
+    seed: Union[int, Sequence[int]],
+    ignore_label: int = -1,
+    keep_background: bool = True,
+) -> np.ndarray:
+    """Keep a random fraction of the objects of a label image annotated.
+
+    Parameters
+    ----------
+    labels:
+        Integer label image ``[*S]``: 0 = background, positive ids = objects.
+        Pixels already equal to ``ignore_label`` stay unlabeled (they are
+        neither objects nor background).
+    object_fraction:
+        Fraction in ``(0, 1]`` of the objects kept; see :func:`n_kept` (at least
+        one object is kept when the image has any).
+    seed:
+        Seed of :func:`numpy.random.default_rng` (int or sequence of ints):
+        the same seed keeps the same objects.
+    ignore_label:
+        Value of not-annotated pixels (must be <= 0).
+    keep_background:
+        Keep background pixels as 0 (annotated background, as in the paper);
+        if False they become ``ignore_label`` too.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``[*S]``: kept objects with their original ids, 0 background (if
+        kept), ``ignore_label`` elsewhere.
+
+    Examples
+    --------
+    >>> lab = np.repeat(np.arange(11), 3)  # background + 10 objects
+    >>> sparse = sparsify(lab, 0.2, seed=0)
+    >>> len(np.unique(sparse[sparse > 0]))
+    2
+    """
+    if not 0 < object_fraction <= 1:
+        raise DataError(f"object_fraction: must be in (0, 1], got {object_fraction}")
+    if ignore_label > 0:
+        raise DataError(f"ignore_label: must be <= 0 (positive values are object ids), got {ignore_label}")
+    labels = np.asarray(labels)
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+        raise DataError(f"labels: must be an integer array, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+
+    ids = np.unique(labels[labels > 0])
+    rng = np.random.default_rng(seed)
+    kept = rng.choice(ids, size=n_kept(len(ids), object_fraction), replace=False) if len(ids) else ids
+
+    out = np.full_like(labels, ignore_label)
+    keep = np.isin(labels, kept)
+    out[keep] = labels[keep]
+    if keep_background:
+        out[labels == 0] = 0
+    return out

@@ -1,0 +1,146 @@
+"""Trainer: the loss goes down, runs resume exactly, kills lose nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict
+
+import numpy as np
+import pytest
+import torch
+
+from spoco_zoo.config import TrainConfig
+from spoco_zoo.train.checkpoint import load_checkpoint
+from spoco_zoo.train.trainer import Trainer, update_teacher
+
+
+def _config(out_dir: Path, **extra: Any) -> TrainConfig:
+    raw: Dict[str, Any] = {
+        "steps": 8,
+        "lr": 3e-3,
+        "out_dir": str(out_dir),
+        "checkpoint_every": 4,
+        "val_every": 1000,
+        "log_every": 1,
+        "model": {"depth": 2, "base_features": 8, "embedding_dim": 8},
+        "data": {
+            "patch_shape": [64, 64],
+            "batch_size": 2,
+            "object_fraction": 0.3,
+            "synthetic": {"n_train": 4, "n_val": 1, "shape": [96, 96], "n_objects": 12},
+        },
+    }
+    for key, value in extra.items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return TrainConfig.model_validate(raw)
+
+
+def test_short_training_lowers_loss(tmp_path: Path) -> None:
+    cfg = _config(tmp_path / "run", steps=120, **{"loss.consistency_weight": 0.5})
+    result = Trainer(cfg, progress=False).fit()
+    totals = np.array([h["total"] for h in result.history])
+    start, end = totals[:10].mean(), totals[-10:].mean()
+    assert result.step == 120
+    assert end < 0.6 * start, f"loss did not drop enough: {start:.3f} -> {end:.3f}"
+    # best/last checkpoints hold config + weights + normalisation
+    state = load_checkpoint(result.last_checkpoint)
+    assert state["step"] == 120
+    assert state["config"].data.normalization.mode == "percentile"
+    assert set(state) >= {"model_state", "teacher_state", "optimizer_state", "rng_state"}
+    assert result.best_checkpoint is not None and result.best_checkpoint.exists()
+
+
+def test_resume_is_exact(tmp_path: Path) -> None:
+    """Stopping at step 4 and resuming gives bit-identical weights to an uninterrupted run."""
+    full = Trainer(_config(tmp_path / "full"), progress=False)
+    full.fit()
+
+    partial_cfg = _config(tmp_path / "partial")
+    Trainer(partial_cfg, progress=False).fit(max_steps=4)
+    saved = load_checkpoint(tmp_path / "partial" / "last.pt")
+    assert saved["step"] == 4
+
+    resumed = Trainer(partial_cfg, progress=False)
+    resumed._build()
+    resumed._restore(tmp_path / "partial" / "last.pt")
+    restored_state = resumed.optimizer.state_dict()["state"]
+    for key, value in saved["optimizer_state"]["state"].items():
+        for name, tensor in value.items():
+            assert torch.equal(restored_state[key][name], tensor), f"optimizer state {key}/{name} differs"
+
+    result = Trainer(partial_cfg, progress=False).fit(resume=True)
+    assert result.step == 8
+    final = load_checkpoint(tmp_path / "partial" / "last.pt")
+    for name, tensor in full.student.state_dict().items():
+        assert torch.allclose(final["model_state"][name], tensor, atol=1e-6), name
+    for name, tensor in full.teacher.state_dict().items():
+        assert torch.allclose(final["teacher_state"][name], tensor, atol=1e-6), name
+
+
+def test_interrupt_saves_last_checkpoint(tmp_path: Path) -> None:
+    def stop(step: int, terms: Dict[str, float]) -> None:
+        if step == 3:
+            raise KeyboardInterrupt
+
+    result = Trainer(_config(tmp_path / "run"), progress=False, on_step=stop).fit()
+    assert result.interrupted
+    assert load_checkpoint(result.last_checkpoint)["step"] == 3
+    resumed = Trainer(_config(tmp_path / "run"), progress=False).fit(resume=True)
+    assert resumed.step == 8
+
+
+def test_existing_run_needs_resume_flag(tmp_path: Path) -> None:
+    cfg = _config(tmp_path / "run", steps=2)
+    Trainer(cfg, progress=False).fit()
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer(cfg, progress=False).fit()
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        Trainer(_config(tmp_path / "other"), progress=False).fit(resume=True)
+
+
+def test_sigkill_leaves_a_loadable_checkpoint_and_resume_finishes(tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    cmd = [
+        sys.executable, "-m", "spoco_zoo.cli.main", "train", "--no-progress", "--out", str(out),
+        "--steps", "400",
+        "--set", "checkpoint_every=1", "--set", "val_every=1000",
+        "--set", "model.depth=2", "--set", "model.base_features=4",
+        "--set", "data.patch_shape=[32,32]", "--set", "data.batch_size=1",
+        "--set", "data.synthetic.n_train=2", "--set", "data.synthetic.n_val=1",
+        "--set", "data.synthetic.shape=[64,64]", "--set", "data.synthetic.n_objects=8",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (out / "last.pt").exists():
+            time.sleep(0.2)
+        assert (out / "last.pt").exists(), proc.stdout.read().decode() if proc.poll() is not None else "no checkpoint"
+        time.sleep(1.0)  # let it write several more checkpoints, then kill mid-run
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    state = load_checkpoint(out / "last.pt")  # never half-written
+    step = state["step"]
+    assert 1 <= step < 400
+
+    cfg = TrainConfig.model_validate(state["config"].to_dict() | {"steps": step + 2})
+    result = Trainer(cfg, progress=False).fit(resume=True)
+    assert result.step == step + 2
+
+
+def test_update_teacher_is_exponential_moving_average() -> None:
+    student, teacher = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        student.weight.fill_(1.0)
+        teacher.weight.fill_(0.0)
+    update_teacher(teacher, student, momentum=0.9)
+    assert torch.allclose(teacher.weight, torch.full((2, 2), 0.1))
