@@ -1,0 +1,150 @@
+"""The full SPOCO loss: weighted embedding, instance and consistency terms.
+
+``total = embedding_weight * embedding_loss + instance_weight * instance_loss
++ consistency_weight * consistency_loss``, computed in float32 with autocast
+disabled so that mixed-precision training cannot underflow the kernel or the
+Dice ratios.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from spoco_zoo.losses.consistency import consistency_loss
+from spoco_zoo.losses.discriminative import _graph_zero, embedding_loss
+from spoco_zoo.losses.instance import instance_loss
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; keeps this module torch-only at runtime
+    from spoco_zoo.config import LossConfig
+
+__all__ = ["SpocoLoss", "LOSS_TERMS"]
+
+#: Keys of the per-term dictionary returned by :meth:`SpocoLoss.forward`.
+LOSS_TERMS = ("embedding", "instance", "consistency", "total")
+
+
+def _float32_context(device: torch.device) -> contextlib.AbstractContextManager:
+    """Context that disables autocast on ``device`` (no-op where autocast does not exist)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+class SpocoLoss(nn.Module):
+    """SPOCO training loss built from a :class:`spoco_zoo.config.LossConfig`.
+
+    Parameters
+    ----------
+    config : LossConfig, optional
+        Margins, weights and sampling settings; defaults to ``LossConfig()``.
+    ignore_label : int
+        Label of unannotated pixels (``DataConfig.ignore_label``).
+
+    Notes
+    -----
+    A term whose weight is 0 is not computed and is reported as 0.0. The
+    consistency term is also skipped (0.0) when no teacher embeddings are
+    given. Reported term values are unweighted; ``total`` is the weighted sum.
+    """
+
+    def __init__(self, config: Optional["LossConfig"] = None, ignore_label: int = -1) -> None:
+        super().__init__()
+        if config is None:
+            from spoco_zoo.config import LossConfig
+
+            config = LossConfig()
+        self.config = config
+        self.ignore_label = int(ignore_label)
+
+    def _embedding_term(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        cfg = self.config
+        return embedding_loss(
+            embeddings,
+            labels,
+            cfg.delta_var,
+            cfg.delta_dist,
+            alpha=cfg.alpha,
+            beta=cfg.beta,
+            gamma=cfg.gamma,
+            ignore_label=self.ignore_label,
+            background_as_instance=cfg.background_as_instance,
+        )
+
+    def _instance_term(
+        self, embeddings: Tensor, labels: Tensor, generator: Optional[torch.Generator]
+    ) -> Tensor:
+        return instance_loss(
+            embeddings,
+            labels,
+            self.config.delta_var,
+            ignore_label=self.ignore_label,
+            anchors_per_object=self.config.anchors_per_object,
+            generator=generator,
+        )
+
+    def _consistency_term(
+        self, embeddings: Tensor, teacher: Tensor, labels: Tensor, generator: Optional[torch.Generator]
+    ) -> Tensor:
+        return consistency_loss(
+            embeddings,
+            teacher,
+            labels,
+            self.config.delta_var,
+            ignore_label=self.ignore_label,
+            num_anchors=self.config.consistency_anchors,
+            generator=generator,
+        )
+
+    def forward(
+        self,
+        embeddings: Tensor,
+        labels: Tensor,
+        teacher_embeddings: Optional[Tensor] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> Tuple[Tensor, Dict[str, float]]:
+        """Weighted SPOCO loss of a batch.
+
+        Parameters
+        ----------
+        embeddings : Tensor
+            ``[B, E, *S]`` student embeddings (any float dtype; computed in float32).
+        labels : Tensor
+            ``[B, *S]`` sparse integer labels.
+        teacher_embeddings : Tensor, optional
+            ``[B, E, *S]`` teacher embeddings aligned to the student's frame;
+            without them the consistency term is skipped.
+        generator : torch.Generator, optional
+            Makes anchor sampling reproducible.
+
+        Returns
+        -------
+        total : Tensor
+            Float32 scalar to back-propagate.
+        terms : dict of str to float
+            Unweighted ``'embedding'``, ``'instance'``, ``'consistency'`` and the
+            weighted ``'total'``.
+        """
+        cfg = self.config
+        with _float32_context(embeddings.device):
+            embeddings = embeddings.float()
+            terms: Dict[str, Tensor] = {}
+            zero = _graph_zero(embeddings)
+            terms["embedding"] = self._embedding_term(embeddings, labels) if cfg.embedding_weight > 0 else zero
+            terms["instance"] = (
+                self._instance_term(embeddings, labels, generator) if cfg.instance_weight > 0 else zero
+            )
+            use_consistency = teacher_embeddings is not None and cfg.consistency_weight > 0
+            terms["consistency"] = (
+                self._consistency_term(embeddings, teacher_embeddings, labels, generator) if use_consistency else zero
+            )
+            total = (
+                cfg.embedding_weight * terms["embedding"]
+                + cfg.instance_weight * terms["instance"]
+                + cfg.consistency_weight * terms["consistency"]
+            )
+        values = torch.stack([terms["embedding"], terms["instance"], terms["consistency"], total]).detach()
+        return total, dict(zip(LOSS_TERMS, (float(v) for v in values.tolist())))
