@@ -1,13 +1,138 @@
-"""`spoco-zoo evaluate` (placeholder until implemented)."""
+"""``spoco-zoo evaluate``: score predicted instance label images against ground truth.
+
+Pairing: every ground-truth TIFF ``GT_DIR/<stem>.tif`` (or ``.tiff``) is paired
+with the first existing of ``PRED_DIR/<stem>_instances.tif``,
+``<stem>_instances.tiff``, ``<stem>.tif``, ``<stem>.tiff`` (the first two are
+what ``spoco-zoo segment`` writes; for ``<name>.ome.tif`` ground truth,
+``<name>_instances.tif`` is also accepted). Ground-truth files without a prediction
+are listed and skipped; no pair at all is an error.
+
+Scores per image are :func:`spoco_zoo.metrics.evaluate_instances` (SBD,
+AP50/AP75/mAP, F1/precision/recall at IoU 0.5, adapted Rand error, VOI
+split/merge); ``--ignore-label`` gt pixels (default ``-1``, the sparse-label
+convention) are not counted. A rich table shows one row per image and the mean;
+``--csv`` / ``--json`` write the same numbers (atomically).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Dict, List, NoReturn, Optional, Tuple
+
 import typer
+
+_TIFF = (".tif", ".tiff")
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def pair_files(pred_dir: Path, gt_dir: Path) -> Tuple[List[Tuple[str, Path, Path]], List[Path]]:
+    """``([(stem, pred, gt), ...], [gt files without prediction])`` (see the module docstring)."""
+    pairs: List[Tuple[str, Path, Path]] = []
+    missing: List[Path] = []
+    gts = sorted(p for p in gt_dir.iterdir() if p.is_file() and p.suffix.lower() in _TIFF and not p.name.startswith("."))
+    for gt in gts:
+        stem = gt.name[: -len(gt.suffix)]
+        stems = [stem] + ([stem[:-4]] if stem.lower().endswith(".ome") and len(stem) > 4 else [])
+        candidates = [pred_dir / f"{s}_instances{ext}" for s in stems for ext in _TIFF]
+        candidates += [pred_dir / f"{stem}{ext}" for ext in _TIFF]
+        pred = next((c for c in candidates if c.is_file()), None)
+        if pred is None:
+            missing.append(gt)
+        else:
+            pairs.append((stem, pred, gt))
+    return pairs, missing
+
+
+def _csv_text(rows: List[Dict[str, object]], keys: Tuple[str, ...]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["image", *keys, "pred", "gt"], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in ["image", *keys, "pred", "gt"]})
+    return buffer.getvalue()
 
 
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
-    def _evaluate() -> None:
-        """Not implemented yet."""
-        typer.echo("spoco-zoo evaluate: not implemented yet", err=True)
-        raise typer.Exit(2)
+    def evaluate(
+        pred_dir: Path = typer.Argument(..., help="Folder of predicted label TIFFs (<stem>_instances.tif or <stem>.tif)."),
+        gt_dir: Path = typer.Argument(..., help="Folder of ground-truth label TIFFs (<stem>.tif)."),
+        csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image scores and the mean to CSV."),
+        json_path: Optional[Path] = typer.Option(None, "--json", help="Write per-image scores and the mean to JSON."),
+        ignore_label: int = typer.Option(-1, "--ignore-label", help="Ground-truth value of unannotated pixels."),
+    ) -> None:
+        """Score instance segmentations (SBD, AP, F1, ARand, VOI) against ground truth, per image and on average."""
+        for path, name in ((pred_dir, "PRED_DIR"), (gt_dir, "GT_DIR")):
+            if not path.is_dir():
+                _fail(f"{path}: {name} is not a folder")
+        pairs, missing = pair_files(pred_dir, gt_dir)
+        if not pairs:
+            _fail(
+                f"no prediction in {pred_dir} matches a ground-truth TIFF in {gt_dir} "
+                "(expected <stem>_instances.tif or <stem>.tif for each <stem>.tif)"
+            )
+        for gt in missing:
+            typer.echo(f"warning: {gt}: no prediction found in {pred_dir}, skipped", err=True)
+
+        import numpy as np
+        from rich.console import Console
+        from rich.table import Table
+
+        from spoco_zoo.data.io import read_labels
+        from spoco_zoo.errors import DataError
+        from spoco_zoo.metrics import METRIC_KEYS, evaluate_instances
+        from spoco_zoo.train.checkpoint import atomic_write_bytes
+
+        rows: List[Dict[str, object]] = []
+        for stem, pred_path, gt_path in pairs:
+            try:
+                pred = read_labels(pred_path)
+                gt = read_labels(gt_path, ignore_label=ignore_label)
+            except DataError as err:
+                _fail(str(err))
+            if pred.shape != gt.shape:
+                _fail(f"{pred_path}: prediction shape {pred.shape} does not match ground truth {gt_path} shape {gt.shape}")
+            try:
+                scores = evaluate_instances(pred, gt, ignore_label=ignore_label)
+            except ValueError as err:
+                _fail(f"{pred_path} vs {gt_path}: {err}")
+            rows.append({"image": stem, **scores, "pred": str(pred_path), "gt": str(gt_path)})
+
+        mean = {k: float(np.mean([float(r[k]) for r in rows])) for k in METRIC_KEYS}  # type: ignore[arg-type]
+
+        table = Table(title=f"instance metrics ({len(rows)} image{'s' if len(rows) != 1 else ''})")
+        table.add_column("image")
+        for k in METRIC_KEYS:
+            table.add_column(k, justify="right")
+        for row in rows:
+            table.add_row(str(row["image"]), *(f"{float(row[k]):.4f}" for k in METRIC_KEYS))  # type: ignore[arg-type]
+        table.add_section()
+        table.add_row("[bold]mean", *(f"[bold]{mean[k]:.4f}" for k in METRIC_KEYS))
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)  # pipes / captured output: do not squeeze the columns
+        console.print(table)
+
+        if csv_path is not None:
+            text = _csv_text(rows + [{"image": "mean", **mean}], METRIC_KEYS)
+            atomic_write_bytes(csv_path, text.encode("utf-8"))
+            typer.echo(f"csv: {csv_path}")
+        if json_path is not None:
+            payload = {
+                "pred_dir": str(pred_dir),
+                "gt_dir": str(gt_dir),
+                "ignore_label": ignore_label,
+                "metrics": list(METRIC_KEYS),
+                "images": rows,
+                "mean": mean,
+                "unmatched_gt": [str(p) for p in missing],
+            }
+            atomic_write_bytes(json_path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
+            typer.echo(f"json: {json_path}")

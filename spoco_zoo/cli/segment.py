@@ -1,13 +1,310 @@
-"""`spoco-zoo segment` (placeholder until implemented)."""
+"""``spoco-zoo segment``: images -> pixel embeddings -> instance label TIFFs.
+
+Two routes:
+
+* ``--checkpoint CK`` (a spoco-zoo training checkpoint): the image is read with
+  the model's ``spatial_dims``, normalised with the checkpoint's
+  ``config.data.normalization``, predicted in tiles (:mod:`spoco_zoo.inference`)
+  and clustered with :func:`spoco_zoo.cluster.cluster_embeddings`. Default
+  clustering: the checkpoint's ``config.clustering`` (method, ``min_size``,
+  ``params``; mean-shift bandwidth / anchor ``delta_var`` = ``bandwidth`` or
+  ``config.loss.delta_var``).
+* ``--model ZIP`` (an exported bioimage.io package): the raw image goes through
+  ``exporters.predict.zoo_embeddings`` (bioimageio.core does the package's own
+  preprocessing and tiling) and the embeddings are clustered with
+  :func:`spoco_zoo.postprocess.embeddings_to_instances` using the package's
+  ``config["spoco"]["clustering"]``.
+
+``--method``, ``--param key=value`` (values parsed as YAML) and ``--min-size``
+override the defaults; when ``--method`` changes the method, the defaults'
+method-specific parameters are dropped (``min_size`` and ``background`` are kept).
+
+Outputs, per input ``<stem>.<ext>``: ``OUT_DIR/<stem>_instances.tif`` (uint16, or
+uint32 above 65535 objects) and with ``--save-embeddings``
+``OUT_DIR/<stem>_embeddings.tif`` (float32 ``[E, *S]``). Inputs that fail are
+reported (message starting with the file) and the command exits with 1 after
+processing the others.
+"""
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
+
 import typer
+
+#: Supported input suffixes, longest first (the stem drops them).
+INPUT_SUFFIXES = (".ome.tiff", ".ome.tif", ".zarr.zip", ".tiff", ".tif", ".hdf5", ".hdf", ".h5", ".zarr")
+#: Clustering methods of ``--method``.
+CLI_METHODS = ("mean_shift", "hdbscan", "consistency")
+_GENERIC_KEYS = ("min_size", "background")
+
+
+def input_stem(path: Path) -> str:
+    """File name without its image suffix (``a.ome.tif`` -> ``a``, ``b.zarr.zip`` -> ``b``)."""
+    name = path.name
+    lower = name.lower()
+    for suffix in INPUT_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.name.lower().endswith(INPUT_SUFFIXES)
+
+
+def expand_inputs(paths: Sequence[Path]) -> List[Path]:
+    """Files as given; a folder (other than a ``.zarr`` store) stands for its image files.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the first path that does not exist, or a folder without images.
+    """
+    out: List[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or directory")
+        if path.is_dir() and not path.name.lower().endswith(".zarr"):
+            found = sorted(p for p in path.iterdir() if _is_image_file(p) and not p.name.startswith("."))
+            if not found:
+                raise FileNotFoundError(f"{path}: folder holds no TIFF/HDF5/Zarr image")
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
+
+
+def parse_shape(text: Optional[str], ndim: int, name: str) -> Optional[Tuple[int, ...]]:
+    """``"256,256"`` -> ``(256, 256)``; one value is repeated for every axis."""
+    if text is None or text.strip() == "":
+        return None
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError as err:
+        raise typer.BadParameter(f"{text!r}: expected integers like 256,256", param_hint=name) from err
+    if len(values) == 1:
+        values = values * ndim
+    if len(values) != ndim or min(values) < (0 if name == "--halo" else 1):
+        raise typer.BadParameter(
+            f"{text!r}: expected {ndim} {'non-negative' if name == '--halo' else 'positive'} values "
+            f"for a {ndim}D model",
+            param_hint=name,
+        )
+    return values
+
+
+def parse_params(items: Sequence[str]) -> Dict[str, Any]:
+    """``["bandwidth=0.4", "kernel=flat"]`` -> ``{"bandwidth": 0.4, "kernel": "flat"}`` (YAML values)."""
+    import yaml
+
+    params: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r} must look like key=value", param_hint="--param")
+        try:
+            params[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise typer.BadParameter(f"{item!r}: cannot parse the value: {err}", param_hint="--param") from err
+    return params
+
+
+def checkpoint_clustering(
+    config: Any, method: Optional[str], params: Mapping[str, Any], min_size: Optional[int]
+) -> Tuple[str, Dict[str, Any]]:
+    """Method and ``cluster_embeddings`` keyword arguments for a checkpoint's ``TrainConfig``.
+
+    Defaults come from ``spoco_zoo.train.trainer.clustering_params(config)``; a
+    different ``method`` keeps only ``min_size`` and gets ``bandwidth`` /
+    ``delta_var`` = ``config.loss.delta_var``; ``params`` and ``min_size`` override.
+    """
+    from spoco_zoo.train.trainer import clustering_params
+
+    default_method = config.clustering.method
+    chosen = method or default_method
+    if chosen == default_method:
+        kwargs = dict(clustering_params(config))
+    else:
+        kwargs = {"min_size": config.clustering.min_size}
+        if chosen == "mean_shift":
+            kwargs["bandwidth"] = config.loss.delta_var
+        elif chosen == "consistency":
+            kwargs["delta_var"] = config.loss.delta_var
+    kwargs.update(params)
+    if min_size is not None:
+        kwargs["min_size"] = int(min_size)
+    return chosen, kwargs
+
+
+def package_clustering(
+    config: Mapping[str, Any], method: Optional[str], params: Mapping[str, Any], min_size: Optional[int]
+) -> Dict[str, Any]:
+    """A package clustering config with the CLI overrides applied, for ``embeddings_to_instances``.
+
+    ``config`` is the clustering dict returned by ``zoo_embeddings`` (or any dict
+    containing it under ``config`` / ``spoco`` / ``clustering``, so that
+    ``spoco.loss.delta_var`` still provides the default bandwidth).
+    """
+    merged = copy.deepcopy(dict(config))
+    node: Dict[str, Any] = merged
+    for key in ("config", "spoco", "clustering"):
+        if "method" not in node and isinstance(node.get(key), Mapping):
+            node[key] = dict(node[key])
+            node = node[key]
+    if "method" not in node:
+        if method is None:
+            raise ValueError(
+                f"the package config has no clustering method (keys {sorted(node)}); pass --method"
+            )
+        node["method"] = method
+    if method is not None and method != node["method"]:
+        kept = {k: node[k] for k in _GENERIC_KEYS if k in node}
+        node.clear()
+        node.update(kept, method=method)
+    node.update(params)
+    if min_size is not None:
+        node["min_size"] = int(min_size)
+    return merged
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("segment")
-    def _segment() -> None:
-        """Not implemented yet."""
-        typer.echo("spoco-zoo segment: not implemented yet", err=True)
-        raise typer.Exit(2)
+    def segment(
+        inputs: List[Path] = typer.Argument(..., help="Images (TIFF, HDF5, Zarr) or folders of images."),
+        checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="spoco-zoo checkpoint (.pt)."),
+        model: Optional[Path] = typer.Option(None, "--model", "-m", help="Exported bioimage.io package (.zip)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
+        method: Optional[str] = typer.Option(
+            None, "--method", help="mean_shift | hdbscan | consistency (default: the model's recommendation)."
+        ),
+        param: List[str] = typer.Option([], "--param", "-p", help="Clustering parameter: --param bandwidth=0.4"),
+        min_size: Optional[int] = typer.Option(None, "--min-size", min=0, help="Drop objects smaller than this."),
+        tile: Optional[str] = typer.Option(None, "--tile", help="Tile core per axis, e.g. 256,256 (default: whole image)."),
+        halo: str = typer.Option("16", "--halo", help="Context per side of a tile, one value or one per axis."),
+        key: Optional[str] = typer.Option(None, "--key", help="Dataset key inside HDF5/Zarr inputs."),
+        save_embeddings: bool = typer.Option(False, "--save-embeddings", help="Also write <stem>_embeddings.tif."),
+        device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+        weights: str = typer.Option("student", "--weights", help="student | teacher (checkpoint only)."),
+        progress: bool = typer.Option(True, "--progress/--no-progress"),
+    ) -> None:
+        """Segment images into instances: embeddings from a checkpoint or bioimage.io package, then clustering.
+
+        Writes OUT/<stem>_instances.tif (uint16/uint32) per input, and
+        OUT/<stem>_embeddings.tif (float32 [E, *S]) with --save-embeddings.
+        """
+        if (checkpoint is None) == (model is None):
+            raise typer.BadParameter(
+                "give exactly one of --checkpoint (spoco-zoo checkpoint) or --model (bioimage.io package)",
+                param_hint="--checkpoint / --model",
+            )
+        if method is not None and method not in CLI_METHODS:
+            raise typer.BadParameter(f"{method!r} is not one of {', '.join(CLI_METHODS)}", param_hint="--method")
+        if weights not in ("student", "teacher"):
+            raise typer.BadParameter(f"{weights!r} is not student or teacher", param_hint="--weights")
+        params = parse_params(param)
+        try:
+            files = expand_inputs(inputs)
+        except FileNotFoundError as err:
+            _fail(str(err))
+        stems: Dict[str, Path] = {}
+        for path in files:
+            stem = input_stem(path)
+            if stem in stems:
+                _fail(f"{path}: gives the same output name {stem!r} as {stems[stem]}; rename one of them")
+            stems[stem] = path
+        source = checkpoint if checkpoint is not None else model
+        assert source is not None
+        if not source.exists():
+            _fail(f"{source}: no such file")
+
+        import numpy as np
+
+        from spoco_zoo.data.io import read_image, write_image, write_tiff
+        from spoco_zoo.errors import DataError
+        from spoco_zoo.inference import predict_embeddings, resolve_device
+
+        try:
+            dev = resolve_device(device)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="--device") from err
+
+        if checkpoint is not None:
+            from spoco_zoo.data.normalize import normalize
+            from spoco_zoo.train.checkpoint import CheckpointError, load_model
+
+            try:
+                net, config = load_model(checkpoint, weights=weights, map_location="cpu")  # type: ignore[arg-type]
+            except CheckpointError as err:
+                _fail(str(err))
+            from spoco_zoo.cluster import cluster_embeddings
+
+            dims = config.model.spatial_dims
+            tile_shape = parse_shape(tile, dims, "--tile")
+            halo_shape = parse_shape(halo, dims, "--halo")
+            chosen, kwargs = checkpoint_clustering(config, method, params, min_size)
+
+            def run(path: Path) -> Tuple[Any, Any]:
+                image = read_image(path, key=key, spatial_dims=dims)
+                if image.shape[0] != config.model.in_channels:
+                    raise DataError(
+                        f"{path}: image has {image.shape[0]} channel(s) (shape {image.shape}) but the model "
+                        f"expects {config.model.in_channels}"
+                    )
+                image = normalize(image, config.data.normalization)
+                emb = predict_embeddings(net, image, tile_shape, halo_shape, net.size_step, dev, progress)
+                return cluster_embeddings(emb, chosen, **kwargs), emb
+
+            typer.echo(f"model: {checkpoint} ({weights}, {dims}D) on {dev}; clustering: {chosen} {kwargs}")
+        else:
+            assert model is not None
+            try:
+                from exporters.predict import zoo_embeddings
+            except ImportError as err:
+                _fail(f"cannot run bioimage.io packages: {err}")
+            from spoco_zoo.postprocess import embeddings_to_instances
+
+            if tile is not None:
+                typer.echo("note: --tile/--halo are ignored with --model (bioimage.io handles tiling)", err=True)
+
+            def run(path: Path) -> Tuple[Any, Any]:
+                image = read_image(path, key=key)
+                emb, clustering = zoo_embeddings(model, image)
+                merged = package_clustering(clustering or {}, method, params, min_size)
+                return embeddings_to_instances(emb, merged), np.asarray(emb, dtype=np.float32)
+
+            typer.echo(f"model: {model} (bioimage.io package)")
+
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            _fail(f"{output}: cannot create the output folder: {err}")
+        failed: List[str] = []
+        for stem, path in stems.items():
+            try:
+                labels, emb = run(path)
+                labels = np.asarray(labels)
+                out = write_tiff(output / f"{stem}_instances.tif", labels.astype(np.int64, copy=False))
+                emb_path = None
+                if save_embeddings:
+                    emb_path = write_image(output / f"{stem}_embeddings.tif", np.asarray(emb, np.float32))
+            except (DataError, ValueError, RuntimeError, OSError) as err:
+                message = str(err)
+                if str(path) not in message:
+                    message = f"{path}: {message}"
+                typer.echo(f"error: {message}", err=True)
+                failed.append(str(path))
+                continue
+            n_objects = int(np.unique(labels[labels > 0]).size)
+            line = f"{path} -> {out} ({n_objects} objects, shape {tuple(labels.shape)})"
+            typer.echo(line + (f", embeddings {emb_path}" if emb_path is not None else ""))
+        if failed:
+            typer.echo(f"{len(failed)} of {len(stems)} input(s) failed: {', '.join(failed)}", err=True)
+            raise typer.Exit(1)

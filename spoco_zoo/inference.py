@@ -1,0 +1,310 @@
+"""Tiled prediction of pixel embeddings with a halo, and embeddings -> instances.
+
+:func:`predict_embeddings` runs a network over an image of any size in
+overlapping tiles and stitches the results seamlessly:
+
+* the image is reflect-padded by ``halo`` on each side (and at the end of each
+  axis so that the tile grid covers it);
+* the image is cut into *cores* of ``tile_shape`` (rounded up to a multiple of
+  ``size_step``); each core is predicted from a window of ``core + 2 * halo``
+  (rounded up to a multiple of ``size_step``, the extra going to the far side);
+* only the core of each window is written to the output.
+
+Every window starts at a multiple of ``size_step`` in the padded image, the
+same grid as a single whole-image pass, so a U-Net (whose pooling makes it
+shift-equivariant only by multiples of ``2 ** depth``) sees each core exactly
+as it would in one pass. Tiled and untiled outputs then agree up to the context
+cut off beyond the halo (a U-Net's receptive field is wide, but the weight of
+its far edge is small: choose ``halo`` >= 16 for depth 2-3).
+
+.. note::
+   Networks with **group or instance normalisation** (the spoco-zoo default,
+   ``norm="group"``) normalise with statistics of the whole input window, so
+   their output depends on the tile size and tiled results differ from a
+   single pass (and between tile sizes). Networks with ``norm="batch"`` in eval
+   mode (running statistics) or ``norm="none"`` are tile-size independent.
+   For group/instance norm models prefer ``tile_shape=None`` (one pass) when
+   memory allows, or tiles close to the training patch size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+__all__ = ["resolve_device", "tile_grid", "predict_embeddings", "segment_image"]
+
+Model = Callable[[torch.Tensor], torch.Tensor]
+
+
+def resolve_device(device: Union[None, str, torch.device] = "auto") -> torch.device:
+    """``None``/``"auto"`` -> CUDA when available else CPU; other values via :class:`torch.device`.
+
+    Raises
+    ------
+    ValueError
+        Unknown device string, or CUDA requested but not available.
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device: cannot use {device!r}: {err}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} requested but CUDA is not available")
+    return dev
+
+
+def _per_axis(value: Union[int, Sequence[int]], ndim: int, name: str) -> Tuple[int, ...]:
+    if isinstance(value, (int, np.integer)):
+        values = (int(value),) * ndim
+    else:
+        values = tuple(int(v) for v in value)
+        if len(values) == 1:
+            values = values * ndim
+    if len(values) != ndim:
+        raise ValueError(f"{name}: expected 1 or {ndim} values (one per spatial axis), got {list(values)}")
+    return values
+
+
+def _round_up(x: int, step: int) -> int:
+    return ((x + step - 1) // step) * step
+
+
+def tile_grid(
+    spatial_shape: Sequence[int],
+    tile_shape: Optional[Sequence[int]],
+    halo: Union[int, Sequence[int]],
+    size_step: int = 1,
+) -> Dict[str, Any]:
+    """The tiling :func:`predict_embeddings` uses.
+
+    Parameters
+    ----------
+    spatial_shape:
+        Image shape ``S`` without the channel axis.
+    tile_shape:
+        Core size per axis (``None``: one core covering the image).
+    halo:
+        Context added on each side of a core, per axis or one int.
+    size_step:
+        Every window extent must be a multiple of this (``2 ** depth`` for a U-Net).
+
+    Returns
+    -------
+    dict
+        ``core`` (core shape), ``window`` (network input shape), ``halo``,
+        ``counts`` (cores per axis), ``pad`` (``(before, after)`` per axis of the
+        reflect padding) and ``n_tiles``.
+    """
+    shape = tuple(int(s) for s in spatial_shape)
+    ndim = len(shape)
+    if ndim < 1 or min(shape) < 1:
+        raise ValueError(f"image: empty spatial shape {shape}")
+    step = int(size_step)
+    if step < 1:
+        raise ValueError(f"size_step must be >= 1, got {size_step}")
+    halos = _per_axis(halo, ndim, "halo")
+    if min(halos) < 0:
+        raise ValueError(f"halo must be >= 0, got {list(halos)}")
+    if tile_shape is None:
+        tiles = shape
+    else:
+        tiles = _per_axis(tile_shape, ndim, "tile_shape")
+        if min(tiles) < 1:
+            raise ValueError(f"tile_shape must be positive, got {list(tiles)}")
+    core = tuple(min(_round_up(t, step), _round_up(s, step)) for t, s in zip(tiles, shape))
+    window = tuple(_round_up(c + 2 * h, step) for c, h in zip(core, halos))
+    counts = tuple(math.ceil(s / c) for s, c in zip(shape, core))
+    pad = tuple((h, (n - 1) * c + w - h - s) for h, n, c, w, s in zip(halos, counts, core, window, shape))
+    return {
+        "core": core,
+        "window": window,
+        "halo": halos,
+        "counts": counts,
+        "pad": pad,
+        "n_tiles": int(np.prod(counts)),
+    }
+
+
+def _pad(image: np.ndarray, pad: Sequence[Tuple[int, int]]) -> np.ndarray:
+    """Reflect padding of the spatial axes (symmetric for axes of length 1)."""
+    out = image
+    for axis, (before, after) in enumerate(pad, start=1):
+        if before == 0 and after == 0:
+            continue
+        widths = [(0, 0)] * image.ndim
+        widths[axis] = (before, after)
+        mode = "reflect" if image.shape[axis] > 1 else "symmetric"
+        out = np.pad(out, widths, mode=mode)
+    return out
+
+
+class _Progress:
+    """A rich progress bar over tiles (stderr), or nothing."""
+
+    def __init__(self, enabled: bool, total: int, description: str) -> None:
+        self.enabled = enabled and total > 1
+        self.total = total
+        self.description = description
+        self._bar: Any = None
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.description, total=self.total)
+        return self
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+def _tile_origins(counts: Sequence[int], core: Sequence[int]) -> Iterator[Tuple[int, ...]]:
+    for index in itertools.product(*(range(n) for n in counts)):
+        yield tuple(i * c for i, c in zip(index, core))
+
+
+def predict_embeddings(
+    model: Model,
+    image: np.ndarray,
+    tile_shape: Optional[Sequence[int]] = None,
+    halo: Union[int, Sequence[int]] = 16,
+    size_step: Optional[int] = None,
+    device: Union[None, str, torch.device] = "auto",
+    progress: bool = False,
+) -> np.ndarray:
+    """Pixel embeddings of a whole image, predicted in overlapping tiles.
+
+    Parameters
+    ----------
+    model:
+        Callable ``[1, C, *T] -> [1, E, *T]`` (a torch module is moved to
+        ``device`` and used as is -- put it in eval mode first; ``load_model``
+        does).
+    image:
+        Normalised image ``[C, y, x]`` or ``[C, z, y, x]``.
+    tile_shape:
+        Core of each tile per spatial axis; each core is predicted with ``halo``
+        of context on each side. ``None`` (or a tile at least as large as the
+        image): one pass over the whole (padded) image.
+    halo:
+        Context per side, one int or one per axis (reflect padding at the
+        image borders).
+    size_step:
+        Every network input extent is a multiple of this; default
+        ``model.size_step`` when the model has it, else 1.
+    device:
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+    progress:
+        Show a rich progress bar over the tiles (on stderr).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[E, *S]`` with the image's spatial shape ``S``.
+
+    Raises
+    ------
+    ValueError
+        Bad image shape, tile or halo lengths not matching the spatial axes,
+        a network output whose spatial shape differs from its input.
+
+    Notes
+    -----
+    Group / instance normalisation makes the output depend on the tile size
+    (see the module docstring); tiled equals untiled (to ~1e-5) only for
+    networks without per-sample statistics.
+    """
+    image = np.asarray(image)
+    if image.ndim not in (3, 4):
+        raise ValueError(f"image: expected [C, y, x] or [C, z, y, x], got shape {image.shape}")
+    if size_step is None:
+        size_step = int(getattr(model, "size_step", 1))
+    grid = tile_grid(image.shape[1:], tile_shape, halo, size_step)
+    dev = resolve_device(device)
+    if isinstance(model, torch.nn.Module):
+        model = model.to(dev)
+    padded = _pad(np.asarray(image, dtype=np.float32), grid["pad"])
+    core, window, halos = grid["core"], grid["window"], grid["halo"]
+    shape = image.shape[1:]
+    out: Optional[np.ndarray] = None
+    with torch.no_grad(), _Progress(progress, grid["n_tiles"], "predict tiles") as bar:
+        for origin in _tile_origins(grid["counts"], core):
+            # window in padded coordinates starts at `origin` (core start - halo + halo)
+            win = (slice(None),) + tuple(slice(o, o + w) for o, w in zip(origin, window))
+            x = torch.from_numpy(np.ascontiguousarray(padded[win]))[None].to(dev)
+            y = model(x)
+            if tuple(y.shape[2:]) != tuple(window) or y.shape[0] != 1:
+                raise ValueError(
+                    f"model: output shape {tuple(y.shape)} does not match input {tuple(x.shape)} "
+                    "(expected [1, E, *same spatial shape])"
+                )
+            emb = y[0].detach().float().cpu().numpy()
+            if out is None:
+                out = np.empty((emb.shape[0],) + tuple(shape), np.float32)
+            # core within the window, clipped at the image end
+            stop = tuple(min(o + c, s) for o, c, s in zip(origin, core, shape))
+            src = (slice(None),) + tuple(slice(h, h + (e - o)) for h, o, e in zip(halos, origin, stop))
+            dst = (slice(None),) + tuple(slice(o, e) for o, e in zip(origin, stop))
+            out[dst] = emb[src]
+            bar.advance()
+    assert out is not None
+    return out
+
+
+def segment_image(
+    model: Model,
+    image: np.ndarray,
+    method: str = "mean_shift",
+    params: Optional[Mapping[str, Any]] = None,
+    mask: Optional[np.ndarray] = None,
+    tile_shape: Optional[Sequence[int]] = None,
+    halo: Union[int, Sequence[int]] = 16,
+    size_step: Optional[int] = None,
+    device: Union[None, str, torch.device] = "auto",
+    progress: bool = False,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Embeddings (:func:`predict_embeddings`) clustered into instances.
+
+    Parameters
+    ----------
+    method, params:
+        Clustering method (``mean_shift``, ``hdbscan``, ``consistency``) and its
+        keyword arguments, see :func:`spoco_zoo.cluster.cluster_embeddings`
+        (e.g. ``spoco_zoo.train.trainer.clustering_params(config)``).
+    mask:
+        Optional foreground mask ``[*S]`` for the clustering.
+    Other parameters:
+        As :func:`predict_embeddings`.
+
+    Returns
+    -------
+    labels, embeddings:
+        ``int32 [*S]`` instances (0 = background) and float32 ``[E, *S]`` embeddings.
+    """
+    from spoco_zoo.cluster import cluster_embeddings
+
+    embeddings = predict_embeddings(model, image, tile_shape, halo, size_step, device, progress)
+    labels = cluster_embeddings(embeddings, method, mask=mask, **dict(params or {}))
+    return np.asarray(labels, dtype=np.int32), embeddings

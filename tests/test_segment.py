@@ -1,0 +1,245 @@
+"""Tiled inference, ``spoco-zoo segment`` and ``spoco-zoo evaluate`` end to end (small, CPU)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from typer.testing import CliRunner
+
+from spoco_zoo.cli.main import app
+from spoco_zoo.config import TrainConfig
+from spoco_zoo.inference import predict_embeddings, tile_grid
+from spoco_zoo.train.checkpoint import build_model, load_model, save_checkpoint
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks gain nothing from intra-op threads; on a busy machine they cost seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _checkpoint(path: Path, norm: str) -> Path:
+    """Tiny random 2D checkpoint (depth 2) with the given normalisation layers."""
+    config = TrainConfig.model_validate(
+        {
+            "model": {"spatial_dims": 2, "depth": 2, "base_features": 4, "embedding_dim": 8, "norm": norm},
+            "data": {"patch_shape": [64, 64], "synthetic": {"shape": [64, 64], "n_objects": 8}},
+        }
+    )
+    torch.manual_seed(1)
+    model = build_model(config)
+    save_checkpoint(path, {"config": config, "step": 0, "model_state": model.state_dict(),
+                           "teacher_state": model.state_dict()})
+    return path
+
+
+def _image(shape: tuple, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((1, *shape), dtype=np.float32)
+
+
+# ------------------------------------------------------------------------------ inference
+def test_tile_grid_covers_the_image_on_the_size_step_grid() -> None:
+    grid = tile_grid((50, 37), (16, 15), halo=8, size_step=4)
+    assert grid["core"] == (16, 16)  # rounded up to the size step
+    assert grid["window"] == (32, 32)  # core + 2 * halo, multiple of 4
+    assert grid["counts"] == (4, 3) and grid["n_tiles"] == 12
+    # last window ends at 3*16 + 32 = 80 in padded coordinates = 8 + 50 + 22
+    assert grid["pad"] == ((8, 22), (8, 19))
+    one = tile_grid((50, 37), None, halo=0, size_step=4)
+    assert one["n_tiles"] == 1 and one["window"] == (52, 40)
+    with pytest.raises(ValueError, match="halo"):
+        tile_grid((50, 37), (16, 16), halo=(1, 2, 3), size_step=4)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_tiled_equals_untiled_without_per_sample_normalisation(tmp_path: Path, norm: str) -> None:
+    model, _ = load_model(_checkpoint(tmp_path / f"{norm}.pt", norm))
+    image = _image((44, 53))
+    whole = predict_embeddings(model, image, None, halo=16, device="cpu")
+    tiled = predict_embeddings(model, image, (16, 16), halo=16, device="cpu")
+    assert whole.shape == tiled.shape == (8, 44, 53) and tiled.dtype == np.float32
+    assert np.abs(whole - tiled).max() < 1e-5
+
+
+def test_single_pass_equals_plain_forward_and_group_norm_is_tile_dependent(random_checkpoint_2d: Path) -> None:
+    model, config = load_model(random_checkpoint_2d)
+    assert config.model.norm == "group"
+    image = _image((32, 40), seed=3)  # multiple of 2**depth = 4: no padding with halo 0
+    with torch.no_grad():
+        direct = model(torch.from_numpy(image)[None])[0].numpy()
+    once = predict_embeddings(model, image, None, halo=0, device="cpu")
+    np.testing.assert_allclose(once, direct, atol=1e-5)
+    # GroupNorm statistics are per input window: tiles see different statistics (documented)
+    tiled = predict_embeddings(model, image, (16, 16), halo=8, device="cpu")
+    assert tiled.shape == once.shape and np.isfinite(tiled).all()
+    assert np.abs(tiled - predict_embeddings(model, image, None, halo=8, device="cpu")).max() > 1e-4
+
+
+def test_tiled_equals_untiled_3d() -> None:
+    from spoco_zoo.models.unet import UNet
+
+    torch.manual_seed(0)
+    model = UNet(1, 4, spatial_dims=3, depth=2, base_features=2, norm="none").eval()
+    image = _image((10, 21, 18), seed=2)
+    whole = predict_embeddings(model, image, None, halo=12, device="cpu")
+    tiled = predict_embeddings(model, image, (8, 8, 8), halo=12, device="cpu")
+    assert tiled.shape == (4, 10, 21, 18)
+    assert np.abs(whole - tiled).max() < 1e-5
+
+
+# ------------------------------------------------------------------------------ segment CLI
+def _write_input(path: Path, shape: tuple = (40, 48)) -> Path:
+    tifffile.imwrite(path, (np.random.default_rng(5).random(shape) * 1000).astype(np.uint16))
+    return path
+
+
+def test_segment_cli_writes_labels_and_embeddings(tmp_path: Path, random_checkpoint_2d: Path) -> None:
+    src = _write_input(tmp_path / "cells.tif")
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        ["segment", str(src), "--checkpoint", str(random_checkpoint_2d), "--output", str(out),
+         "--tile", "32,32", "--halo", "8", "--min-size", "0", "--save-embeddings", "--no-progress",
+         "--device", "cpu"],
+    )
+    assert result.exit_code == 0, result.output
+    labels = tifffile.imread(out / "cells_instances.tif")
+    assert labels.shape == (40, 48) and labels.dtype == np.uint16
+    emb = tifffile.imread(out / "cells_embeddings.tif")
+    assert emb.shape == (8, 40, 48) and emb.dtype == np.float32
+    assert "cells_instances.tif" in result.output
+
+
+def test_segment_cli_errors_name_the_problem(tmp_path: Path, random_checkpoint_2d: Path) -> None:
+    src = _write_input(tmp_path / "img.tif")
+    out = str(tmp_path / "out")
+    missing = tmp_path / "does_not_exist.tif"
+    result = runner.invoke(app, ["segment", str(missing), "--checkpoint", str(random_checkpoint_2d), "-o", out])
+    assert result.exit_code != 0 and "does_not_exist.tif" in result.output
+
+    zip_path = tmp_path / "model.zip"
+    zip_path.write_bytes(b"PK")
+    both = runner.invoke(
+        app, ["segment", str(src), "--checkpoint", str(random_checkpoint_2d), "--model", str(zip_path), "-o", out]
+    )
+    assert both.exit_code != 0 and "--model" in both.output and "--checkpoint" in both.output
+    neither = runner.invoke(app, ["segment", str(src), "-o", out])
+    assert neither.exit_code != 0 and "--checkpoint" in neither.output
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    bad = runner.invoke(app, ["segment", str(src), "--checkpoint", str(corrupt), "-o", out])
+    assert bad.exit_code == 1 and "corrupt.pt" in bad.output
+
+    volume = tmp_path / "volume4d.tif"
+    tifffile.imwrite(volume, np.zeros((2, 3, 16, 16), np.uint16))  # 4 axes for a 2D model
+    wrong = runner.invoke(
+        app, ["segment", str(volume), "--checkpoint", str(random_checkpoint_2d), "-o", out, "--no-progress"]
+    )
+    assert wrong.exit_code == 1 and "volume4d.tif" in wrong.output and "axes" in wrong.output
+
+
+def test_package_clustering_overrides() -> None:
+    from spoco_zoo.cli.segment import package_clustering
+
+    flat = {"method": "mean_shift", "bandwidth": 0.4, "kernel": "flat", "min_size": 10, "background": "largest"}
+    assert package_clustering(flat, None, {"bandwidth": 0.3}, 5) == {**flat, "bandwidth": 0.3, "min_size": 5}
+    # another method drops the method-specific keys, keeps min_size / background
+    assert package_clustering(flat, "consistency", {}, None) == {
+        "min_size": 10, "background": "largest", "method": "consistency"}
+    rdf = {"spoco": {"clustering": {"method": "mean_shift", "min_size": 4}, "loss": {"delta_var": 0.3}}}
+    merged = package_clustering(rdf, None, {"kernel": "gaussian"}, None)
+    assert merged["spoco"]["clustering"] == {"method": "mean_shift", "min_size": 4, "kernel": "gaussian"}
+    assert merged["spoco"]["loss"] == {"delta_var": 0.3} and "kernel" not in rdf["spoco"]["clustering"]
+
+
+def test_segment_cli_model_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--model``: embeddings and clustering config come from ``exporters.predict.zoo_embeddings``."""
+    import sys
+    import types
+
+    calls = []
+
+    def zoo_embeddings(package: Path, image: np.ndarray):
+        calls.append((Path(package), image.shape))
+        emb = np.zeros((2, 20, 20), np.float32)
+        emb[0, :, 12:] = 3.0  # two well separated clusters: background (larger) and one object
+        return emb, {"method": "mean_shift", "bandwidth": 0.5, "min_size": 0}
+
+    monkeypatch.setitem(sys.modules, "exporters.predict", types.SimpleNamespace(zoo_embeddings=zoo_embeddings))
+    src = _write_input(tmp_path / "raw.tif", (20, 20))
+    package = tmp_path / "model.zip"
+    package.write_bytes(b"PK")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["segment", str(src), "--model", str(package), "-o", str(out), "--save-embeddings"])
+    assert result.exit_code == 0, result.output
+    assert calls == [(package, (1, 20, 20))]
+    labels = tifffile.imread(out / "raw_instances.tif")
+    assert labels.dtype == np.uint16 and labels.shape == (20, 20)
+    assert (labels[:, 12:] == 1).all() and (labels[:, :12] == 0).all()
+    assert tifffile.imread(out / "raw_embeddings.tif").shape == (2, 20, 20)
+
+
+# ------------------------------------------------------------------------------ evaluate CLI
+def _eval_dirs(tmp_path: Path) -> tuple:
+    gt_a = np.zeros((10, 10), np.uint16)
+    gt_a[1:4, 1:4] = 1
+    gt_a[5:9, 5:9] = 2
+    gt_b = np.zeros((10, 10), np.uint16)
+    gt_b[2:6, 2:6] = 1
+    pred_b = np.zeros_like(gt_b)
+    pred_b[2:6, 2:4] = 1  # split in two halves: SBD = 2/3 (see test_metrics)
+    pred_b[2:6, 4:6] = 2
+    pred_dir, gt_dir = tmp_path / "pred", tmp_path / "gt"
+    pred_dir.mkdir()
+    gt_dir.mkdir()
+    tifffile.imwrite(gt_dir / "a.tif", gt_a)
+    tifffile.imwrite(gt_dir / "b.tif", gt_b)
+    tifffile.imwrite(gt_dir / "c.tif", gt_b)  # no prediction: skipped with a warning
+    tifffile.imwrite(pred_dir / "a_instances.tif", gt_a * 3)  # perfect
+    tifffile.imwrite(pred_dir / "b.tif", pred_b)
+    return pred_dir, gt_dir
+
+
+def test_evaluate_cli_writes_csv_and_json(tmp_path: Path) -> None:
+    pred_dir, gt_dir = _eval_dirs(tmp_path)
+    csv_path, json_path = tmp_path / "res" / "scores.csv", tmp_path / "scores.json"
+    result = runner.invoke(
+        app, ["evaluate", str(pred_dir), str(gt_dir), "--csv", str(csv_path), "--json", str(json_path),
+              "--ignore-label", "-1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "c.tif" in result.output and "mean" in result.output
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [r["image"] for r in rows] == ["a", "b", "mean"]
+    assert float(rows[0]["sbd"]) == 1.0
+    assert float(rows[1]["sbd"]) == pytest.approx(2 / 3)
+    assert float(rows[2]["sbd"]) == pytest.approx(5 / 6)
+    data = json.loads(json_path.read_text())
+    assert data["mean"]["sbd"] == pytest.approx(5 / 6)
+    assert [r["image"] for r in data["images"]] == ["a", "b"]
+    assert data["images"][1]["ap50"] == 0.5 and data["images"][1]["voi_merge"] == 0.0
+
+
+def test_evaluate_cli_errors(tmp_path: Path) -> None:
+    pred_dir, gt_dir = _eval_dirs(tmp_path)
+    tifffile.imwrite(pred_dir / "b.tif", np.zeros((10, 12), np.uint16))
+    mismatch = runner.invoke(app, ["evaluate", str(pred_dir), str(gt_dir)])
+    assert mismatch.exit_code == 1
+    assert "b.tif" in mismatch.output and str(gt_dir / "b.tif") in mismatch.output.replace("\n", "")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = runner.invoke(app, ["evaluate", str(empty), str(gt_dir)])
+    assert none.exit_code == 1 and "no prediction" in none.output
