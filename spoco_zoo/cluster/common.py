@@ -1,0 +1,284 @@
+"""Shared plumbing of the clustering methods: validation, pixels <-> points, label post-processing.
+
+Imports numpy and torch only (used by :mod:`spoco_zoo.postprocess`).
+
+Every clustering method follows the same contract::
+
+    method(embeddings, mask=None, **params) -> labels
+
+* ``embeddings``: numpy array or torch tensor ``[E, y, x]`` or ``[E, z, y, x]`` (``E >= 1``),
+  any real dtype (converted to ``float32``).
+* ``mask``: optional ``[*spatial]`` foreground mask (bool; other dtypes are read as ``!= 0``).
+  Pixels outside the mask get label 0 and are not clustered. A mask that selects no pixel is not
+  an error: the result is all zeros.
+* result: ``numpy.int32`` array ``[*spatial]``, ``0`` = background / unassigned, objects ``1..K``
+  (consecutive, numbered in raster order of their first pixel).
+
+Common parameters, applied by :func:`finalize`:
+
+* ``background="largest"`` (default): **without a mask**, the cluster with most pixels is the
+  background (SPOCO trains the background as one more instance) and becomes 0; with a mask, the
+  mask is the background and every cluster inside it is an object. ``background="none"``: every
+  clustered pixel gets an object id.
+* ``min_size``: objects with fewer pixels are set to 0 (not merged into a neighbour).
+
+Validation errors raise :class:`spoco_zoo.errors.DataError` (a ``ValueError``) whose message
+starts with the argument name.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from spoco_zoo.errors import DataError
+
+__all__ = [
+    "ArrayLike",
+    "BACKGROUND_MODES",
+    "resolve_device",
+    "validate_inputs",
+    "to_points",
+    "sq_norms",
+    "assign_to_nearest",
+    "relabel_sequential",
+    "remove_small",
+    "set_largest_to_background",
+    "finalize",
+    "empty_labels",
+    "check_common",
+]
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+#: Accepted values of the ``background`` parameter.
+BACKGROUND_MODES = ("largest", "none")
+
+#: Bytes one distance block may take (rows x columns x 4); keeps every method memory-bounded.
+BLOCK_BYTES = 64 * 1024 * 1024
+
+
+def resolve_device(device: Union[None, str, torch.device]) -> torch.device:
+    """``None`` -> CUDA when available, else CPU; strings are parsed by :class:`torch.device`."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise DataError(f"device: cannot use {device!r}: {err}") from err
+
+
+def _as_tensor(value: ArrayLike, name: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    try:
+        array = np.asarray(value)
+    except Exception as err:  # pragma: no cover - exotic inputs
+        raise DataError(f"{name}: cannot convert {type(value).__name__} to an array: {err}") from err
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
+    ):
+        raise DataError(f"{name}: expected a numeric array, got dtype {array.dtype}")
+    if np.iscomplexobj(array):
+        raise DataError(f"{name}: complex values are not supported")
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def validate_inputs(
+    embeddings: ArrayLike, mask: Optional[ArrayLike] = None
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Check shapes and dtypes; return ``(embeddings [E,*S] float32 (CPU or its device), mask bool or None)``.
+
+    Raises
+    ------
+    DataError
+        ``embeddings`` is not 3D/4D (``[E, y, x]`` / ``[E, z, y, x]``), has ``E == 0`` or zero
+        pixels, is complex / non-numeric; ``mask`` does not have the spatial shape.
+        (Non-finite values are checked by :func:`to_points`, on the selected pixels only.)
+    """
+    emb = _as_tensor(embeddings, "embeddings")
+    if emb.dim() not in (3, 4):
+        raise DataError(
+            "embeddings: expected [E, y, x] or [E, z, y, x] (3 or 4 dimensions, embedding axis first), "
+            f"got shape {tuple(emb.shape)}"
+        )
+    if emb.is_complex():
+        raise DataError("embeddings: complex values are not supported")
+    if emb.shape[0] < 1:
+        raise DataError(f"embeddings: the embedding axis (axis 0) is empty, shape {tuple(emb.shape)}")
+    spatial = tuple(emb.shape[1:])
+    if min(spatial) < 1:
+        raise DataError(f"embeddings: empty image (spatial shape {spatial} has no pixel)")
+    emb = emb.to(torch.float32)
+    if mask is None:
+        return emb, None
+    m = _as_tensor(mask, "mask")
+    if tuple(m.shape) != spatial:
+        raise DataError(
+            f"mask: shape {tuple(m.shape)} does not match the spatial shape {spatial} of the embeddings "
+            f"{tuple(emb.shape)}"
+        )
+    if m.dtype != torch.bool:
+        m = m != 0
+    return emb, m.cpu()
+
+
+def to_points(
+    embeddings: ArrayLike,
+    mask: Optional[ArrayLike] = None,
+    device: Union[None, str, torch.device] = "cpu",
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Validate and flatten to ``(points [N, E] float32 on device, index)``.
+
+    ``index`` is ``None`` without a mask (the points are all pixels in raster order) and otherwise
+    the ``int64`` flat raster indices ``[N]`` (CPU) of the masked pixels. ``N == 0`` when the mask
+    selects nothing.
+
+    Raises
+    ------
+    DataError
+        See :func:`validate_inputs`; also when a selected pixel has a NaN or infinite embedding.
+    """
+    emb, m = validate_inputs(embeddings, mask)
+    dev = resolve_device(device)
+    dims = emb.shape[0]
+    flat = emb.reshape(dims, -1)
+    if m is None:
+        index = None
+        points = flat.to(dev).t().contiguous()
+    else:
+        index = torch.nonzero(m.reshape(-1), as_tuple=False).reshape(-1)
+        points = flat.to(dev)[:, index.to(dev)].t().contiguous()
+    if points.numel():
+        finite = torch.isfinite(points).all(dim=1)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise DataError(
+                f"embeddings: {bad} of {points.shape[0]} clustered pixels have NaN or infinite values"
+            )
+    return points, index
+
+
+def sq_norms(x: torch.Tensor) -> torch.Tensor:
+    """Row-wise squared norms ``[N]``."""
+    return (x * x).sum(dim=1)
+
+
+def rows_per_block(columns: int, factor: int = 3) -> int:
+    """How many rows of a ``[rows, columns]`` float32 block fit ``BLOCK_BYTES`` (with ``factor`` temporaries)."""
+    return max(1, BLOCK_BYTES // (4 * factor * max(1, columns)))
+
+
+def assign_to_nearest(
+    points: torch.Tensor, centres: torch.Tensor, chunk: Optional[int] = None
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Index ``[N]`` (int64) of the nearest centre of every point and the squared distance ``[N]``.
+
+    Computed in row chunks (``chunk`` rows, default: blocks of at most ``BLOCK_BYTES``) with the
+    expansion ``|p|^2 - 2 p.c + |c|^2``, so memory is ``chunk x K``, never ``N x N``.
+    """
+    if centres.shape[0] == 0:
+        raise ValueError("assign_to_nearest: no centres")
+    n = points.shape[0]
+    step = int(chunk) if chunk else rows_per_block(centres.shape[0])
+    cn = sq_norms(centres)
+    index = torch.empty(n, dtype=torch.long, device=points.device)
+    dist = torch.empty(n, dtype=points.dtype, device=points.device)
+    ct = centres.t().contiguous()
+    k = centres.shape[0]
+    buffer = torch.empty(min(step, n) * k, dtype=points.dtype, device=points.device)  # reused
+    for start in range(0, n, step):
+        p = points[start : start + step]
+        score = torch.addmm(cn.unsqueeze(0), p, ct, beta=1.0, alpha=-2.0, out=buffer[: p.shape[0] * k].view(-1, k))
+        best, idx = score.min(dim=1)
+        index[start : start + step] = idx
+        dist[start : start + step] = (best + sq_norms(p)).clamp_min(0.0)
+    return index, dist
+
+
+def relabel_sequential(labels: np.ndarray) -> np.ndarray:
+    """Ids ``1..K`` (int32) numbered in raster order of each object's first pixel; 0 stays 0.
+
+    >>> relabel_sequential(np.array([[0, 7, 7], [3, 0, 9]])).tolist()
+    [[0, 1, 1], [2, 0, 3]]
+    """
+    labels = np.asarray(labels)
+    flat = labels.reshape(-1)
+    ids, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    new = np.zeros(len(ids), dtype=np.int32)
+    positive = ids[order] > 0
+    new[order[positive]] = np.arange(1, int(positive.sum()) + 1, dtype=np.int32)
+    new[ids == 0] = 0
+    new[ids < 0] = 0
+    return new[inverse.reshape(-1)].reshape(labels.shape)
+
+
+def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Objects (ids > 0) with fewer than ``min_size`` pixels become 0 (a copy; ids not renumbered)."""
+    labels = np.asarray(labels)
+    if min_size <= 1 or labels.size == 0:
+        return labels.copy()
+    flat = labels.reshape(-1)
+    counts = np.bincount(np.clip(flat, 0, None).astype(np.int64))
+    small = counts < min_size
+    small[0] = False
+    out = flat.copy()
+    out[small[np.clip(flat, 0, None)] & (flat > 0)] = 0
+    return out.reshape(labels.shape)
+
+
+def set_largest_to_background(labels: np.ndarray) -> np.ndarray:
+    """The object id with most pixels (lowest id on ties) becomes 0 (a copy)."""
+    labels = np.asarray(labels)
+    flat = labels.reshape(-1)
+    out = flat.copy()
+    if flat.size == 0 or flat.max(initial=0) <= 0:
+        return out.reshape(labels.shape)
+    counts = np.bincount(np.clip(flat, 0, None).astype(np.int64))
+    counts[0] = 0
+    out[flat == int(np.argmax(counts))] = 0
+    return out.reshape(labels.shape)
+
+
+def check_common(min_size: int, background: str) -> None:
+    """Validate the common parameters ``min_size`` and ``background``."""
+    if isinstance(min_size, bool) or int(min_size) != min_size or min_size < 0:
+        raise DataError(f"min_size: must be a non-negative integer, got {min_size!r}")
+    if background not in BACKGROUND_MODES:
+        raise DataError(f"background: must be one of {BACKGROUND_MODES}, got {background!r}")
+
+
+def empty_labels(embeddings_shape: Sequence[int]) -> np.ndarray:
+    """All-zero int32 labels for the spatial part of ``[E, *spatial]``."""
+    return np.zeros(tuple(embeddings_shape[1:]), dtype=np.int32)
+
+
+def finalize(
+    assignment: Union[np.ndarray, torch.Tensor],
+    index: Optional[torch.Tensor],
+    spatial_shape: Sequence[int],
+    *,
+    min_size: int = 0,
+    background: str = "largest",
+) -> np.ndarray:
+    """Cluster index per point (``-1`` = unassigned) -> label image ``[*spatial]`` int32.
+
+    Applies, in order: background removal (``background == "largest"`` and ``index is None``, i.e.
+    no mask), ``min_size``, and consecutive renumbering (:func:`relabel_sequential`).
+    """
+    if isinstance(assignment, torch.Tensor):
+        assignment = assignment.detach().cpu().numpy()
+    ids = np.asarray(assignment).astype(np.int64) + 1  # 0 = unassigned
+    if background == "largest" and index is None:
+        ids = set_largest_to_background(ids)
+    ids = remove_small(ids, int(min_size))
+    if index is None:
+        full = ids.reshape(tuple(spatial_shape))
+    else:
+        full = np.zeros(int(np.prod(spatial_shape)), dtype=np.int64)
+        full[index.cpu().numpy()] = ids
+        full = full.reshape(tuple(spatial_shape))
+    return relabel_sequential(full)
