@@ -1,13 +1,44 @@
-"""`spoco-zoo validate` (placeholder until implemented)."""
+"""``spoco-zoo validate``: bioimage.io format check + bioimageio.core test per weight format.
+
+Prints a table (check, status, max error on the test tensors, message, time).
+Exit codes: 0 all passed; 1 any check failed; 2 bad arguments (missing package,
+unknown weight format). Needs no network (see :mod:`exporters.validate`).
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     @app.command("validate")
-    def _validate() -> None:
-        """Not implemented yet."""
-        typer.echo("spoco-zoo validate: not implemented yet", err=True)
-        raise typer.Exit(2)
+    def validate(
+        package: Path = typer.Argument(..., help="bioimage.io package (.zip) or rdf.yaml."),
+        formats: Optional[str] = typer.Option(None, "--formats", help="Only these weight formats (comma-separated)."),
+        device: List[str] = typer.Option([], "--device", help="Device, e.g. cpu or cuda (repeatable)."),
+    ) -> None:
+        """Validate a model package like the bioimage.io model zoo, every weight format separately."""
+        from rich.console import Console
+
+        from exporters.common import ExportError
+        from exporters.validate import validate_package, validation_table
+
+        if not package.exists():
+            typer.echo(f"error: {package}: no such package", err=True)
+            raise typer.Exit(2)
+        try:
+            report = validate_package(package, formats=formats, devices=device or None)
+        except ExportError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from err
+        console = Console(highlight=False)
+        if not console.is_terminal:  # pipes/logs: do not squeeze the table into 80 columns
+            console = Console(highlight=False, width=160)
+        console.print(validation_table(report))
+        if not report.passed:
+            typer.echo(f"error: {package}: validation FAILED for: {', '.join(report.failed)}", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{package}: all checks passed ({', '.join(c.name for c in report.checks)})")

@@ -1,0 +1,198 @@
+"""Architecture source files shipped with ``pytorch_state_dict`` weights.
+
+bioimage.io rebuilds a ``pytorch_state_dict`` model from ONE source file plus a
+callable name and keyword arguments. Two variants:
+
+* embeddings only: ``spoco_zoo/models/unet.py`` verbatim (it imports only
+  torch), callable ``UNet``, kwargs ``config.model.unet_kwargs()``;
+* embeddings + instances: one generated file = ``unet.py`` + ``cluster/ingraph.py``
+  (both torch-only) + a small wrapper :data:`INSTANCES_CALLABLE` returning
+  ``(embeddings, instances)``. The state dict of the wrapper is the U-Net's with
+  the prefix ``unet.`` (the clustering stage has no tensors).
+
+The exporters import the very file they ship (:func:`load_architecture`) and
+build every weight format from it, so what is tested is what is packaged.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+from exporters.common import ExportError
+
+__all__ = [
+    "ArchitectureSource",
+    "EMBEDDINGS_CALLABLE",
+    "INSTANCES_CALLABLE",
+    "embeddings_architecture",
+    "instances_architecture",
+    "load_architecture",
+]
+
+EMBEDDINGS_CALLABLE = "UNet"
+INSTANCES_CALLABLE = "SpocoUNetWithInstances"
+
+_WRAPPER = '''
+
+# --------------------------------------------------------------------------------------
+# Wrapper: embeddings and in-graph instance labels from one forward pass
+# --------------------------------------------------------------------------------------
+from typing import Any as _Any, Dict as _Dict, Optional as _Optional, Tuple as _Tuple
+
+
+class SpocoUNetWithInstances(nn.Module):
+    """``UNet`` followed by ``InGraphClustering``.
+
+    ``forward(raw [B, C, *S]) -> (embeddings [B, E, *S] float32, instances [B, 1, *S] int32)``.
+    Keyword arguments are those of ``UNet``; ``clustering`` holds those of
+    ``InGraphClustering``. The state dict is the U-Net's under the prefix ``unet.``.
+    """
+
+    def __init__(self, clustering: _Optional[_Dict[str, _Any]] = None, **unet_kwargs: _Any) -> None:
+        super().__init__()
+        self.unet = UNet(**unet_kwargs)
+        self.clustering = InGraphClustering(**dict(clustering or {}))
+
+    def forward(self, x: torch.Tensor) -> _Tuple[torch.Tensor, torch.Tensor]:
+        embeddings = self.unet(x)
+        return embeddings, self.clustering(embeddings)
+
+
+__all__ = ["UNet", "InGraphClustering", "SpocoUNetWithInstances"]
+'''
+
+
+@dataclass
+class ArchitectureSource:
+    """A self-contained architecture file for ``ArchitectureFromFileDescr``.
+
+    Attributes
+    ----------
+    filename:
+        Name of the file inside the package.
+    text:
+        Python source (imports torch, math and typing only).
+    callable:
+        Name of the ``nn.Module`` class in ``text``.
+    kwargs:
+        Constructor keyword arguments (JSON/YAML-safe).
+    """
+
+    filename: str
+    text: str
+    callable: str
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def _unet_path() -> Path:
+    from spoco_zoo.models import unet
+
+    return Path(unet.__file__)
+
+
+def _ingraph_path() -> Path:
+    try:
+        from spoco_zoo.cluster import ingraph
+    except ImportError as err:  # pragma: no cover - the module ships with spoco-zoo
+        raise ExportError(f"instance output needs spoco_zoo.cluster.ingraph, which cannot be imported: {err}") from err
+    return Path(ingraph.__file__)
+
+
+def embeddings_architecture(unet_kwargs: Dict[str, Any]) -> ArchitectureSource:
+    """``spoco_zoo/models/unet.py`` verbatim, callable ``UNet``."""
+    path = _unet_path()
+    return ArchitectureSource("unet.py", path.read_text(encoding="utf-8"), EMBEDDINGS_CALLABLE, dict(unet_kwargs))
+
+
+def _body_lines(path: Path) -> Tuple[List[str], bool]:
+    """Source lines of ``path`` without its module docstring, ``__future__`` imports and ``__all__``.
+
+    Returns the remaining lines and whether a ``from __future__ import annotations`` was dropped.
+    """
+    text = path.read_text(encoding="utf-8")
+    tree = ast.parse(text, filename=str(path))
+    drop: set[int] = set()
+    future = False
+    for i, node in enumerate(tree.body):
+        is_docstring = i == 0 and isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant) and isinstance(node.value.value, str)
+        is_future = isinstance(node, ast.ImportFrom) and node.module == "__future__"
+        is_all = isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+        if is_future:
+            future = future or any(alias.name == "annotations" for alias in node.names)
+        if is_docstring or is_future or is_all:
+            drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    lines = [line for no, line in enumerate(text.splitlines(), start=1) if no not in drop]
+    return lines, future
+
+
+def instances_architecture(unet_kwargs: Dict[str, Any], clustering_kwargs: Dict[str, Any]) -> ArchitectureSource:
+    """One file: ``unet.py`` + ``cluster/ingraph.py`` + :data:`INSTANCES_CALLABLE`.
+
+    Module docstrings, ``__all__`` and ``from __future__`` imports of the parts are dropped
+    (``from __future__ import annotations`` of ``unet.py`` is hoisted to the top); nothing
+    else is changed. The result is checked to parse and to define ``UNet``,
+    ``InGraphClustering`` and the wrapper.
+    """
+    parts = [("spoco_zoo/models/unet.py", _unet_path()), ("spoco_zoo/cluster/ingraph.py", _ingraph_path())]
+    bodies: List[str] = []
+    future = False
+    for label, path in parts:
+        lines, has_future = _body_lines(path)
+        future = future or has_future
+        bar = "# " + "-" * 86
+        bodies.append("\n".join([bar, f"# {label} (spoco-zoo), unchanged apart from its docstring", bar, *lines]).strip("\n"))
+    header = (
+        '"""spoco-zoo architecture: U-Net pixel embeddings + in-graph instance clustering.\n\n'
+        "Generated by spoco-zoo's exporter from spoco_zoo/models/unet.py and\n"
+        "spoco_zoo/cluster/ingraph.py; imports torch, math and typing only.\n"
+        f"Callable: {INSTANCES_CALLABLE}(clustering=..., **unet_kwargs).\n"
+        '"""\n'
+    )
+    text = header + ("\nfrom __future__ import annotations\n" if future else "") + "\n\n" + "\n\n\n".join(bodies) + "\n" + _WRAPPER
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as err:  # pragma: no cover - guards against unexpected source layouts
+        raise ExportError(f"generated architecture file does not parse: {err}") from err
+    names = {node.name for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+    missing = {"UNet", "InGraphClustering", INSTANCES_CALLABLE} - names
+    if missing:
+        raise ExportError(f"generated architecture file lacks {sorted(missing)}")
+    kwargs = dict(unet_kwargs)
+    kwargs["clustering"] = dict(clustering_kwargs)
+    return ArchitectureSource("spoco_unet_instances.py", text, INSTANCES_CALLABLE, kwargs)
+
+
+def load_architecture(source: ArchitectureSource, directory: Path) -> type:
+    """Write ``source`` into ``directory`` and import its callable (a fresh, uniquely named module).
+
+    The file stays in ``directory`` (TorchScript reads class sources from it when scripting).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / source.filename
+    path.write_text(source.text, encoding="utf-8")
+    module_name = f"spoco_zoo_export_arch_{source.sha256[:16]}_{abs(hash(str(path))) % 10**8}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover
+        raise ExportError(f"{path}: cannot import architecture file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        sys.modules.pop(module_name, None)
+        raise ExportError(f"{path}: architecture file fails to import: {err}") from err
+    cls = getattr(module, source.callable, None)
+    if cls is None:
+        raise ExportError(f"{path}: architecture file has no callable {source.callable!r}")
+    return cls

@@ -1,0 +1,120 @@
+"""Shared pieces of the exporters: the error type, weight-format names, geometry.
+
+Imports numpy and the standard library only, so the CLI can parse options
+(``--formats``) without loading torch, onnx or bioimageio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+__all__ = [
+    "ExportError",
+    "WEIGHT_FORMATS",
+    "parse_formats",
+    "PackageGeometry",
+    "package_geometry",
+    "default_test_shape",
+    "PAPER_DOI",
+    "PAPER_ARXIV_DOI",
+    "PAPER_CITATION",
+]
+
+#: Weight formats we can write, in the order they are exported and tested.
+WEIGHT_FORMATS: Tuple[str, ...] = ("pytorch_state_dict", "torchscript", "onnx")
+
+#: SPOCO paper, CVPR 2022 proceedings (IEEE Xplore), pages 4402-4411.
+PAPER_DOI = "10.1109/CVPR52688.2022.00436"
+#: The same paper on arXiv (2103.14572); arXiv DOIs avoid URL checks during validation.
+PAPER_ARXIV_DOI = "10.48550/arXiv.2103.14572"
+PAPER_CITATION = (
+    "Wolny, A., Yu, Q., Pape, C., Kreshuk, A. Sparse Object-level Supervision for Instance "
+    "Segmentation with Pixel Embeddings. CVPR 2022, pp. 4402-4411."
+)
+
+
+class ExportError(RuntimeError):
+    """An export step failed: bad option, unsupported config, conversion or parity failure.
+
+    The message says which step failed and, for parity failures, the numbers.
+    """
+
+
+def parse_formats(value: Union[None, str, Iterable[str]]) -> Tuple[str, ...]:
+    """Normalise a ``--formats`` value to a tuple of weight-format names.
+
+    Parameters
+    ----------
+    value:
+        ``None`` (all formats), a comma-separated string such as
+        ``"pytorch_state_dict,onnx"`` or an iterable of names. Order and
+        duplicates do not matter; the result follows :data:`WEIGHT_FORMATS`.
+
+    Raises
+    ------
+    ExportError
+        Unknown or empty format names; the message lists the valid ones.
+
+    Examples
+    --------
+    >>> parse_formats("onnx, torchscript")
+    ('torchscript', 'onnx')
+    """
+    if value is None:
+        return WEIGHT_FORMATS
+    items: List[str] = []
+    raw = [value] if isinstance(value, str) else list(value)
+    for chunk in raw:
+        items.extend(part.strip() for part in str(chunk).split(","))
+    items = [item for item in items if item]
+    valid = ", ".join(WEIGHT_FORMATS)
+    if not items:
+        raise ExportError(f"--formats: no weight format given; valid formats: {valid}")
+    unknown = sorted({item for item in items if item not in WEIGHT_FORMATS})
+    if unknown:
+        raise ExportError(f"--formats: unknown weight format(s) {', '.join(map(repr, unknown))}; valid formats: {valid}")
+    return tuple(fmt for fmt in WEIGHT_FORMATS if fmt in items)
+
+
+@dataclass(frozen=True)
+class PackageGeometry:
+    """Sizes declared in the RDF for a U-Net of a given depth.
+
+    Attributes
+    ----------
+    step:
+        ``2 ** depth``: every spatial extent must be a multiple of it (RDF ``ParameterizedSize.step``).
+    halo:
+        Output halo per side, ``max(16, 2 * step)`` pixels: tiles are predicted with this much
+        context and it is cropped from their outputs (a U-Net's receptive field is much wider but
+        its outer part carries little weight).
+    min_size:
+        Smallest valid extent, ``2 * halo + step``: the spec requires ``min - 2 * halo >= 1`` and the
+        U-Net requires a multiple of ``step``.
+    """
+
+    step: int
+    halo: int
+    min_size: int
+
+    def valid(self, size: int) -> int:
+        """Smallest valid extent ``>= size``."""
+        size = max(int(size), self.min_size)
+        return self.min_size + -(-(size - self.min_size) // self.step) * self.step
+
+
+def package_geometry(depth: int) -> PackageGeometry:
+    """:class:`PackageGeometry` for a U-Net with ``depth`` pooling steps."""
+    step = 1 << int(depth)
+    halo = max(16, 2 * step)
+    return PackageGeometry(step=step, halo=halo, min_size=2 * halo + step)
+
+
+def default_test_shape(spatial_dims: int, geometry: PackageGeometry, shape: Optional[Sequence[int]] = None) -> Tuple[int, ...]:
+    """Spatial shape of the test tensor: ``shape`` (or 128x128 / 48x64x64) rounded up to a valid size."""
+    if shape is None:
+        shape = (128, 128) if spatial_dims == 2 else (48, 64, 64)
+    if len(shape) != spatial_dims:
+        raise ExportError(f"test shape {tuple(shape)} has {len(shape)} axes, the model has {spatial_dims} spatial axes")
+    return tuple(geometry.valid(s) for s in shape)

@@ -1,0 +1,240 @@
+"""Run an exported package with bioimageio.core's prediction pipeline.
+
+:func:`zoo_embeddings` is what ``spoco-zoo segment --model model.zip`` uses: the
+package does its own preprocessing (raw images go in), the network runs through
+bioimageio.core (any weight format in the package), and the recommended
+clustering comes from the RDF (``config["spoco"]["clustering"]``).
+
+Single pass or tiles
+--------------------
+Images up to ``max_pixels`` are predicted in one pass: the package's
+preprocessing is computed on the whole image, the normalised image is padded
+(symmetric) at the far end of each axis to the next valid size, and the
+outputs are cropped back -- identical to running the eager network on the
+normalised image. Larger images are predicted in overlapping blocks with the
+package's halo (``predict_sample_with_fixed_blocking``); normalisation
+statistics are still those of the whole image. With group normalisation
+(spoco-zoo's default) tiled embeddings differ slightly from a single pass, and
+the in-graph ``instances`` output is not returned for tiled predictions (labels
+would not be consistent across tiles) -- cluster the embeddings instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+__all__ = ["ZooPrediction", "zoo_predict", "zoo_embeddings", "package_config"]
+
+_AXES = {2: ("y", "x"), 3: ("z", "y", "x")}
+_ADAPTERS = {"PytorchModelAdapter": "pytorch_state_dict", "TorchscriptModelAdapter": "torchscript", "ONNXModelAdapter": "onnx"}
+
+
+@dataclass
+class ZooPrediction:
+    """Outputs of one image.
+
+    Attributes
+    ----------
+    embeddings:
+        ``float32 [E, *S]``.
+    instances:
+        ``int32 [*S]`` from the package's in-graph clustering, or ``None`` (no such output, or tiled).
+    clustering:
+        The RDF's ``config["spoco"]["clustering"]`` (for :func:`spoco_zoo.postprocess.embeddings_to_instances`).
+    spoco:
+        The whole ``config["spoco"]`` section.
+    tiled:
+        Whether the image was predicted in blocks.
+    weight_format:
+        The weight format that ran.
+    """
+
+    embeddings: np.ndarray
+    instances: Optional[np.ndarray]
+    clustering: Dict[str, Any]
+    spoco: Dict[str, Any] = field(default_factory=dict)
+    tiled: bool = False
+    weight_format: Optional[str] = None
+
+
+def _load(package: Union[str, Path]) -> Any:
+    from bioimageio.spec import InvalidDescr, load_description
+    from bioimageio.spec.model import v0_5
+
+    from exporters._bioimageio_compat import ensure_compat
+
+    ensure_compat()
+    path = Path(package)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model package")
+    descr = load_description(path, perform_io_checks=False)
+    if isinstance(descr, InvalidDescr):
+        raise ValueError(f"{path}: not a valid bioimage.io description: {descr.validation_summary.status}")
+    if not isinstance(descr, v0_5.ModelDescr):
+        raise ValueError(f"{path}: expected a bioimage.io model (format 0.5), got {descr.type} {descr.format_version}")
+    ids = [str(t.id) for t in descr.inputs], [str(t.id) for t in descr.outputs]
+    if ids[0] != ["raw"] or "embeddings" not in ids[1]:
+        raise ValueError(f"{path}: not a spoco-zoo package (inputs {ids[0]}, outputs {ids[1]}; expected raw -> embeddings)")
+    return descr
+
+
+def package_config(descr: Any) -> Dict[str, Any]:
+    """``config["spoco"]`` of a loaded description (empty dict when absent)."""
+    extra = getattr(descr.config, "model_extra", None) or {}
+    spoco = extra.get("spoco") or {}
+    return dict(spoco) if isinstance(spoco, dict) else {}
+
+
+def _geometry(descr: Any) -> Tuple[int, int, int]:
+    from bioimageio.spec.model import v0_5
+
+    raw = descr.inputs[0]
+    size = next(a.size for a in raw.axes if getattr(a, "type", None) == "space")
+    halo = max((getattr(a, "halo", 0) for t in descr.outputs for a in t.axes), default=0)
+    if not isinstance(size, v0_5.ParameterizedSize):
+        raise ValueError("spoco-zoo packages have parameterized spatial sizes")
+    return int(size.min), int(size.step), int(halo)
+
+
+def _valid(size: int, min_size: int, step: int) -> int:
+    size = max(int(size), min_size)
+    return min_size + -(-(size - min_size) // step) * step
+
+
+def zoo_predict(
+    package: Union[str, Path],
+    image: np.ndarray,
+    *,
+    weight_format: Optional[str] = None,
+    devices: Optional[Sequence[str]] = None,
+    max_pixels: Optional[int] = None,
+    tile_shape: Optional[Sequence[int]] = None,
+) -> ZooPrediction:
+    """Predict one raw image with a spoco-zoo package through bioimageio.core.
+
+    Parameters
+    ----------
+    package:
+        Path of the ``.zip`` (or ``rdf.yaml``).
+    image:
+        Raw image ``[C, *S]`` (not normalised; the package applies its preprocessing).
+        A 2D/3D array without channel axis is accepted for single-channel models.
+    weight_format:
+        ``pytorch_state_dict``, ``torchscript`` or ``onnx``; default: bioimageio.core's choice.
+    devices:
+        E.g. ``["cpu"]`` or ``["cuda"]``; default: CUDA when available.
+    max_pixels:
+        Largest image (pixels/voxels) predicted in one pass; default 2**20, or 2**18 when the
+        package has the in-graph ``instances`` output (its memory grows with pixels x clusters).
+    tile_shape:
+        Force blocked prediction with about this input block shape (rounded to valid sizes).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing package, not a spoco-zoo package, or an image whose shape does not fit.
+    """
+    from bioimageio.core import Sample, Tensor, create_prediction_pipeline
+    from bioimageio.core.axis import AxisId
+    from bioimageio.core.common import MemberId
+
+    descr = _load(package)
+    spoco = package_config(descr)
+    raw_descr = descr.inputs[0]
+    dims = sum(1 for a in raw_descr.axes if getattr(a, "type", None) == "space")
+    channels = next(a.size for a in raw_descr.axes if getattr(a, "type", None) == "channel")
+    axes = _AXES[dims]
+    image = np.asarray(image)
+    if image.ndim == dims and channels == 1:
+        image = image[None]
+    if image.ndim != dims + 1 or image.shape[0] != channels:
+        raise ValueError(
+            f"image: shape {image.shape} does not fit the model input [C={channels}, {', '.join(axes)}]"
+        )
+    if not np.issubdtype(image.dtype, np.number) or not np.all(np.isfinite(image)):
+        raise ValueError("image: must be a finite numeric array")
+    spatial = tuple(int(s) for s in image.shape[1:])
+    min_size, step, halo = _geometry(descr)
+    has_instances = any(str(t.id) == "instances" for t in descr.outputs)
+    if max_pixels is None:
+        max_pixels = 2**18 if has_instances else 2**20
+    tiled = tile_shape is not None or int(np.prod(spatial)) > max_pixels
+
+    raw_dims = ("batch", "channel", *axes)
+    sample = Sample(
+        members={MemberId("raw"): Tensor.from_numpy(image[None].astype(np.float32), dims=raw_dims)},
+        stat={},
+        id="image",
+    )
+    with create_prediction_pipeline(descr, weight_format=weight_format, devices=list(devices) if devices else None) as pp:
+        used = weight_format or _ADAPTERS.get(type(getattr(pp, "_adapter", None)).__name__)
+        if not tiled:
+            pp.apply_preprocessing(sample)
+            data = sample.members[MemberId("raw")].data.to_numpy()
+            target = [_valid(s, min_size, step) for s in spatial]
+            pad = [(0, 0), (0, 0)] + [(0, t - s) for s, t in zip(spatial, target)]
+            if any(p[1] for p in pad):
+                mode = "symmetric" if all(t - s <= s for s, t in zip(spatial, target)) else "edge"
+                data = np.pad(data, pad, mode=mode)
+            padded = Sample(members={MemberId("raw"): Tensor.from_numpy(data, dims=raw_dims)}, stat=sample.stat, id="image")
+            out = pp.predict_sample_without_blocking(
+                padded, skip_preprocessing=True, skip_input_padding=True, skip_output_cropping=True
+            )
+        else:
+            wanted = list(tile_shape) if tile_shape is not None else ([256, 256] if dims == 2 else [64, 128, 128])
+            if len(wanted) != dims:
+                raise ValueError(f"tile_shape {tuple(wanted)} must have {dims} axes")
+            block = {AxisId("batch"): 1, AxisId("channel"): channels}
+            for a, s, w in zip(axes, spatial, wanted):
+                size = _valid(min(max(int(w), 2 * halo + step), s), min_size, step)
+                while size > s and size - step >= min_size:
+                    size -= step
+                block[AxisId(a)] = size
+            if any(block[AxisId(a)] > s for a, s in zip(axes, spatial)):
+                raise ValueError(
+                    f"image: spatial shape {spatial} is smaller than the smallest block {min_size}; "
+                    "predict it in one pass (tile_shape=None)"
+                )
+            with warnings.catch_warnings():
+                # unfilled int32 'instances' blocks start as NaN -> harmless cast warning
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out = pp.predict_sample_with_fixed_blocking(sample, input_block_shape={MemberId("raw"): block})
+    crop = (0, slice(None)) + tuple(slice(0, s) for s in spatial)
+    embeddings = np.ascontiguousarray(out.members[MemberId("embeddings")].data.to_numpy()[crop], dtype=np.float32)
+    instances = None
+    if has_instances and not tiled and MemberId("instances") in out.members:
+        instances = np.ascontiguousarray(out.members[MemberId("instances")].data.to_numpy()[crop][0], dtype=np.int32)
+    clustering = dict(spoco.get("clustering") or {})
+    return ZooPrediction(embeddings, instances, clustering, spoco, tiled, used)
+
+
+def zoo_embeddings(package: Union[str, Path], image: np.ndarray, **kwargs: Any) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """Embeddings of a raw image and the package's recommended clustering.
+
+    Parameters
+    ----------
+    package:
+        A spoco-zoo bioimage.io package (``.zip``).
+    image:
+        Raw image ``[C, *S]`` (not normalised).
+    **kwargs:
+        ``weight_format``, ``devices``, ``max_pixels``, ``tile_shape`` (see :func:`zoo_predict`).
+
+    Returns
+    -------
+    embeddings, clustering:
+        ``float32 [E, *S]`` and ``config["spoco"]["clustering"]``; instances are
+        ``spoco_zoo.postprocess.embeddings_to_instances(embeddings, clustering)``.
+
+    Examples
+    --------
+    >>> emb, clustering = zoo_embeddings("model.zip", image)          # doctest: +SKIP
+    >>> labels = embeddings_to_instances(emb, clustering)              # doctest: +SKIP
+    """
+    result = zoo_predict(package, image, **kwargs)
+    return result.embeddings, result.clustering

@@ -1,0 +1,282 @@
+"""The bioimage.io model description (format 0.5), built with the ``bioimageio.spec`` API.
+
+Layout of the description (see ``docs/design.md``, "Exported package"):
+
+* input ``raw``: ``batch, channel (C), [z,] y, x``; spatial sizes
+  ``ParameterizedSize(min=2*halo + 2**depth, step=2**depth)``; preprocessing = the
+  checkpoint's normalisation (``scale_range`` with percentiles, or
+  ``zero_mean_unit_variance``) per sample and per channel (``axes`` = the
+  spatial axes), so raw images go in;
+* output ``embeddings``: ``batch, channel (E), [z,] y, x``, spatial sizes by
+  ``SizeReference`` to ``raw`` and a halo (see :func:`exporters.common.package_geometry`);
+* optional output ``instances``: ``batch, channel (1), [z,] y, x`` int32 labels
+  from the in-graph clustering, with a reproducibility allowance for label
+  flips (``config.bioimageio.reproducibility_tolerance``);
+* ``config.spoco``: clustering recommendation, loss settings, normalisation,
+  training summary, spoco-zoo version.
+
+No field holds an http(s) URL or a GitHub user name: with ``perform_io_checks``
+(which bioimageio.core always switches on for testing) every URL is probed over
+the network and every ``github_user`` is looked up at api.github.com (an error,
+not a warning, when offline). So citations use DOIs only, authors have names
+only and there are no ``maintainers`` (the zoo's upload form asks for them; the
+remaining validation warning says so), and the package validates offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from exporters.common import PAPER_ARXIV_DOI, PAPER_CITATION, PAPER_DOI, ExportError, PackageGeometry
+
+__all__ = ["WeightsFiles", "RdfContent", "build_model_descr", "SPATIAL_AXES"]
+
+SPATIAL_AXES = {2: ("y", "x"), 3: ("z", "y", "x")}
+
+
+@dataclass
+class WeightsFiles:
+    """Weight files to describe; ``None`` = format not exported."""
+
+    pytorch_state_dict: Optional[Path] = None
+    architecture: Optional[Path] = None
+    architecture_callable: str = "UNet"
+    architecture_kwargs: Dict[str, Any] = field(default_factory=dict)
+    torchscript: Optional[Path] = None
+    onnx: Optional[Path] = None
+    onnx_opset: int = 18
+    comments: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RdfContent:
+    """Everything :func:`build_model_descr` needs (files are local paths)."""
+
+    name: str
+    description: str
+    authors: Sequence[str]
+    tags: Sequence[str]
+    spatial_dims: int
+    in_channels: int
+    embedding_dim: int
+    geometry: PackageGeometry
+    normalization: Dict[str, Any]
+    test_input: Path
+    test_embeddings: Path
+    cover: Path
+    documentation: Path
+    weights: WeightsFiles
+    spoco_config: Dict[str, Any]
+    test_instances: Optional[Path] = None
+    samples: Dict[str, Path] = field(default_factory=dict)
+    label_mismatch_ppm: float = 1000.0
+    parameter_count: Optional[int] = None
+    training: Dict[str, Any] = field(default_factory=dict)
+    version: Optional[str] = None
+    license: str = "MIT"
+
+
+def _preprocessing(normalization: Dict[str, Any], axes: Sequence[str]) -> List[Any]:
+    from bioimageio.spec.model.v0_5 import (
+        AxisId,
+        ScaleRangeDescr,
+        ScaleRangeKwargs,
+        ZeroMeanUnitVarianceDescr,
+        ZeroMeanUnitVarianceKwargs,
+    )
+
+    mode = normalization.get("mode", "percentile")
+    eps = float(normalization.get("eps", 1e-6))
+    if not 0 < eps <= 0.1:
+        raise ExportError(f"data.normalization.eps = {eps}: bioimage.io preprocessing needs 0 < eps <= 0.1")
+    ax = [AxisId(a) for a in axes]
+    if mode == "percentile":
+        p_low, p_high = float(normalization["p_low"]), float(normalization["p_high"])
+        if p_high <= 1:
+            raise ExportError(
+                f"data.normalization.p_high = {p_high}: bioimage.io scale_range needs max_percentile > 1 "
+                "(percentiles are given in 0..100)"
+            )
+        return [ScaleRangeDescr(kwargs=ScaleRangeKwargs(axes=ax, min_percentile=p_low, max_percentile=p_high, eps=eps))]
+    if mode == "zero_mean_unit_variance":
+        return [ZeroMeanUnitVarianceDescr(kwargs=ZeroMeanUnitVarianceKwargs(axes=ax, eps=eps))]
+    raise ExportError(f"data.normalization.mode = {mode!r} has no bioimage.io equivalent")
+
+
+def _sample(samples: Dict[str, Path], tensor_id: str) -> Dict[str, Any]:
+    """``sample_tensor`` kwargs (an image file for humans) when one was written."""
+    from bioimageio.spec.model.v0_5 import FileDescr
+
+    path = samples.get(tensor_id)
+    return {"sample_tensor": FileDescr(source=path)} if path is not None else {}
+
+
+def build_model_descr(content: RdfContent) -> Any:
+    """Build and validate the ``bioimageio.spec.model.v0_5.ModelDescr``.
+
+    Raises
+    ------
+    ExportError
+        A field is rejected by the spec (the pydantic message is included).
+    """
+    from bioimageio.spec.model.v0_5 import (
+        ArchitectureFromFileDescr,
+        Author,
+        AxisId,
+        BatchAxis,
+        BioimageioConfig,
+        ChannelAxis,
+        CiteEntry,
+        Config,
+        Doi,
+        FileDescr,
+        Identifier,
+        InputTensorDescr,
+        IntervalOrRatioDataDescr,
+        LicenseId,
+        ModelDescr,
+        OnnxWeightsDescr,
+        OutputTensorDescr,
+        ParameterizedSize,
+        PytorchStateDictWeightsDescr,
+        ReproducibilityTolerance,
+        SizeReference,
+        SpaceInputAxis,
+        SpaceOutputAxisWithHalo,
+        TensorId,
+        TorchscriptWeightsDescr,
+        TrainingDetails,
+        Version,
+        WeightsDescr,
+    )
+    import torch
+
+    from exporters._bioimageio_compat import ensure_compat
+
+    ensure_compat()
+    c = content
+    axes = SPATIAL_AXES[c.spatial_dims]
+    geo = c.geometry
+    raw_id = TensorId("raw")
+    torch_version = Version(torch.__version__.split("+")[0])
+    try:
+        raw = InputTensorDescr(
+            id=raw_id,
+            description="raw image, not normalised (the package applies the preprocessing)",
+            axes=[
+                BatchAxis(),
+                ChannelAxis(channel_names=["raw"] if c.in_channels == 1 else [f"raw{i}" for i in range(c.in_channels)]),
+                *[SpaceInputAxis(id=AxisId(a), size=ParameterizedSize(min=geo.min_size, step=geo.step)) for a in axes],
+            ],
+            test_tensor=FileDescr(source=c.test_input),
+            **_sample(c.samples, "raw"),
+            data=IntervalOrRatioDataDescr(type="float32"),
+            preprocessing=_preprocessing(c.normalization, axes),
+        )
+
+        def space_out() -> List[Any]:
+            return [
+                SpaceOutputAxisWithHalo(id=AxisId(a), size=SizeReference(tensor_id=raw_id, axis_id=AxisId(a)), halo=geo.halo)
+                for a in axes
+            ]
+
+        outputs = [
+            OutputTensorDescr(
+                id=TensorId("embeddings"),
+                description=f"{c.embedding_dim}-dimensional pixel embeddings (cluster them into instances)",
+                axes=[BatchAxis(), ChannelAxis(channel_names=[f"e{i}" for i in range(c.embedding_dim)]), *space_out()],
+                test_tensor=FileDescr(source=c.test_embeddings),
+                **_sample(c.samples, "embeddings"),
+                data=IntervalOrRatioDataDescr(type="float32"),
+            )
+        ]
+        tolerances = []
+        if c.test_instances is not None:
+            outputs.append(
+                OutputTensorDescr(
+                    id=TensorId("instances"),
+                    description="instance labels (0 = background) from in-graph mean-shift clustering",
+                    axes=[BatchAxis(), ChannelAxis(channel_names=["instances"]), *space_out()],
+                    test_tensor=FileDescr(source=c.test_instances),
+                    **_sample(c.samples, "instances"),
+                    data=IntervalOrRatioDataDescr(type="int32", range=(0, None)),
+                )
+            )
+            tolerances.append(
+                ReproducibilityTolerance(
+                    relative_tolerance=0.0,
+                    absolute_tolerance=0.0,
+                    mismatched_elements_per_million=int(c.label_mismatch_ppm),
+                    output_ids=[TensorId("instances")],
+                )
+            )
+
+        w = c.weights
+        entries: Dict[str, Any] = {}
+        root = "pytorch_state_dict" if w.pytorch_state_dict is not None else ("torchscript" if w.torchscript is not None else "onnx")
+
+        def parent_of(fmt: str) -> Optional[str]:
+            # the first exported format is the "original"; the others were converted from it
+            return None if fmt == root else root
+
+        if w.pytorch_state_dict is not None:
+            if w.architecture is None:
+                raise ExportError("pytorch_state_dict weights need an architecture file")
+            entries["pytorch_state_dict"] = PytorchStateDictWeightsDescr(
+                source=w.pytorch_state_dict,
+                architecture=ArchitectureFromFileDescr(
+                    source=w.architecture, callable=Identifier(w.architecture_callable), kwargs=w.architecture_kwargs
+                ),
+                pytorch_version=torch_version,
+                comment=w.comments.get("pytorch_state_dict", ""),
+            )
+        if w.torchscript is not None:
+            entries["torchscript"] = TorchscriptWeightsDescr(
+                source=w.torchscript,
+                pytorch_version=torch_version,
+                parent=parent_of("torchscript"),
+                comment=w.comments.get("torchscript", ""),
+            )
+        if w.onnx is not None:
+            entries["onnx"] = OnnxWeightsDescr(
+                source=w.onnx, opset_version=w.onnx_opset, parent=parent_of("onnx"), comment=w.comments.get("onnx", "")
+            )
+        if not entries:
+            raise ExportError("no weight format selected")
+
+        training = TrainingDetails(**c.training) if c.training else TrainingDetails()
+        descr = ModelDescr(
+            name=c.name,
+            description=c.description,
+            authors=[Author(name=a) for a in c.authors],
+            cite=[
+                CiteEntry(text=PAPER_CITATION, doi=Doi(PAPER_DOI)),
+                CiteEntry(text="Wolny et al. (2021), arXiv:2103.14572 [preprint of the CVPR paper]", doi=Doi(PAPER_ARXIV_DOI)),
+            ],
+            license=LicenseId(c.license),
+            tags=list(dict.fromkeys(c.tags)),
+            covers=[FileDescr(source=c.cover)],
+            documentation=FileDescr(source=c.documentation),
+            inputs=[raw],
+            outputs=outputs,
+            weights=WeightsDescr(**entries),
+            **({"version": c.version} if c.version else {}),
+            config=Config(
+                bioimageio=BioimageioConfig(
+                    reproducibility_tolerance=tolerances,
+                    architecture_type="unet",
+                    architecture_description="U-Net producing pixel embeddings (SPOCO)",
+                    task="instance-segmentation",
+                    model_parameter_count=c.parameter_count,
+                    training=training,
+                ),
+                spoco=c.spoco_config,
+            ),
+        )
+    except ExportError:
+        raise
+    except Exception as err:  # pydantic ValidationError and friends
+        raise ExportError(f"bioimage.io model description rejected: {err}") from err
+    return descr

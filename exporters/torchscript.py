@@ -1,0 +1,119 @@
+"""TorchScript weights: script (or trace), freeze, save, and check parity.
+
+Scripting keeps every shape symbolic (any batch size, any valid spatial size)
+and keeps the clustering loops as loops; tracing is the fallback for modules
+TorchScript cannot compile (it fixes Python control flow at trace time, which
+is harmless for the U-Net). The scripted module is frozen
+(:func:`torch.jit.freeze`: parameters become constants, attribute look-ups are
+inlined, conv+batch-norm pairs are folded). We deliberately do not call
+:func:`torch.jit.optimize_for_inference`: on CPU it rewrites convolutions to
+MKL-DNN ops that are slower to load elsewhere and not portable to CUDA.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import List, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from exporters.common import ExportError
+from exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, compare_outputs
+
+__all__ = ["to_torchscript", "save_torchscript", "run_torchscript", "torchscript_parity"]
+
+
+def to_torchscript(
+    model: nn.Module,
+    example: torch.Tensor,
+    method: Literal["auto", "script", "trace"] = "auto",
+    freeze: bool = True,
+) -> torch.jit.ScriptModule:
+    """Compile ``model`` (eval mode, CPU) to TorchScript.
+
+    Parameters
+    ----------
+    model:
+        The eager module (the one built from the shipped architecture file).
+    example:
+        An input ``[B, C, *S]`` for tracing and a smoke test.
+    method:
+        ``"script"``, ``"trace"`` or ``"auto"`` (script, fall back to trace).
+    freeze:
+        Freeze the compiled module for inference.
+
+    Raises
+    ------
+    ExportError
+        Neither scripting nor tracing works, or the compiled module fails on ``example``.
+    """
+    model = model.eval()
+    errors: List[str] = []
+    compiled = None
+    if method in ("auto", "script"):
+        try:
+            compiled = torch.jit.script(model)
+        except Exception as err:  # torch raises many error types here
+            errors.append(f"script: {type(err).__name__}: {err}")
+    if compiled is None and method in ("auto", "trace"):
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                compiled = torch.jit.trace(model, (example,), check_trace=False)
+        except Exception as err:
+            errors.append(f"trace: {type(err).__name__}: {err}")
+    if compiled is None:
+        raise ExportError("TorchScript conversion failed: " + " | ".join(errors))
+    compiled = compiled.eval()
+    if freeze:
+        compiled = torch.jit.freeze(compiled)
+    try:
+        with torch.no_grad():
+            compiled(example)
+    except Exception as err:
+        raise ExportError(f"TorchScript module fails on an input of shape {tuple(example.shape)}: {err}") from err
+    return compiled
+
+
+def save_torchscript(module: torch.jit.ScriptModule, path: Path) -> Path:
+    """Save ``module`` to ``path`` and return it."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def _as_list(out) -> List[np.ndarray]:
+    if isinstance(out, (tuple, list)):
+        return [o.detach().cpu().numpy() for o in out]
+    return [out.detach().cpu().numpy()]
+
+
+def run_torchscript(path: Path, inputs: Sequence[np.ndarray]) -> List[List[np.ndarray]]:
+    """Load a saved TorchScript file and run it on each input; outputs as numpy lists."""
+    module = torch.jit.load(str(path), map_location="cpu").eval()
+    results = []
+    with torch.no_grad():
+        for x in inputs:
+            results.append(_as_list(module(torch.from_numpy(np.ascontiguousarray(x)))))
+    return results
+
+
+def torchscript_parity(
+    path: Path,
+    reference: Sequence[Sequence[np.ndarray]],
+    inputs: Sequence[np.ndarray],
+    tolerance: float = EMBEDDINGS_TOLERANCE,
+    label_ppm: float = LABEL_MISMATCH_PPM,
+) -> ParityResult:
+    """Reload the saved file (as a consumer would) and compare with the eager ``reference`` outputs."""
+    try:
+        candidate = run_torchscript(path, inputs)
+    except Exception as err:
+        raise ExportError(f"{path}: saved TorchScript module cannot be run: {err}") from err
+    return compare_outputs("torchscript", reference, candidate, tolerance, label_ppm)

@@ -1,0 +1,318 @@
+"""Exporters end to end: checkpoint -> bioimage.io zip -> bioimageio.core tests (real runs, no mocks).
+
+Each package is built once per session. The in-graph clustering uses 256 seeds
+here (instead of 2048) to keep the bioimageio.core runs fast; everything else is
+the default export.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import socket
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from exporters.common import WEIGHT_FORMATS, ExportError, package_geometry, parse_formats
+from exporters.package import ExportResult, export_package
+from exporters.parity import compare_outputs
+from spoco_zoo.cli.main import app
+from spoco_zoo.train.checkpoint import CheckpointError, load_model
+
+FAST_INGRAPH = {"n_seeds": 256}
+runner = CliRunner()
+
+
+def _rdf(package: Path) -> Dict[str, Any]:
+    with zipfile.ZipFile(package) as zf:
+        return yaml.safe_load(zf.read("rdf.yaml"))
+
+
+def _npy(package: Path, name: str) -> np.ndarray:
+    with zipfile.ZipFile(package) as zf:
+        return np.load(io.BytesIO(zf.read(name)))
+
+
+class _NetworkGuard:
+    """Refuse (and record) outgoing internet connections: proves a step works offline."""
+
+    def __init__(self) -> None:
+        self.attempts: List[Any] = []
+        self._real = socket.socket.connect
+
+    def connect(self, sock: socket.socket, address: Any, *args: Any) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            self.attempts.append(address)
+            raise OSError(f"network disabled in test (connect to {address})")
+        return self._real(sock, address, *args)
+
+    def install(self, mp: pytest.MonkeyPatch) -> "_NetworkGuard":
+        guard = self
+        mp.setattr(socket.socket, "connect", lambda sock, address, *a: guard.connect(sock, address, *a))
+        return self
+
+
+@pytest.fixture(scope="session")
+def package_2d(random_checkpoint_2d: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
+    out = tmp_path_factory.mktemp("pkg2d") / "spoco2d.zip"
+    with pytest.MonkeyPatch.context() as mp:
+        guard = _NetworkGuard().install(mp)
+        result = export_package(
+            random_checkpoint_2d, out, test_shape=(64, 64), ingraph_options=FAST_INGRAPH, authors=["Test Author"]
+        )
+    assert guard.attempts == [], guard.attempts
+    return result
+
+
+@pytest.fixture(scope="session")
+def package_3d(random_checkpoint_3d: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
+    out = tmp_path_factory.mktemp("pkg3d") / "spoco3d.zip"
+    return export_package(random_checkpoint_3d, out, test_shape=(36, 40, 44), ingraph_options=FAST_INGRAPH)
+
+
+@pytest.fixture()
+def no_network(monkeypatch: pytest.MonkeyPatch) -> List[Any]:
+    """Refuse (and record) every outgoing connection during the test."""
+    return _NetworkGuard().install(monkeypatch).attempts
+
+
+# --------------------------------------------------------------------------------------------
+# options and errors (fast)
+# --------------------------------------------------------------------------------------------
+
+
+def test_parse_formats() -> None:
+    assert parse_formats(None) == WEIGHT_FORMATS
+    assert parse_formats("onnx, pytorch_state_dict") == ("pytorch_state_dict", "onnx")
+    with pytest.raises(ExportError, match="valid formats: pytorch_state_dict, torchscript, onnx") as info:
+        parse_formats("pytorch,onnx")
+    assert "'pytorch'" in str(info.value)
+
+
+def test_bad_formats_cli(random_checkpoint_2d: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.zip"
+    result = runner.invoke(app, ["export", str(random_checkpoint_2d), "-o", str(out), "--formats", "tensorflow"])
+    assert result.exit_code == 2
+    assert "unknown weight format(s) 'tensorflow'" in result.output
+    assert "valid formats: pytorch_state_dict, torchscript, onnx" in result.output
+    assert not out.exists()
+
+
+def test_corrupted_checkpoint(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"this is not a torch checkpoint" * 10)
+    out = tmp_path / "m.zip"
+    with pytest.raises(CheckpointError, match="broken.pt"):
+        export_package(bad, out)
+    result = runner.invoke(app, ["export", str(bad), "-o", str(out)])
+    assert result.exit_code == 2
+    assert str(bad) in result.output and "corrupt" in result.output
+    assert not out.exists()
+
+
+def test_geometry() -> None:
+    geo = package_geometry(2)
+    assert (geo.step, geo.halo, geo.min_size) == (4, 16, 36)
+    assert geo.min_size - 2 * geo.halo >= 1 and geo.min_size % geo.step == 0
+    assert package_geometry(3).min_size == 40 and geo.valid(37) == 40 and geo.valid(10) == 36
+
+
+def test_parity_failure_is_loud() -> None:
+    ref = [[np.zeros((1, 2, 8, 8), np.float32), np.zeros((1, 1, 8, 8), np.int32)]]
+    cand = [[np.full((1, 2, 8, 8), 3e-4, np.float32), np.zeros((1, 1, 8, 8), np.int32)]]
+    result = compare_outputs("onnx", ref, cand)
+    assert not result.passed
+    with pytest.raises(ExportError, match=r"parity check failed for onnx.*3\.00e-04"):
+        result.raise_if_failed()
+
+
+def test_export_fails_on_parity_and_keeps_existing_file(random_checkpoint_2d: Path, tmp_path: Path) -> None:
+    out = tmp_path / "existing.zip"
+    out.write_bytes(b"previous package")
+    with pytest.raises(ExportError, match=r"parity check failed for onnx weights.*max \|diff\| \d\.\d\de-0\d") as info:
+        export_package(random_checkpoint_2d, out, formats="onnx", instances=False, test_shape=(48, 48), tolerance=1e-12)
+    assert "input (1, 8, 48, 48)" in str(info.value)
+    assert out.read_bytes() == b"previous package"
+    assert [p.name for p in tmp_path.iterdir()] == ["existing.zip"]  # no temporary files left
+
+
+def test_legacy_onnx_exporter(random_checkpoint_2d: Path, tmp_path: Path) -> None:
+    """The TorchScript-based ONNX exporter (the fallback of 'auto') also meets the parity bar."""
+    result = export_package(
+        random_checkpoint_2d, tmp_path / "legacy.zip", formats="onnx", instances=False, test_shape=(48, 48), onnx_exporter="legacy"
+    )
+    assert result.onnx_exporter == "legacy" and result.parity["onnx"].max_abs < 1e-4
+    assert _rdf(result.path)["weights"]["onnx"].get("parent") is None  # the only (hence original) format
+
+
+def test_architecture_sources_are_self_contained() -> None:
+    from exporters.architecture import embeddings_architecture, instances_architecture
+    from spoco_zoo.models import unet
+
+    plain = embeddings_architecture({"in_channels": 1})
+    assert plain.text == Path(unet.__file__).read_text() and plain.callable == "UNet"
+    combined = instances_architecture({"in_channels": 1, "out_channels": 4, "depth": 2, "base_features": 4}, {"n_seeds": 16})
+    imported = set()
+    for node in ast.walk(ast.parse(combined.text)):
+        if isinstance(node, ast.Import):
+            imported.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert imported <= {"__future__", "torch", "math", "typing"}, imported
+
+
+# --------------------------------------------------------------------------------------------
+# 2D package
+# --------------------------------------------------------------------------------------------
+
+
+def test_parity_2d(package_2d: ExportResult) -> None:
+    for fmt in ("torchscript", "onnx"):
+        parity = package_2d.parity[fmt]
+        shapes = [c.shape for c in parity.cases]
+        assert shapes == [(1, 8, 64, 64), (2, 8, 60, 56)], shapes  # test input + another size and batch
+        assert parity.max_abs < 1e-4, parity.summary()
+        assert all(c.label_mismatches == 0 for c in parity.cases), parity.summary()
+    assert package_2d.onnx_opset >= 17
+    assert package_2d.parity["pytorch_state_dict"].max_abs == 0.0
+    assert package_2d.instances and package_2d.size_bytes == package_2d.path.stat().st_size
+
+
+def test_rdf_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
+    rdf = _rdf(package_2d.path)
+    assert rdf["type"] == "model" and rdf["format_version"].startswith("0.5.")
+    assert rdf["license"] == "MIT" and rdf["authors"] == [{"name": "Test Author"}]
+    assert {c["doi"] for c in rdf["cite"]} == {"10.1109/CVPR52688.2022.00436", "10.48550/arXiv.2103.14572"}
+    assert {"spoco", "instance-segmentation", "2d", "pytorch", "torchscript", "onnx"} <= set(rdf["tags"])
+    assert "http://" not in yaml.safe_dump(rdf) and "https://" not in yaml.safe_dump(rdf)  # offline-safe
+
+    (raw,) = rdf["inputs"]
+    assert raw["id"] == "raw"
+    assert [a["type"] for a in raw["axes"]] == ["batch", "channel", "space", "space"]
+    assert [a.get("id") for a in raw["axes"][2:]] == ["y", "x"]
+    assert raw["axes"][2]["size"] == {"min": 36, "step": 4}
+    scale = [p for p in raw["preprocessing"] if p["id"] == "scale_range"]
+    assert scale and scale[0]["kwargs"]["axes"] == ["y", "x"]
+    assert scale[0]["kwargs"]["min_percentile"] == 1.0 and scale[0]["kwargs"]["max_percentile"] == 99.8
+
+    emb, inst = rdf["outputs"]
+    assert (emb["id"], inst["id"]) == ("embeddings", "instances")
+    assert len(emb["axes"][1]["channel_names"]) == 8
+    for ax in emb["axes"][2:] + inst["axes"][2:]:
+        assert ax["halo"] == 16 and ax["size"] == {"tensor_id": "raw", "axis_id": ax["id"]}
+    assert inst["data"]["type"] == "int32"
+
+    weights = rdf["weights"]
+    assert set(weights) == set(WEIGHT_FORMATS)
+    arch = weights["pytorch_state_dict"]["architecture"]
+    assert arch["callable"] == "SpocoUNetWithInstances" and arch["kwargs"]["depth"] == 2
+    assert arch["kwargs"]["clustering"]["n_seeds"] == 256
+    assert weights["onnx"]["opset_version"] >= 17
+    assert weights["torchscript"]["parent"] == weights["onnx"]["parent"] == "pytorch_state_dict"
+
+    tol = rdf["config"]["bioimageio"]["reproducibility_tolerance"]
+    assert tol[0]["output_ids"] == ["instances"] and tol[0]["mismatched_elements_per_million"] == 1000
+    spoco = rdf["config"]["spoco"]
+    clustering = spoco["clustering"]
+    assert clustering["method"] == "mean_shift" and clustering["bandwidth"] == 0.5
+    assert clustering["background"] == "largest" and clustering["min_size"] == 16
+    assert spoco["loss"]["delta_var"] == 0.5 and spoco["loss"]["delta_dist"] == 2.0
+    assert spoco["training"]["object_fraction"] == 0.1 and spoco["spoco_zoo_version"]
+
+    # test tensors: raw (not normalised) input; outputs = preprocessing + eager model
+    x = _npy(package_2d.path, raw["test_tensor"]["source"])
+    y = _npy(package_2d.path, emb["test_tensor"]["source"])
+    assert x.shape == (1, 1, 64, 64) and x.dtype == np.float32 and y.shape == (1, 8, 64, 64)
+    assert _npy(package_2d.path, inst["test_tensor"]["source"]).dtype == np.int32
+    from spoco_zoo.data.normalize import normalize
+
+    model, config = load_model(random_checkpoint_2d)
+    with torch.no_grad():
+        eager = model(torch.from_numpy(normalize(x[0], config.data.normalization))[None]).numpy()
+    assert np.abs(eager - y).max() < 1e-5
+    with zipfile.ZipFile(package_2d.path) as zf:
+        names = set(zf.namelist())
+        readme = zf.read("README.md").decode()
+    assert {"cover.png", "README.md", "spoco_unet_instances.py"} <= names
+    assert "## Validation" in readme and "embeddings_to_instances" in readme and "${" not in readme
+
+
+def test_validate_cli_2d_offline(package_2d: ExportResult, no_network: List[Any]) -> None:
+    """`spoco-zoo validate`: spec validation + bioimageio.core test_model per weight format, no network."""
+    result = runner.invoke(app, ["validate", str(package_2d.path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for check in ("rdf", *WEIGHT_FORMATS):
+        row = next(line for line in lines if line.strip("│┃ ").startswith(check))
+        assert "passed" in row, row
+    assert "all checks passed" in result.output
+    assert no_network == []
+
+
+def test_zoo_embeddings_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
+    """bioimageio.core's pipeline on a raw image of a non-valid size == eager model on the normalised image."""
+    from exporters.predict import zoo_embeddings, zoo_predict
+    from spoco_zoo.data.normalize import normalize
+    from spoco_zoo.data.synthetic import make_synthetic_sample
+
+    image = make_synthetic_sample((70, 66), 8, seed=3)[0][None]
+    model, config = load_model(random_checkpoint_2d)
+    padded = np.pad(normalize(image, config.data.normalization), [(0, 0), (0, 2), (0, 2)], mode="symmetric")
+    with torch.no_grad():
+        eager = model(torch.from_numpy(padded)[None])[0, :, :70, :66].numpy()
+    for fmt in ("onnx", "pytorch_state_dict"):
+        embeddings, clustering = zoo_embeddings(package_2d.path, image, weight_format=fmt)
+        assert embeddings.shape == (8, 70, 66) and embeddings.dtype == np.float32
+        assert np.abs(embeddings - eager).max() < 1e-4, fmt
+    assert clustering == _rdf(package_2d.path)["config"]["spoco"]["clustering"]
+    pred = zoo_predict(package_2d.path, image, weight_format="torchscript")
+    assert pred.instances is not None and pred.instances.shape == (70, 66) and not pred.tiled
+    with pytest.raises(ValueError, match="does not fit the model input"):
+        zoo_embeddings(package_2d.path, np.zeros((2, 40, 40), np.float32))
+
+
+# --------------------------------------------------------------------------------------------
+# 3D package and the CLI export
+# --------------------------------------------------------------------------------------------
+
+
+def test_package_3d(package_3d: ExportResult) -> None:
+    from exporters.validate import validate_package
+
+    for fmt in ("torchscript", "onnx"):
+        assert package_3d.parity[fmt].max_abs < 1e-4, package_3d.parity[fmt].summary()
+    rdf = _rdf(package_3d.path)
+    assert [a.get("id") for a in rdf["inputs"][0]["axes"][2:]] == ["z", "y", "x"]
+    assert "3d" in rdf["tags"]
+    report = validate_package(package_3d.path, devices=["cpu"])
+    assert [c.name for c in report.checks] == ["rdf", *WEIGHT_FORMATS]
+    assert report.passed, [(c.name, c.message) for c in report.checks]
+    assert report.get("onnx").errors["embeddings"] < 1e-4
+
+
+def test_cli_export_and_validate(random_checkpoint_2d: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli" / "model.zip"
+    result = runner.invoke(
+        app,
+        [
+            "export", str(random_checkpoint_2d), "--output", str(out), "--formats", "pytorch_state_dict",
+            "--no-instances", "--test-shape", "48,48", "--name", "CLI test model", "--author", "A. Tester",
+            "--weights", "teacher",
+        ],
+        terminal_width=200,
+    )
+    assert result.exit_code == 0, result.output
+    assert "validation passed" in result.output and "pytorch_state_dict" in result.output
+    assert out.is_file() and [p.name for p in out.parent.iterdir()] == ["model.zip"]
+    rdf = _rdf(out)
+    assert rdf["name"] == "CLI test model" and list(rdf["weights"]) == ["pytorch_state_dict"]
+    assert rdf["config"]["spoco"]["training"]["weights"] == "teacher"
+    assert [o["id"] for o in rdf["outputs"]] == ["embeddings"]
+    assert rdf["weights"]["pytorch_state_dict"]["architecture"]["callable"] == "UNet"
