@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_env.sh
 OUT=${OUT:-runs/quickstart}
-STEPS=${STEPS:-600}
+STEPS=${STEPS:-1500}
 rm -rf "$OUT"
 spoco-zoo train --out "$OUT" --steps "$STEPS" --object-fraction 0.1
 spoco-zoo export "$OUT/best.pt" --output "$OUT/model.zip"

@@ -58,8 +58,8 @@ def trained_checkpoint_2d(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "checkpoint_every": 300,
             "model": {"depth": 2, "base_features": 8, "embedding_dim": 8},
             "data": {
-                "patch_shape": [64, 64],
-                "batch_size": 4,
+                "patch_shape": [128, 128],  # whole images, as the default (see DataConfig.patch_shape)
+                "batch_size": 1,
                 "object_fraction": 0.5,
                 "synthetic": {"n_train": 8, "n_val": 2, "shape": [128, 128], "n_objects": 16, "seed": 7},
             },

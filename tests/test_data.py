@@ -384,7 +384,7 @@ def test_build_datasets_synthetic_defaults() -> None:
     assert not (labels == -1).any() and labels.max() >= 30  # dense validation ground truth
     assert np.percentile(image, 1) == pytest.approx(0.0, abs=1e-3)
     item = train[0]
-    assert item["image"].shape == (1, 128, 128) and item["labels"].shape == (128, 128)
+    assert item["image"].shape == (1, 256, 256) and item["labels"].shape == (256, 256)  # whole images
 
 
 def test_build_datasets_from_files(tmp_path: Path) -> None:

@@ -316,3 +316,61 @@ def test_cli_export_and_validate(random_checkpoint_2d: Path, tmp_path: Path) -> 
     assert rdf["config"]["spoco"]["training"]["weights"] == "teacher"
     assert [o["id"] for o in rdf["outputs"]] == ["embeddings"]
     assert rdf["weights"]["pytorch_state_dict"]["architecture"]["callable"] == "UNet"
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX Runtime alone: no torch, no spoco_zoo, no bioimageio
+# --------------------------------------------------------------------------------------------
+
+_BLOCKED = ("torch", "spoco_zoo", "exporters", "bioimageio", "xarray", "onnx")
+_STANDALONE = """
+import importlib.abc, json, sys
+BLOCKED = {blocked!r}
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{{name}} is blocked in this test")
+        return None
+
+sys.meta_path.insert(0, Block())
+sys.path.insert(0, {examples!r})
+import numpy as np
+import onnxruntime_instances as ex
+out = ex.predict({package!r}, np.load({image!r}))
+np.save({labels!r}, out["instances"])
+np.save({embeddings!r}, out["embeddings"])
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)))
+"""
+
+
+def test_onnxruntime_alone_gives_instances(package_2d: ExportResult, tmp_path: Path) -> None:
+    """examples/onnxruntime_instances.py with torch/spoco_zoo/bioimageio unimportable == the package's test output."""
+    import json
+    import subprocess
+    import sys
+
+    with zipfile.ZipFile(package_2d.path) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+        tensors = {t["id"]: t["test_tensor"]["source"] for t in rdf["inputs"] + rdf["outputs"]}
+        raw = np.load(io.BytesIO(zf.read(tensors["raw"])))[0]  # [C, *S], unnormalised
+        expected = {k: np.load(io.BytesIO(zf.read(tensors[k])))[0] for k in ("embeddings", "instances")}
+    image = tmp_path / "image.npy"
+    np.save(image, raw[:, 3:, :-5])  # a size that is not valid for the network: the script pads and crops
+    np.save(tmp_path / "full.npy", raw)
+    examples = str(Path(__file__).resolve().parents[1] / "examples")
+    for name in ("full", "image"):
+        code = _STANDALONE.format(
+            blocked=_BLOCKED, examples=examples, package=str(package_2d.path), image=str(tmp_path / f"{name}.npy"),
+            labels=str(tmp_path / f"{name}_labels.npy"), embeddings=str(tmp_path / f"{name}_emb.npy"),
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+    labels, emb = np.load(tmp_path / "full_labels.npy"), np.load(tmp_path / "full_emb.npy")
+    assert labels.dtype == np.int32 and labels.shape == expected["instances"].shape[1:]
+    assert np.abs(emb - expected["embeddings"]).max() < 1e-4
+    assert np.mean(labels != expected["instances"][0]) <= 1e-3  # same ids: same graph, same seeds
+    assert len(np.unique(labels)) > 1
+    cropped = np.load(tmp_path / "image_labels.npy")
+    assert cropped.shape == (raw.shape[1] - 3, raw.shape[2] - 5) and cropped.dtype == np.int32

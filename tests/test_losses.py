@@ -23,6 +23,7 @@ from spoco_zoo.losses import (
     push_loss,
     regularizer,
     sample_group_members,
+    unlabeled_push_loss,
 )
 
 DV, DD = 0.5, 2.0
@@ -178,7 +179,8 @@ def test_ignore_pixels_do_not_change_instance_terms() -> None:
 
 
 @pytest.mark.parametrize("dims", [2, 3])
-def test_gradients_reach_unlabeled_pixels_only_through_consistency(dims: int) -> None:
+def test_gradients_reach_unlabeled_pixels_only_through_consistency_and_unlabeled_push(dims: int) -> None:
+    """Embedding and instance terms never touch unannotated pixels; the unlabeled push and consistency do."""
     labels = batch_labels(dims)
     generator = torch.Generator().manual_seed(3)
     emb = (torch.randn(2, EMB_DIM, *SHAPES[dims], generator=generator) * 0.3).requires_grad_()
@@ -188,6 +190,11 @@ def test_gradients_reach_unlabeled_pixels_only_through_consistency(dims: int) ->
     grad_norm = emb.grad.abs().sum(1)
     assert torch.equal(grad_norm[ignore], torch.zeros_like(grad_norm[ignore]))
     assert (grad_norm[~ignore] > 0).float().mean() > 0.9
+
+    emb.grad = None
+    unlabeled_push_loss(emb, labels, DD).backward()  # random embeddings near 0: every pixel within DD
+    grad_norm = emb.grad.abs().sum(1)
+    assert (grad_norm[ignore] > 0).all()
 
     emb.grad = None
     teacher = (torch.randn(emb.shape, generator=generator) * 0.3).requires_grad_()
@@ -307,7 +314,7 @@ def test_spoco_loss_weights_and_terms() -> None:
     labels = batch_labels(2)
     emb = torch.randn(2, EMB_DIM, *SHAPES[2], generator=torch.Generator().manual_seed(7)) * 0.5
     teacher = emb * 0.8 + 0.1
-    config = LossConfig(embedding_weight=0.5, instance_weight=2.0, consistency_weight=3.0)
+    config = LossConfig(embedding_weight=0.5, instance_weight=2.0, consistency_weight=3.0, unlabeled_push_weight=0.25)
 
     total, terms = SpocoLoss(config)(emb, labels, teacher, generator=torch.Generator().manual_seed(8))
     assert tuple(terms) == LOSS_TERMS
@@ -316,16 +323,18 @@ def test_spoco_loss_weights_and_terms() -> None:
     expected = {
         "embedding": float(embedding_loss(emb, labels, DV, DD)),
         "instance": float(instance_loss(emb, labels, DV, generator=gen)),
+        "unlabeled_push": float(unlabeled_push_loss(emb, labels, DD)),
         "consistency": float(consistency_loss(emb, teacher, labels, DV, num_anchors=4, generator=gen)),
     }
     for key, value in expected.items():
         assert terms[key] == pytest.approx(value, rel=1e-5)
         assert value > 0
-    weighted = 0.5 * expected["embedding"] + 2.0 * expected["instance"] + 3.0 * expected["consistency"]
+    weights = {"embedding": 0.5, "instance": 2.0, "unlabeled_push": 0.25, "consistency": 3.0}
+    weighted = sum(weights[k] * expected[k] for k in weights)
     assert float(total) == pytest.approx(weighted, rel=1e-5)
     assert terms["total"] == pytest.approx(weighted, rel=1e-5)
 
-    for name in ("embedding", "instance", "consistency"):
+    for name in ("embedding", "instance", "unlabeled_push", "consistency"):
         off = config.model_copy(update={f"{name}_weight": 0.0})
         total_off, terms_off = SpocoLoss(off)(emb, labels, teacher, generator=torch.Generator().manual_seed(8))
         assert terms_off[name] == 0.0
@@ -335,12 +344,11 @@ def test_spoco_loss_weights_and_terms() -> None:
             remaining["consistency"] = float(consistency_loss(emb, teacher, labels, DV, generator=gen))
         for key in remaining:
             assert terms_off[key] == pytest.approx(remaining[key], rel=1e-5)
-        weights = {"embedding": 0.5, "instance": 2.0, "consistency": 3.0}
         assert float(total_off) == pytest.approx(sum(weights[k] * remaining[k] for k in weights), rel=1e-5)
 
     no_teacher, terms_nt = SpocoLoss(config)(emb, labels, generator=torch.Generator().manual_seed(8))
     assert terms_nt["consistency"] == 0.0
-    assert float(no_teacher) == pytest.approx(0.5 * expected["embedding"] + 2.0 * expected["instance"], rel=1e-5)
+    assert float(no_teacher) == pytest.approx(weighted - 3.0 * expected["consistency"], rel=1e-5)
 
 
 def test_spoco_loss_backward_3d_and_ignore_label() -> None:
@@ -353,3 +361,30 @@ def test_spoco_loss_backward_3d_and_ignore_label() -> None:
     assert all(math.isfinite(v) for v in terms.values())
     assert terms["consistency"] > 0 and terms["instance"] > 0
     assert torch.isfinite(emb.grad).all() and emb.grad.abs().sum() > 0
+
+
+# --------------------------------------------------------------------------- unlabeled push
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_unlabeled_push_zero_when_unannotated_pixels_are_far(dims: int) -> None:
+    """A perfectly separated embedding (unannotated objects too) gives 0; collapsing them onto an annotated mean gives DD^2."""
+    dense = stripe_labels(SHAPES[dims], 4)
+    labels = sparsify(dense, keep=[0, 1]).unsqueeze(0)  # background + object 1 annotated, 2 and 3 not
+    emb = separated_embedding(dense.unsqueeze(0))
+    assert float(unlabeled_push_loss(emb, labels, DD)) == 0.0
+    collapsed = emb.clone()
+    collapsed[:, :, labels[0] == -1] = emb[:, :, labels[0] == 1][..., :1]  # unannotated = object 1's embedding
+    # each unannotated pixel: distance 0 to object 1, SEP*sqrt(2) > DD to the background -> (DD^2 + 0) / 2
+    assert float(unlabeled_push_loss(collapsed, labels, DD)) == pytest.approx(DD**2 / 2, rel=1e-5)
+    no_bg = float(unlabeled_push_loss(collapsed, labels, DD, background_as_instance=False))
+    assert no_bg == pytest.approx(DD**2, rel=1e-5)
+
+
+def test_unlabeled_push_needs_both_unannotated_pixels_and_instances() -> None:
+    dense = stripe_labels(SHAPES[2], 3)
+    emb = torch.zeros(1, EMB_DIM, *SHAPES[2])
+    assert float(unlabeled_push_loss(emb, dense.unsqueeze(0), DD)) == 0.0  # nothing unannotated
+    assert float(unlabeled_push_loss(emb, torch.full((1, *SHAPES[2]), -1), DD)) == 0.0  # nothing annotated
+    with pytest.raises(ValueError, match="delta_dist"):
+        unlabeled_push_loss(emb, dense.unsqueeze(0), 0.0)

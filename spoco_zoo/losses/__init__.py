@@ -1,4 +1,4 @@
-"""SPOCO losses: discriminative embedding loss, instance (Dice) loss, consistency loss.
+"""SPOCO losses: discriminative embedding loss, instance (Dice) loss, unlabeled push, consistency loss.
 
 All terms take ``[B, E, *spatial]`` embeddings and ``[B, *spatial]`` integer
 labels (0 background, > 0 objects, ``ignore_label`` unannotated), are
@@ -17,6 +17,7 @@ from spoco_zoo.losses.discriminative import (
 )
 from spoco_zoo.losses.instance import dice_loss, instance_loss, sample_group_members, soft_masks
 from spoco_zoo.losses.spoco import LOSS_TERMS, SpocoLoss
+from spoco_zoo.losses.unlabeled_push import unlabeled_push_loss
 
 __all__ = [
     "LOSS_TERMS",
@@ -32,4 +33,5 @@ __all__ = [
     "regularizer",
     "sample_group_members",
     "soft_masks",
+    "unlabeled_push_loss",
 ]

@@ -1,7 +1,7 @@
 """The full SPOCO loss: weighted embedding, instance and consistency terms.
 
 ``total = embedding_weight * embedding_loss + instance_weight * instance_loss
-+ consistency_weight * consistency_loss``, computed in float32 with autocast
++ unlabeled_push_weight * unlabeled_push_loss + consistency_weight * consistency_loss``, computed in float32 with autocast
 disabled so that mixed-precision training cannot underflow the kernel or the
 Dice ratios.
 """
@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from spoco_zoo.losses.consistency import consistency_loss
 from spoco_zoo.losses.discriminative import _graph_zero, embedding_loss
 from spoco_zoo.losses.instance import instance_loss
+from spoco_zoo.losses.unlabeled_push import unlabeled_push_loss
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; keeps this module torch-only at runtime
     from spoco_zoo.config import LossConfig
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; keeps this module torch-onl
 __all__ = ["SpocoLoss", "LOSS_TERMS"]
 
 #: Keys of the per-term dictionary returned by :meth:`SpocoLoss.forward`.
-LOSS_TERMS = ("embedding", "instance", "consistency", "total")
+LOSS_TERMS = ("embedding", "instance", "unlabeled_push", "consistency", "total")
 
 
 def _float32_context(device: torch.device) -> contextlib.AbstractContextManager:
@@ -125,8 +126,8 @@ class SpocoLoss(nn.Module):
         total : Tensor
             Float32 scalar to back-propagate.
         terms : dict of str to float
-            Unweighted ``'embedding'``, ``'instance'``, ``'consistency'`` and the
-            weighted ``'total'``.
+            Unweighted ``'embedding'``, ``'instance'``, ``'unlabeled_push'``,
+            ``'consistency'`` and the weighted ``'total'``.
         """
         cfg = self.config
         with _float32_context(embeddings.device):
@@ -137,6 +138,17 @@ class SpocoLoss(nn.Module):
             terms["instance"] = (
                 self._instance_term(embeddings, labels, generator) if cfg.instance_weight > 0 else zero
             )
+            terms["unlabeled_push"] = (
+                unlabeled_push_loss(
+                    embeddings,
+                    labels,
+                    cfg.delta_dist,
+                    ignore_label=self.ignore_label,
+                    background_as_instance=cfg.background_as_instance,
+                )
+                if cfg.unlabeled_push_weight > 0
+                else zero
+            )
             use_consistency = teacher_embeddings is not None and cfg.consistency_weight > 0
             terms["consistency"] = (
                 self._consistency_term(embeddings, teacher_embeddings, labels, generator) if use_consistency else zero
@@ -144,7 +156,8 @@ class SpocoLoss(nn.Module):
             total = (
                 cfg.embedding_weight * terms["embedding"]
                 + cfg.instance_weight * terms["instance"]
+                + cfg.unlabeled_push_weight * terms["unlabeled_push"]
                 + cfg.consistency_weight * terms["consistency"]
             )
-        values = torch.stack([terms["embedding"], terms["instance"], terms["consistency"], total]).detach()
+        values = torch.stack([*(terms[k] for k in LOSS_TERMS[:-1]), total]).detach()
         return total, dict(zip(LOSS_TERMS, (float(v) for v in values.tolist())))

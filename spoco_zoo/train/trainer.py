@@ -335,6 +335,7 @@ class Trainer:
                         self.on_step(self.step, terms)
                     if self.step % cfg.val_every == 0 or self.step == cfg.steps:
                         self.metrics = self.validate()
+                        bar.log(self.step, terms, self.metrics)
                         score = _score(self.metrics)
                         if score > self.best_score:
                             self.best_score = score
@@ -419,6 +420,15 @@ class _progress:
         if metrics:
             info += " | " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items())
         self._bar.update(self._task, completed=step, info=info)
+
+    def log(self, step: int, terms: Dict[str, float], metrics: Dict[str, float]) -> None:
+        """One permanent line (kept above the bar, and in non-terminal logs) per validation."""
+        if not self.enabled:
+            return
+        text = f"step {step}/{self.total}: " + " ".join(f"{k}={v:.3f}" for k, v in terms.items())
+        if metrics:
+            text += " | " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items())
+        self._bar.console.print(text, highlight=False)
 
     def __exit__(self, *exc: Any) -> None:
         if self.enabled:
