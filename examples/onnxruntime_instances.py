@@ -106,7 +106,9 @@ def predict(package: Path, image: np.ndarray, threads: int = 0) -> Dict[str, np.
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    # onnxruntime-gpu (spoco-zoo's `gpu` extra) offers the CUDA provider; plain onnxruntime the CPU one.
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    session = ort.InferenceSession(onnx_bytes, options, providers=providers)
     names = [o.name for o in session.get_outputs()]
     values = session.run(None, {session.get_inputs()[0].name: x[None]})
     crop = tuple(slice(0, s) for s in spatial)
