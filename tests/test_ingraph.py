@@ -11,28 +11,20 @@ from typing import Any, Dict, Sequence, Tuple
 import numpy as np
 import pytest
 import torch
+
 from scipy import ndimage as ndi
 
 from spoco_zoo.cluster import ingraph as ingraph_module
 from spoco_zoo.cluster.ingraph import InGraphClustering, ingraph_kwargs
 from spoco_zoo.data.synthetic import make_synthetic_sample
+from spoco_zoo.metrics.sbd import symmetric_best_dice
 
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
 
 
-def sbd(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Symmetric best Dice over objects (ids > 0) of both label images."""
-    pid, p = np.unique(np.asarray(pred).ravel(), return_inverse=True)
-    gid, g = np.unique(np.asarray(gt).ravel(), return_inverse=True)
-    table = np.zeros((len(pid), len(gid)))
-    np.add.at(table, (p, g), 1)
-    dice = 2 * table / (table.sum(1, keepdims=True) + table.sum(0, keepdims=True))
-    dice = dice[pid > 0][:, gid > 0]
-    if dice.size == 0:
-        return float(dice.shape == (0, 0))
-    return float(min(dice.max(1).mean(), dice.max(0).mean()))
+sbd = symmetric_best_dice  # the project's SBD (spoco_zoo.metrics), objects = ids > 0
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:

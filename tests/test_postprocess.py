@@ -12,21 +12,15 @@ import numpy as np
 import pytest
 import torch
 
+from spoco_zoo.metrics.sbd import symmetric_best_dice
+
 from spoco_zoo.postprocess import embeddings_to_instances
 
 HEAVY = ("sklearn", "scipy", "skimage", "hdbscan", "bioimageio", "typer", "onnx", "onnxruntime",
          "onnxscript", "xarray", "pydantic", "yaml", "tifffile", "h5py", "zarr", "rich")
 
 
-def sbd(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Symmetric best Dice over objects (ids > 0) of both label images."""
-    pid, p = np.unique(np.asarray(pred).ravel(), return_inverse=True)
-    gid, g = np.unique(np.asarray(gt).ravel(), return_inverse=True)
-    table = np.zeros((len(pid), len(gid)))
-    np.add.at(table, (p, g), 1)
-    dice = 2 * table / (table.sum(1, keepdims=True) + table.sum(0, keepdims=True))
-    dice = dice[pid > 0][:, gid > 0]
-    return float(min(dice.max(1).mean(), dice.max(0).mean())) if dice.size else 0.0
+sbd = symmetric_best_dice  # the project's SBD (spoco_zoo.metrics), objects = ids > 0
 
 
 def blocks(shape=(60, 72), dims: int = 8, seed: int = 0):
