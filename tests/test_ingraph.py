@@ -11,7 +11,6 @@ from typing import Any, Dict, Sequence, Tuple
 import numpy as np
 import pytest
 import torch
-
 from scipy import ndimage as ndi
 
 from spoco_zoo.cluster import ingraph as ingraph_module
