@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--base-features", type=int, default=16)
-    parser.add_argument("--depth", type=int, default=3)
+    parser.add_argument("--depth", type=int, default=4)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -8,7 +8,7 @@ without installing spoco-zoo.
 Valid input sizes
 -----------------
 Every spatial extent must be a multiple of ``2 ** depth`` (``depth`` pooling
-steps), e.g. 8 for the default ``depth=3``. Use :meth:`UNet.valid_shape` to
+steps), e.g. 16 for the default ``depth=4``. Use :meth:`UNet.valid_shape` to
 round a shape up, or pad the input. The output has the input's spatial shape.
 """
 
@@ -104,7 +104,7 @@ class UNet(nn.Module):
         in_channels: int = 1,
         out_channels: int = 16,
         spatial_dims: int = 2,
-        depth: int = 3,
+        depth: int = 4,
         base_features: int = 16,
         norm: str = "group",
         num_groups: int = 8,
