@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from exporters.common import ExportError
-from exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, compare_outputs
+from exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
 
 __all__ = ["MIN_OPSET", "OnnxExport", "export_onnx", "run_onnx", "onnx_parity"]
 
@@ -189,8 +189,6 @@ def onnx_parity(
     label_ppm: float = LABEL_MISMATCH_PPM,
 ) -> ParityResult:
     """Compare ONNX Runtime outputs with the eager ``reference`` outputs on ``inputs``."""
-    try:
-        candidate = run_onnx(path, inputs)
-    except Exception as err:
-        raise ExportError(f"{path}: ONNX Runtime cannot run the exported model: {err}") from err
-    return compare_outputs("onnx", reference, candidate, tolerance, label_ppm)
+    return run_and_compare(
+        "onnx", run_onnx, path, reference, inputs, tolerance, label_ppm, "ONNX Runtime cannot run the exported model"
+    )

@@ -9,13 +9,21 @@ mismatched pixels (``label_ppm`` per million) is tolerated.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from exporters.common import ExportError
 
-__all__ = ["EMBEDDINGS_TOLERANCE", "LABEL_MISMATCH_PPM", "ParityCase", "ParityResult", "compare_outputs"]
+__all__ = [
+    "EMBEDDINGS_TOLERANCE",
+    "LABEL_MISMATCH_PPM",
+    "ParityCase",
+    "ParityResult",
+    "compare_outputs",
+    "run_and_compare",
+]
 
 #: Maximum absolute difference allowed between converted and eager embeddings.
 EMBEDDINGS_TOLERANCE = 1e-4
@@ -127,3 +135,24 @@ def compare_outputs(
             case.label_pixels = int(lab_ref.size)
         result.cases.append(case)
     return result
+
+
+def run_and_compare(
+    name: str,
+    run: Callable[[Path, Sequence[np.ndarray]], List[List[np.ndarray]]],
+    path: Path,
+    reference: Sequence[Sequence[np.ndarray]],
+    inputs: Sequence[np.ndarray],
+    tolerance: float,
+    label_ppm: float,
+    cannot_run: str,
+) -> ParityResult:
+    """Run the saved weights at ``path`` on ``inputs`` with ``run`` and compare with ``reference``.
+
+    A failure to run raises :class:`ExportError` ``"{path}: {cannot_run}: {error}"``.
+    """
+    try:
+        candidate = run(path, inputs)
+    except Exception as err:
+        raise ExportError(f"{path}: {cannot_run}: {err}") from err
+    return compare_outputs(name, reference, candidate, tolerance, label_ppm)

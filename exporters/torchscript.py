@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from exporters.common import ExportError
-from exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, compare_outputs
+from exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
 
 __all__ = ["to_torchscript", "save_torchscript", "run_torchscript", "torchscript_parity"]
 
@@ -112,8 +112,7 @@ def torchscript_parity(
     label_ppm: float = LABEL_MISMATCH_PPM,
 ) -> ParityResult:
     """Reload the saved file (as a consumer would) and compare with the eager ``reference`` outputs."""
-    try:
-        candidate = run_torchscript(path, inputs)
-    except Exception as err:
-        raise ExportError(f"{path}: saved TorchScript module cannot be run: {err}") from err
-    return compare_outputs("torchscript", reference, candidate, tolerance, label_ppm)
+    return run_and_compare(
+        "torchscript", run_torchscript, path, reference, inputs, tolerance, label_ppm,
+        "saved TorchScript module cannot be run",
+    )
