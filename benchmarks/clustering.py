@@ -34,8 +34,9 @@ import platform
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class PeakRSS:
             self.peak = max(self.peak, _rss_bytes())
             time.sleep(self.interval)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self.start = _rss_bytes()
         self.peak = self.start
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -103,7 +104,7 @@ def postprocess(labels: np.ndarray, min_size: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- data
-def make_embeddings(args: argparse.Namespace) -> Tuple[np.ndarray, np.ndarray, str]:
+def make_embeddings(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
     """``(embeddings [E, *S] float32, ground truth labels [*S], description)``."""
     from spoco_zoo.data.synthetic import make_synthetic_sample
 
@@ -122,7 +123,7 @@ def make_embeddings(args: argparse.Namespace) -> Tuple[np.ndarray, np.ndarray, s
         return emb, labels, f"trained network {args.checkpoint}, E={emb.shape[0]}"
     rng = np.random.default_rng(args.seed)
     n = int(labels.max()) + 1
-    centres: List[np.ndarray] = []
+    centres: list[np.ndarray] = []
     while len(centres) < n:
         c = rng.normal(0.0, args.spread, args.dim)
         if all(np.linalg.norm(c - o) >= args.min_dist for o in centres):
@@ -151,7 +152,7 @@ def _sklearn_worker(path: str, bandwidth: float, jobs: int, out: str) -> None:
         json.dump({"seconds": seconds, "clusters": int(len(model.cluster_centers_)), "mem": mem.delta_mib}, f)
 
 
-def run_sklearn(emb: np.ndarray, args: argparse.Namespace) -> Optional[Dict[str, Any]]:
+def run_sklearn(emb: np.ndarray, args: argparse.Namespace) -> dict[str, Any] | None:
     """Fit MeanShift in a spawned process; ``None`` when it exceeds ``--sklearn-max-seconds``."""
     with tempfile.TemporaryDirectory() as tmp:
         path, out = os.path.join(tmp, "emb.npy"), os.path.join(tmp, "labels.npy")
@@ -173,7 +174,7 @@ def run_sklearn(emb: np.ndarray, args: argparse.Namespace) -> Optional[Dict[str,
 
 
 # ----------------------------------------------------------------------------- main
-def timed(func: Callable[[], np.ndarray], repeats: int) -> Tuple[np.ndarray, float, float, float]:
+def timed(func: Callable[[], np.ndarray], repeats: int) -> tuple[np.ndarray, float, float, float]:
     """``(labels, median s, min s, peak RSS growth MiB)`` over ``repeats`` calls (after one warm-up)."""
     func()
     times, peak = [], 0.0
@@ -216,9 +217,11 @@ def main() -> None:
 
     emb, gt, desc = make_embeddings(args)
     load = os.getloadavg()
-    print(f"# {datetime.date.today()}  {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} torch threads, "
-          f"load average {load[0]:.2f}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+    print(
+        f"# {datetime.date.today()}  {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} torch threads, "
+        f"load average {load[0]:.2f}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
+    )
     print(f"# embeddings {list(emb.shape)} ({desc}); bandwidth {args.bandwidth}, min_size {args.min_size}")
 
     common = dict(min_size=args.min_size)
@@ -230,32 +233,49 @@ def main() -> None:
         "hdbscan_cluster (ours)": lambda: hdbscan_cluster(emb, **common),
         "anchor_cluster (ours)": lambda: anchor_cluster(emb, delta_var=args.bandwidth, device="cpu", **common),
     }
-    rows: List[Dict[str, Any]] = []
-    results: Dict[str, np.ndarray] = {}
+    rows: list[dict[str, Any]] = []
+    results: dict[str, np.ndarray] = {}
     for name, func in ours.items():
         labels, med, best, mem = timed(func, args.repeats)
         results[name] = labels
-        rows.append({"method": name, "seconds": med, "min_seconds": best, "mem_mib": mem,
-                     "objects": int(labels.max()), "sbd_gt": sbd(labels, gt)})
+        rows.append(
+            {
+                "method": name,
+                "seconds": med,
+                "min_seconds": best,
+                "mem_mib": mem,
+                "objects": int(labels.max()),
+                "sbd_gt": sbd(labels, gt),
+            }
+        )
 
     import resource
 
     process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
     ms_ours = results["mean_shift (ours, flat)"]
-    sk_row: Dict[str, Any] = {"method": f"sklearn MeanShift (bin_seeding, n_jobs={args.sklearn_jobs})"}
+    sk_row: dict[str, Any] = {"method": f"sklearn MeanShift (bin_seeding, n_jobs={args.sklearn_jobs})"}
     if not args.no_sklearn:
         info = run_sklearn(emb, args)
         if info is None:
             sk_row.update(seconds=float("nan"), note=f"stopped after {args.sklearn_max_seconds:.0f} s")
         else:
             sk_labels = postprocess(info["labels"], args.min_size)
-            sk_row.update(seconds=info["seconds"], min_seconds=info["seconds"], mem_mib=info["mem"],
-                          objects=int(sk_labels.max()), sbd_gt=sbd(sk_labels, gt),
-                          sbd_ours=sbd(ms_ours, sk_labels), clusters_raw=info["clusters"])
+            sk_row.update(
+                seconds=info["seconds"],
+                min_seconds=info["seconds"],
+                mem_mib=info["mem"],
+                objects=int(sk_labels.max()),
+                sbd_gt=sbd(sk_labels, gt),
+                sbd_ours=sbd(ms_ours, sk_labels),
+                clusters_raw=info["clusters"],
+            )
             ours_raw = mean_shift(emb, bandwidth=args.bandwidth, device="cpu")  # min_size=0
             sk_raw = postprocess(info["labels"], 0)
-            sk_row["raw"] = {"objects_ours": int(ours_raw.max()), "objects_sklearn": int(sk_raw.max()),
-                             "sbd_ours": sbd(ours_raw, sk_raw)}
+            sk_row["raw"] = {
+                "objects_ours": int(ours_raw.max()),
+                "objects_sklearn": int(sk_raw.max()),
+                "sbd_ours": sbd(ours_raw, sk_raw),
+            }
         rows.insert(2, sk_row)
 
     width = max(len(r["method"]) for r in rows)
@@ -268,18 +288,26 @@ def main() -> None:
         sgt = f"{r['sbd_gt']:.4f}" if "sbd_gt" in r else "-"
         sours = f"{r['sbd_ours']:.4f}" if "sbd_ours" in r else "-"
         print(f"| {r['method']:<{width}} | {secs} | {mem} | {objs} | {sgt} | {sours} |")
-    print(f"\nobjects in ground truth: {int(gt.max())}; peak RSS of this process (data + our methods, "
-          f"ru_maxrss): {process_peak:.0f} MiB")
+    print(
+        f"\nobjects in ground truth: {int(gt.max())}; peak RSS of this process (data + our methods, "
+        f"ru_maxrss): {process_peak:.0f} MiB"
+    )
     ours_s = rows[0]["seconds"]
     if "sbd_ours" in sk_row:
         raw = sk_row["raw"]
-        print(f"speed-up of our mean_shift over sklearn MeanShift: {sk_row['seconds'] / ours_s:.1f}x "
-              f"({sk_row['seconds']:.1f} s / {ours_s:.3f} s); agreement SBD {sk_row['sbd_ours']:.4f}")
-        print(f"without min_size: sklearn {sk_row['clusters_raw']} clusters -> {raw['objects_sklearn']} objects, "
-              f"ours {raw['objects_ours']} objects, agreement SBD {raw['sbd_ours']:.4f}")
+        print(
+            f"speed-up of our mean_shift over sklearn MeanShift: {sk_row['seconds'] / ours_s:.1f}x "
+            f"({sk_row['seconds']:.1f} s / {ours_s:.3f} s); agreement SBD {sk_row['sbd_ours']:.4f}"
+        )
+        print(
+            f"without min_size: sklearn {sk_row['clusters_raw']} clusters -> {raw['objects_sklearn']} objects, "
+            f"ours {raw['objects_ours']} objects, agreement SBD {raw['sbd_ours']:.4f}"
+        )
     elif not args.no_sklearn:
-        print(f"sklearn MeanShift did not finish within {args.sklearn_max_seconds:.0f} s: "
-              f"speed-up > {args.sklearn_max_seconds / ours_s:.0f}x")
+        print(
+            f"sklearn MeanShift did not finish within {args.sklearn_max_seconds:.0f} s: "
+            f"speed-up > {args.sklearn_max_seconds / ours_s:.0f}x"
+        )
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.2f}")
     if args.json:

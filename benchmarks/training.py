@@ -75,8 +75,10 @@ def main() -> None:
     sync()
     spoco = args.steps / (time.perf_counter() - t0)
 
-    print(f"device={device} threads={torch.get_num_threads()} patch={args.patch} batch={args.batch_size} "
-          f"depth={args.depth} base_features={args.base_features} amp={trainer.use_amp}")
+    print(
+        f"device={device} threads={torch.get_num_threads()} patch={args.patch} batch={args.batch_size} "
+        f"depth={args.depth} base_features={args.base_features} amp={trainer.use_amp}"
+    )
     print(f"{'run':<34}{'steps/s':>10}{'s/step':>10}")
     print(f"{'baseline U-Net fwd+bwd':<34}{baseline:>10.2f}{1 / baseline:>10.3f}")
     print(f"{'SPOCO step (2 views, EMA, losses)':<34}{spoco:>10.2f}{1 / spoco:>10.3f}")

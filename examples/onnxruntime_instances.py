@@ -29,14 +29,14 @@ import argparse
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import yaml
 
 
-def read_package(path: Path) -> Tuple[Dict[str, Any], bytes]:
+def read_package(path: Path) -> tuple[dict[str, Any], bytes]:
     """The RDF (as a dict) and the bytes of the ONNX weights of a package zip."""
     with zipfile.ZipFile(path) as zf:
         rdf_name = next((n for n in zf.namelist() if n.endswith(("rdf.yaml", "bioimageio.yaml"))), None)
@@ -49,7 +49,7 @@ def read_package(path: Path) -> Tuple[Dict[str, Any], bytes]:
         return rdf, zf.read(onnx_entry["source"])
 
 
-def normalize(image: np.ndarray, preprocessing: List[Dict[str, Any]]) -> np.ndarray:
+def normalize(image: np.ndarray, preprocessing: list[dict[str, Any]]) -> np.ndarray:
     """Apply the input's preprocessing to ``image [C, *S]``, statistics per channel."""
     out = image.astype(np.float32)
     for step in preprocessing:
@@ -70,7 +70,7 @@ def normalize(image: np.ndarray, preprocessing: List[Dict[str, Any]]) -> np.ndar
     return out
 
 
-def valid_shape(shape: Tuple[int, ...], axes: List[Dict[str, Any]]) -> Tuple[int, ...]:
+def valid_shape(shape: tuple[int, ...], axes: list[dict[str, Any]]) -> tuple[int, ...]:
     """Smallest ``min + n * step`` >= each spatial size."""
     space = [a for a in axes if a.get("type") == "space"]
     result = []
@@ -84,7 +84,7 @@ def valid_shape(shape: Tuple[int, ...], axes: List[Dict[str, Any]]) -> Tuple[int
     return tuple(result)
 
 
-def predict(package: Path, image: np.ndarray, threads: int = 0) -> Dict[str, np.ndarray]:
+def predict(package: Path, image: np.ndarray, threads: int = 0) -> dict[str, np.ndarray]:
     """Outputs of the package's ONNX graph for one image, cropped to its size.
 
     Returns ``{"embeddings": float32 [E, *S], "instances": int32 [*S]}`` (``instances``
@@ -113,7 +113,7 @@ def predict(package: Path, image: np.ndarray, threads: int = 0) -> Dict[str, np.
     values = session.run(None, {session.get_inputs()[0].name: x[None]})
     crop = tuple(slice(0, s) for s in spatial)
     out = {}
-    for name, value in zip(names, values):
+    for _name, value in zip(names, values):
         key = "instances" if value.dtype.kind in "iu" else "embeddings"
         arr = value[0]
         out[key] = arr[0][crop] if key == "instances" else arr[(slice(None), *crop)]
@@ -137,7 +137,7 @@ def _write(path: Path, labels: np.ndarray) -> None:
         tifffile.imwrite(path, labels.astype(np.uint16 if labels.max() < 2**16 else np.uint32), compression="zlib")
 
 
-def main(argv: List[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("package", type=Path, help="bioimage.io package zip exported by spoco-zoo")
     parser.add_argument("image", type=Path, help="input image (.tif or .npy)")
@@ -146,8 +146,11 @@ def main(argv: List[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = predict(args.package, _read(args.image))
     if "instances" not in out:
-        print(f"{args.package}: exported without the in-graph instances output; cluster the embeddings "
-              "with spoco_zoo.postprocess.embeddings_to_instances", file=sys.stderr)
+        print(
+            f"{args.package}: exported without the in-graph instances output; cluster the embeddings "
+            "with spoco_zoo.postprocess.embeddings_to_instances",
+            file=sys.stderr,
+        )
         return 2
     _write(args.output, out["instances"])
     if args.embeddings is not None:

@@ -19,11 +19,12 @@ pydantic-core pin); remove this module then.
 from __future__ import annotations
 
 import types
-from typing import Any, Callable, List
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["ensure_compat", "needs_patch"]
 
-_PATCHED: List[str] = []
+_PATCHED: list[str] = []
 _CHECKED = False
 
 
@@ -48,8 +49,9 @@ def _trampoline(a, b, c, _spoco_orig=None, _spoco_proxy=None):  # pragma: no cov
 
 def needs_patch() -> bool:
     """``True`` if pydantic-core rejects ``handler(value, info)`` in a wrap serializer."""
+    from typing import Annotated
+
     from pydantic import BaseModel, WrapSerializer
-    from typing_extensions import Annotated
 
     def wrap(value: Any, handler: Any, info: Any) -> Any:
         return handler(value, info)
@@ -65,7 +67,9 @@ def needs_patch() -> bool:
 
 
 def _reroute(func: Callable[..., Any]) -> None:
-    if getattr(func, "__defaults__", None) and any(isinstance(d, type) and d is _HandlerProxy for d in func.__defaults__):
+    if getattr(func, "__defaults__", None) and any(
+        isinstance(d, type) and d is _HandlerProxy for d in func.__defaults__
+    ):
         return  # already patched
     original = types.FunctionType(func.__code__, func.__globals__, func.__name__, func.__defaults__, func.__closure__)
     original.__kwdefaults__ = func.__kwdefaults__
@@ -74,7 +78,7 @@ def _reroute(func: Callable[..., Any]) -> None:
     _PATCHED.append(f"{func.__module__}.{func.__qualname__}")
 
 
-def ensure_compat() -> List[str]:
+def ensure_compat() -> list[str]:
     """Apply the work-around when needed; returns the re-routed functions (empty when not needed)."""
     global _CHECKED
     if _CHECKED:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 from exporters.common import ExportError
 
@@ -47,13 +47,13 @@ ${license}
 """
 
 
-def default_template_path() -> Optional[Path]:
+def default_template_path() -> Path | None:
     """``<repo>/model_cards/spoco_model.md`` if it exists, else ``None``."""
     path = Path(__file__).resolve().parent.parent / "model_cards" / DEFAULT_TEMPLATE
     return path if path.is_file() else None
 
 
-def render_model_card(values: Mapping[str, object], template: Optional[Path] = None) -> str:
+def render_model_card(values: Mapping[str, object], template: Path | None = None) -> str:
     """Fill the template's ``${placeholders}`` with ``values``.
 
     Parameters

@@ -6,8 +6,8 @@ Imports numpy and the standard library only, so the CLI can parse options
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "ExportError",
@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 #: Weight formats we can write, in the order they are exported and tested.
-WEIGHT_FORMATS: Tuple[str, ...] = ("pytorch_state_dict", "torchscript", "onnx")
+WEIGHT_FORMATS: tuple[str, ...] = ("pytorch_state_dict", "torchscript", "onnx")
 
 #: SPOCO paper, CVPR 2022 proceedings (IEEE Xplore), pages 4402-4411.
 PAPER_DOI = "10.1109/CVPR52688.2022.00436"
@@ -41,7 +41,7 @@ class ExportError(RuntimeError):
     """
 
 
-def parse_formats(value: Union[None, str, Iterable[str]]) -> Tuple[str, ...]:
+def parse_formats(value: None | str | Iterable[str]) -> tuple[str, ...]:
     """Normalise a ``--formats`` value to a tuple of weight-format names.
 
     Parameters
@@ -63,7 +63,7 @@ def parse_formats(value: Union[None, str, Iterable[str]]) -> Tuple[str, ...]:
     """
     if value is None:
         return WEIGHT_FORMATS
-    items: List[str] = []
+    items: list[str] = []
     raw = [value] if isinstance(value, str) else list(value)
     for chunk in raw:
         items.extend(part.strip() for part in str(chunk).split(","))
@@ -73,7 +73,9 @@ def parse_formats(value: Union[None, str, Iterable[str]]) -> Tuple[str, ...]:
         raise ExportError(f"--formats: no weight format given; valid formats: {valid}")
     unknown = sorted({item for item in items if item not in WEIGHT_FORMATS})
     if unknown:
-        raise ExportError(f"--formats: unknown weight format(s) {', '.join(map(repr, unknown))}; valid formats: {valid}")
+        raise ExportError(
+            f"--formats: unknown weight format(s) {', '.join(map(repr, unknown))}; valid formats: {valid}"
+        )
     return tuple(fmt for fmt in WEIGHT_FORMATS if fmt in items)
 
 
@@ -111,7 +113,9 @@ def package_geometry(depth: int) -> PackageGeometry:
     return PackageGeometry(step=step, halo=halo, min_size=2 * halo + step)
 
 
-def default_test_shape(spatial_dims: int, geometry: PackageGeometry, shape: Optional[Sequence[int]] = None) -> Tuple[int, ...]:
+def default_test_shape(
+    spatial_dims: int, geometry: PackageGeometry, shape: Sequence[int] | None = None
+) -> tuple[int, ...]:
     """Spatial shape of the test tensor: ``shape`` (or 128x128 / 48x64x64) rounded up to a valid size."""
     if shape is None:
         shape = (128, 128) if spatial_dims == 2 else (48, 64, 64)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
 
 import numpy as np
 
@@ -48,7 +47,7 @@ def label_rgb(labels: np.ndarray, seed: int = 7) -> np.ndarray:
     return colours[inverse.reshape(labels.shape)]
 
 
-def _resize_nearest(img: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+def _resize_nearest(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     rows = (np.arange(size[0]) * img.shape[0] / size[0]).astype(int)
     cols = (np.arange(size[1]) * img.shape[1] / size[1]).astype(int)
     return img[rows][:, cols]

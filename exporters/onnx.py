@@ -20,9 +20,10 @@ import contextlib
 import io
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -51,7 +52,9 @@ class OnnxExport:
 @contextlib.contextmanager
 def _quiet():
     """Silence the exporters' progress prints and optional-dependency warnings."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.onnx._internal.exporter._registration", "onnxscript")]
+    loggers = [
+        logging.getLogger(name) for name in ("torch.onnx", "torch.onnx._internal.exporter._registration", "onnxscript")
+    ]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
@@ -67,7 +70,7 @@ def _quiet():
 def _export_dynamo(model, example, path, spatial_dims, step, output_names, opset) -> None:
     from torch.export import Dim
 
-    shapes: Dict[int, object] = {0: Dim("batch", min=1, max=4096)}
+    shapes: dict[int, object] = {0: Dim("batch", min=1, max=4096)}
     for i, axis in enumerate(_AXES[-spatial_dims:]):
         shapes[2 + i] = step * Dim(f"{axis}_blocks", min=1, max=1 << 16)
     torch.onnx.export(
@@ -140,7 +143,7 @@ def export_onnx(
         raise ExportError(f"unknown ONNX exporter {exporter!r}; use 'auto', 'dynamo' or 'legacy'")
     path = Path(path)
     model = model.eval()
-    errors: List[str] = []
+    errors: list[str] = []
     used = None
     order = ["dynamo", "legacy"] if exporter == "auto" else [exporter]
     for name in order:
@@ -170,7 +173,7 @@ def export_onnx(
     return OnnxExport(path=path, opset=int(written), exporter=used, notes="; ".join(errors))
 
 
-def run_onnx(path: Path, inputs: Sequence[np.ndarray]) -> List[List[np.ndarray]]:
+def run_onnx(path: Path, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
     """Run the ONNX file with ONNX Runtime (CPU) on each input."""
     import onnxruntime as ort
 

@@ -29,9 +29,10 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Literal
 
 import numpy as np
 
@@ -79,16 +80,16 @@ class ExportResult:
     """
 
     path: Path
-    formats: Tuple[str, ...]
+    formats: tuple[str, ...]
     instances: bool
-    parity: Dict[str, ParityResult] = field(default_factory=dict)
-    onnx_exporter: Optional[str] = None
-    onnx_opset: Optional[int] = None
+    parity: dict[str, ParityResult] = field(default_factory=dict)
+    onnx_exporter: str | None = None
+    onnx_opset: int | None = None
     seconds: float = 0.0
     size_bytes: int = 0
-    test_shape: Tuple[int, ...] = ()
-    clustering: Dict[str, Any] = field(default_factory=dict)
-    notes: List[str] = field(default_factory=list)
+    test_shape: tuple[int, ...] = ()
+    clustering: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def ingraph_available() -> bool:
@@ -101,10 +102,12 @@ def ingraph_available() -> bool:
 
 
 def _json_safe(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda v: float(v) if isinstance(v, (np.floating, np.integer)) else str(v)))
+    return json.loads(
+        json.dumps(value, default=lambda v: float(v) if isinstance(v, (np.floating, np.integer)) else str(v))
+    )
 
 
-def clustering_config(config: Any, ingraph: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+def clustering_config(config: Any, ingraph: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The RDF's ``config["spoco"]["clustering"]`` for a ``TrainConfig``.
 
     ``{"method", "bandwidth" (= clustering.bandwidth or loss.delta_var; not for hdbscan),
@@ -113,7 +116,7 @@ def clustering_config(config: Any, ingraph: Optional[Mapping[str, Any]] = None) 
     The dict is accepted as is by :func:`spoco_zoo.postprocess.embeddings_to_instances`.
     """
     clus = config.clustering
-    out: Dict[str, Any] = {"method": clus.method}
+    out: dict[str, Any] = {"method": clus.method}
     if clus.method in ("mean_shift", "consistency"):
         out["bandwidth"] = float(clus.bandwidth or config.loss.delta_var)
     out["min_size"] = int(clus.min_size)
@@ -124,10 +127,10 @@ def clustering_config(config: Any, ingraph: Optional[Mapping[str, Any]] = None) 
     return _json_safe(out)
 
 
-def _ingraph_kwargs(config: Any, options: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+def _ingraph_kwargs(config: Any, options: Mapping[str, Any] | None) -> dict[str, Any]:
     from spoco_zoo.cluster.ingraph import ingraph_kwargs
 
-    base: Dict[str, Any] = {
+    base: dict[str, Any] = {
         "bandwidth": float(config.clustering.bandwidth or config.loss.delta_var),
         "min_size": int(config.clustering.min_size),
         "background": "largest",
@@ -151,13 +154,12 @@ def _check_name(name: str) -> str:
     name = " ".join(str(name).split())
     if not 5 <= len(name) <= 128 or not _NAME_CHARS.match(name):
         raise ExportError(
-            f"--name {name!r}: a bioimage.io model name has 5-128 characters from letters, digits, "
-            "spaces and _+-()"
+            f"--name {name!r}: a bioimage.io model name has 5-128 characters from letters, digits, spaces and _+-()"
         )
     return name
 
 
-def _test_image(shape: Sequence[int], channels: int, n_objects: int, seed: int) -> Tuple[np.ndarray, str]:
+def _test_image(shape: Sequence[int], channels: int, n_objects: int, seed: int) -> tuple[np.ndarray, str]:
     """Raw test image ``[C, *shape]`` float32 and where it came from."""
     try:
         from spoco_zoo.data.synthetic import make_synthetic_sample
@@ -183,7 +185,7 @@ def _n_objects(config: Any, shape: Sequence[int]) -> int:
     return int(max(4, min(400, round(syn.n_objects * float(np.prod(shape)) / max(ref, 1.0)))))
 
 
-def _second_shape(shape: Sequence[int], geo: PackageGeometry) -> Tuple[int, ...]:
+def _second_shape(shape: Sequence[int], geo: PackageGeometry) -> tuple[int, ...]:
     """Another valid shape: each axis ``(i+1)`` steps smaller (or larger when at the minimum)."""
     out = []
     for i, s in enumerate(shape):
@@ -192,7 +194,7 @@ def _second_shape(shape: Sequence[int], geo: PackageGeometry) -> Tuple[int, ...]
     return tuple(out)
 
 
-def _outputs(model: Any, x: np.ndarray) -> List[np.ndarray]:
+def _outputs(model: Any, x: np.ndarray) -> list[np.ndarray]:
     import torch
 
     with torch.no_grad():
@@ -202,7 +204,7 @@ def _outputs(model: Any, x: np.ndarray) -> List[np.ndarray]:
     return [out.detach().cpu().numpy()]
 
 
-def _write_samples(stage: Path, image: np.ndarray, outputs: Sequence[np.ndarray]) -> Dict[str, Path]:
+def _write_samples(stage: Path, image: np.ndarray, outputs: Sequence[np.ndarray]) -> dict[str, Path]:
     """TIFF sample tensors (for people browsing the zoo): raw input, embeddings (float16), instances."""
     import tifffile
 
@@ -215,11 +217,13 @@ def _write_samples(stage: Path, image: np.ndarray, outputs: Sequence[np.ndarray]
     return {key: path for key, (path, _) in files.items()}
 
 
-def _cluster_for_cover(embeddings: np.ndarray, clustering: Dict[str, Any], seed: int) -> Tuple[np.ndarray, str]:
+def _cluster_for_cover(embeddings: np.ndarray, clustering: dict[str, Any], seed: int) -> tuple[np.ndarray, str]:
     try:
         from spoco_zoo.postprocess import embeddings_to_instances
 
-        return np.asarray(embeddings_to_instances(embeddings, clustering)), f"{clustering['method']} (spoco_zoo.postprocess)"
+        return np.asarray(
+            embeddings_to_instances(embeddings, clustering)
+        ), f"{clustering['method']} (spoco_zoo.postprocess)"
     except ImportError:
         pass
     try:
@@ -237,7 +241,7 @@ def _cluster_for_cover(embeddings: np.ndarray, clustering: Dict[str, Any], seed:
     return labels.reshape(embeddings.shape[1:]).astype(np.int32), f"k-means (k={k}) fallback"
 
 
-def _ingraph_effective(kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+def _ingraph_effective(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Constructor arguments of the in-graph clustering with its defaults filled in."""
     from spoco_zoo.cluster.ingraph import InGraphClustering
 
@@ -266,7 +270,7 @@ def _card_values(
     parity: Mapping[str, ParityResult],
     clustering: Mapping[str, Any],
     test_origin: str,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     from spoco_zoo import __version__
 
     model, loss, data = config.model, config.loss, config.data
@@ -288,16 +292,22 @@ def _card_values(
         syn = data.synthetic
         training_data = (
             f"spoco-zoo's built-in synthetic images ({syn.n_train} training / {syn.n_val} validation images of "
-            f"{'x'.join(map(str, syn.shape))} pixels, about {syn.n_objects} crowded, touching objects each, seed {syn.seed})"
+            f"{'x'.join(map(str, syn.shape))} pixels, about {syn.n_objects} crowded, touching objects each, "
+            f"seed {syn.seed})"
         )
         short = "synthetic data"
     else:
-        training_data = f"{len(data.train_images)} user-provided training image(s) ({len(data.val_images or [])} for validation)"
+        training_data = (
+            f"{len(data.train_images)} user-provided training image(s) ({len(data.val_images or [])} for validation)"
+        )
         short = "the user's training images"
     metrics = {k: v for k, v in dict(state.get("metrics") or {}).items()}
     if metrics:
         rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in sorted(metrics.items()))
-        metrics_text = f"Validation metrics stored in the checkpoint (step {state.get('step', '?')}):\n\n| metric | value |\n| --- | --- |\n{rows}"
+        metrics_text = (
+            f"Validation metrics stored in the checkpoint (step {state.get('step', '?')}):\n\n"
+            f"| metric | value |\n| --- | --- |\n{rows}"
+        )
     else:
         metrics_text = "The checkpoint stores no validation metrics (evaluate with `spoco-zoo evaluate`)."
     parity_rows = ["| weights | max abs difference to eager PyTorch | label pixels differing |", "| --- | --- | --- |"]
@@ -310,16 +320,35 @@ def _card_values(
     loss_rows = "\n".join(
         f"| {k} | {_fmt(v)} |"
         for k, v in loss.model_dump().items()
-        if k in ("delta_var", "delta_dist", "alpha", "beta", "gamma", "embedding_weight", "instance_weight", "consistency_weight", "anchors_per_object", "consistency_anchors", "kernel")
+        if k
+        in (
+            "delta_var",
+            "delta_dist",
+            "alpha",
+            "beta",
+            "gamma",
+            "embedding_weight",
+            "instance_weight",
+            "consistency_weight",
+            "anchors_per_object",
+            "consistency_anchors",
+            "kernel",
+        )
     )
     if instances:
         ig = _ingraph_effective(clustering.get("ingraph", {}))
-        instances_row = "| output `instances` | axes `" + ", ".join(["b", "c", *spatial.split(", ")]) + "`, 1 channel, int32 labels (0 = background) |\n"
+        instances_row = (
+            "| output `instances` | axes `"
+            + ", ".join(["b", "c", *spatial.split(", ")])
+            + "`, 1 channel, int32 labels (0 = background) |\n"
+        )
         instances_text = (
             "The package has two outputs. `embeddings` are the raw network output. `instances` are label "
             "images computed *inside the model graph* by a fixed-iteration mean-shift clustering of the "
-            f"embeddings ({'Gaussian' if ig.get('gaussian') else 'flat'} kernel, bandwidth {_fmt(ig.get('bandwidth'))}, "
-            f"{ig.get('n_seeds')} sampled seeds, {ig.get('n_iter')} iterations, at most {ig.get('max_instances')} clusters "
+            f"embeddings ({'Gaussian' if ig.get('gaussian') else 'flat'} kernel, "
+            f"bandwidth {_fmt(ig.get('bandwidth'))}, "
+            f"{ig.get('n_seeds')} sampled seeds, {ig.get('n_iter')} iterations, "
+            f"at most {ig.get('max_instances')} clusters "
             "including background), so tools "
             "that only run the network (deepImageJ, ilastik, bioimageio.core) get instances directly. "
             "For the best quality, cluster the `embeddings` with the recommended Python clustering below."
@@ -364,7 +393,9 @@ def _card_values(
         "instances_text": instances_text,
         "training_data": training_data,
         "training_data_short": short,
-        "object_fraction": f"{100 * data.object_fraction:g}%" if not data.labels_are_sparse else "a subset (labels given sparse)",
+        "object_fraction": f"{100 * data.object_fraction:g}%"
+        if not data.labels_are_sparse
+        else "a subset (labels given sparse)",
         "patch_shape": "x".join(map(str, data.patch_shape)),
         "batch_size": data.batch_size,
         "lr": _fmt(config.lr),
@@ -384,7 +415,7 @@ def _card_values(
     }
 
 
-def _load(checkpoint: Path, weights: str) -> Tuple[Dict[str, Any], Any, Dict[str, Any]]:
+def _load(checkpoint: Path, weights: str) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     from spoco_zoo.train.checkpoint import CheckpointError, load_checkpoint
 
     if weights not in ("student", "teacher"):
@@ -397,27 +428,27 @@ def _load(checkpoint: Path, weights: str) -> Tuple[Dict[str, Any], Any, Dict[str
 
 
 def export_package(
-    checkpoint: Union[str, Path],
-    output: Union[str, Path],
+    checkpoint: str | Path,
+    output: str | Path,
     *,
-    formats: Union[None, str, Sequence[str]] = None,
+    formats: None | str | Sequence[str] = None,
     weights: Literal["student", "teacher"] = "student",
-    name: Optional[str] = None,
-    authors: Optional[Sequence[str]] = None,
-    description: Optional[str] = None,
+    name: str | None = None,
+    authors: Sequence[str] | None = None,
+    description: str | None = None,
     tags: Sequence[str] = (),
-    instances: Optional[bool] = None,
-    ingraph_options: Optional[Mapping[str, Any]] = None,
-    test_shape: Optional[Sequence[int]] = None,
+    instances: bool | None = None,
+    ingraph_options: Mapping[str, Any] | None = None,
+    test_shape: Sequence[int] | None = None,
     seed: int = 0,
     onnx_exporter: Literal["auto", "dynamo", "legacy"] = "auto",
     opset: int = 18,
     torchscript_method: Literal["auto", "script", "trace"] = "auto",
-    card_template: Optional[Path] = None,
+    card_template: Path | None = None,
     tolerance: float = EMBEDDINGS_TOLERANCE,
     label_mismatch_ppm: float = LABEL_MISMATCH_PPM,
-    version: Optional[str] = None,
-    log: Optional[Callable[[str], None]] = None,
+    version: str | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export a spoco-zoo checkpoint as a bioimage.io model package.
 
@@ -471,7 +502,6 @@ def export_package(
         spec rejects.
     """
     import torch
-
     from bioimageio.spec import save_bioimageio_package
 
     from exporters._bioimageio_compat import ensure_compat
@@ -507,7 +537,10 @@ def export_package(
     shape = default_test_shape(dims, geo, test_shape)
     name = _check_name(name or default_name(dims, bool(instances)))
     result = ExportResult(path=output, formats=fmts, instances=bool(instances), test_shape=shape)
-    say(f"checkpoint {checkpoint}: {dims}D U-Net depth {config.model.depth}, E={config.model.embedding_dim}, {weights} weights")
+    say(
+        f"checkpoint {checkpoint}: {dims}D U-Net depth {config.model.depth}, "
+        f"E={config.model.embedding_dim}, {weights} weights"
+    )
 
     ig_kwargs = _ingraph_kwargs(config, ingraph_options) if instances else None
     clustering = clustering_config(config, ig_kwargs)
@@ -519,7 +552,9 @@ def export_package(
         stage.mkdir()
         # 2. architecture file -> model
         unet_kwargs = config.model.unet_kwargs()
-        arch = instances_architecture(unet_kwargs, ig_kwargs or {}) if instances else embeddings_architecture(unet_kwargs)
+        arch = (
+            instances_architecture(unet_kwargs, ig_kwargs or {}) if instances else embeddings_architecture(unet_kwargs)
+        )
         cls = load_architecture(arch, stage)
         model = cls(**arch.kwargs).eval()
         prefixed = {(f"unet.{k}" if instances else k): v for k, v in model_state.items()}
@@ -534,8 +569,12 @@ def export_package(
         # 3. test tensors
         image, origin = _test_image(shape, config.model.in_channels, _n_objects(config, shape), seed)
         normalized = normalize(image, config.data.normalization)[None]
-        image2, _ = _test_image(_second_shape(shape, geo), config.model.in_channels, _n_objects(config, shape), seed + 1)
-        image2b, _ = _test_image(_second_shape(shape, geo), config.model.in_channels, _n_objects(config, shape), seed + 2)
+        image2, _ = _test_image(
+            _second_shape(shape, geo), config.model.in_channels, _n_objects(config, shape), seed + 1
+        )
+        image2b, _ = _test_image(
+            _second_shape(shape, geo), config.model.in_channels, _n_objects(config, shape), seed + 2
+        )
         second = np.stack([normalize(image2, config.data.normalization), normalize(image2b, config.data.normalization)])
         inputs = [normalized, second]
         say(f"test input {tuple(normalized.shape)} ({origin}); second parity input {tuple(second.shape)}")
@@ -557,7 +596,9 @@ def export_package(
             files.pytorch_state_dict, files.architecture = path, stage / arch.filename
             reloaded = cls(**arch.kwargs).eval()
             reloaded.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            parity = compare_outputs("pytorch_state_dict", reference[:1], [_outputs(reloaded, inputs[0])], tolerance, label_mismatch_ppm)
+            parity = compare_outputs(
+                "pytorch_state_dict", reference[:1], [_outputs(reloaded, inputs[0])], tolerance, label_mismatch_ppm
+            )
             parity.raise_if_failed()
             result.parity["pytorch_state_dict"] = parity
             files.comments["pytorch_state_dict"] = f"spoco-zoo {weights} weights after {state.get('step', '?')} steps"
@@ -566,7 +607,9 @@ def export_package(
         if "torchscript" in fmts:
             from exporters.torchscript import save_torchscript, to_torchscript, torchscript_parity
 
-            path = save_torchscript(to_torchscript(model, example, method=torchscript_method), stage / "weights_torchscript.pt")
+            path = save_torchscript(
+                to_torchscript(model, example, method=torchscript_method), stage / "weights_torchscript.pt"
+            )
             parity = torchscript_parity(path, reference, inputs, tolerance, label_mismatch_ppm)
             parity.raise_if_failed()
             result.parity["torchscript"] = parity
@@ -577,14 +620,23 @@ def export_package(
             from exporters.onnx import export_onnx, onnx_parity
 
             info = export_onnx(
-                model, example, stage / "weights.onnx", spatial_dims=dims, step=geo.step, output_names=outputs, opset=opset, exporter=onnx_exporter
+                model,
+                example,
+                stage / "weights.onnx",
+                spatial_dims=dims,
+                step=geo.step,
+                output_names=outputs,
+                opset=opset,
+                exporter=onnx_exporter,
             )
             parity = onnx_parity(info.path, reference, inputs, tolerance, label_mismatch_ppm)
             parity.raise_if_failed()
             result.parity["onnx"] = parity
             result.onnx_exporter, result.onnx_opset = info.exporter, info.opset
             files.onnx, files.onnx_opset = info.path, info.opset
-            files.comments["onnx"] = f"torch.onnx.export ({info.exporter} exporter), opset {info.opset}, dynamic batch and spatial axes"
+            files.comments["onnx"] = (
+                f"torch.onnx.export ({info.exporter} exporter), opset {info.opset}, dynamic batch and spatial axes"
+            )
             if info.notes:
                 result.notes.append(f"ONNX: fell back to the {info.exporter} exporter ({info.notes})")
             say(f"onnx ({info.exporter}, opset {info.opset}): max |diff| {parity.max_abs:.2e}")
@@ -657,7 +709,16 @@ def export_package(
             "optimizer": "AdamW",
             "optimizer_kwargs": {"lr": float(config.lr), "weight_decay": float(config.weight_decay)},
         }
-        base_tags = ["spoco", "instance-segmentation", "pixel-embeddings", "embeddings", "sparse-annotation", f"{dims}d", "unet", "pytorch"]
+        base_tags = [
+            "spoco",
+            "instance-segmentation",
+            "pixel-embeddings",
+            "embeddings",
+            "sparse-annotation",
+            f"{dims}d",
+            "unet",
+            "pytorch",
+        ]
         base_tags += [t for t in ("torchscript", "onnx") if t in fmts]
         descr = build_model_descr(
             RdfContent(

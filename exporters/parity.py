@@ -8,9 +8,9 @@ mismatched pixels (``label_ppm`` per million) is tolerated.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -35,7 +35,7 @@ LABEL_MISMATCH_PPM = 1000
 class ParityCase:
     """One test input: its shape, the embeddings' max abs difference, label mismatches."""
 
-    shape: Tuple[int, ...]
+    shape: tuple[int, ...]
     max_abs: float
     label_mismatches: int = 0
     label_pixels: int = 0
@@ -50,7 +50,7 @@ class ParityResult:
     """Parity of one weight format on all test inputs."""
 
     weight_format: str
-    cases: List[ParityCase] = field(default_factory=list)
+    cases: list[ParityCase] = field(default_factory=list)
     tolerance: float = EMBEDDINGS_TOLERANCE
     label_ppm_tolerance: float = LABEL_MISMATCH_PPM
 
@@ -75,12 +75,17 @@ class ParityResult:
             parts.append(text)
         return "; ".join(parts)
 
-    def to_dict(self) -> Dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "max_abs": self.max_abs,
             "max_label_ppm": self.max_label_ppm,
             "cases": [
-                {"shape": list(c.shape), "max_abs": c.max_abs, "label_mismatches": c.label_mismatches, "label_pixels": c.label_pixels}
+                {
+                    "shape": list(c.shape),
+                    "max_abs": c.max_abs,
+                    "label_mismatches": c.label_mismatches,
+                    "label_pixels": c.label_pixels,
+                }
                 for c in self.cases
             ],
         }
@@ -139,7 +144,7 @@ def compare_outputs(
 
 def run_and_compare(
     name: str,
-    run: Callable[[Path, Sequence[np.ndarray]], List[List[np.ndarray]]],
+    run: Callable[[Path, Sequence[np.ndarray]], list[list[np.ndarray]]],
     path: Path,
     reference: Sequence[Sequence[np.ndarray]],
     inputs: Sequence[np.ndarray],

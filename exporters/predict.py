@@ -22,16 +22,21 @@ would not be consistent across tiles) -- cluster the embeddings instead.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 
 __all__ = ["ZooPrediction", "zoo_predict", "zoo_embeddings", "package_config"]
 
 _AXES = {2: ("y", "x"), 3: ("z", "y", "x")}
-_ADAPTERS = {"PytorchModelAdapter": "pytorch_state_dict", "TorchscriptModelAdapter": "torchscript", "ONNXModelAdapter": "onnx"}
+_ADAPTERS = {
+    "PytorchModelAdapter": "pytorch_state_dict",
+    "TorchscriptModelAdapter": "torchscript",
+    "ONNXModelAdapter": "onnx",
+}
 
 
 @dataclass
@@ -55,14 +60,14 @@ class ZooPrediction:
     """
 
     embeddings: np.ndarray
-    instances: Optional[np.ndarray]
-    clustering: Dict[str, Any]
-    spoco: Dict[str, Any] = field(default_factory=dict)
+    instances: np.ndarray | None
+    clustering: dict[str, Any]
+    spoco: dict[str, Any] = field(default_factory=dict)
     tiled: bool = False
-    weight_format: Optional[str] = None
+    weight_format: str | None = None
 
 
-def _load(package: Union[str, Path]) -> Any:
+def _load(package: str | Path) -> Any:
     from bioimageio.spec import InvalidDescr, load_description
     from bioimageio.spec.model import v0_5
 
@@ -79,18 +84,20 @@ def _load(package: Union[str, Path]) -> Any:
         raise ValueError(f"{path}: expected a bioimage.io model (format 0.5), got {descr.type} {descr.format_version}")
     ids = [str(t.id) for t in descr.inputs], [str(t.id) for t in descr.outputs]
     if ids[0] != ["raw"] or "embeddings" not in ids[1]:
-        raise ValueError(f"{path}: not a spoco-zoo package (inputs {ids[0]}, outputs {ids[1]}; expected raw -> embeddings)")
+        raise ValueError(
+            f"{path}: not a spoco-zoo package (inputs {ids[0]}, outputs {ids[1]}; expected raw -> embeddings)"
+        )
     return descr
 
 
-def package_config(descr: Any) -> Dict[str, Any]:
+def package_config(descr: Any) -> dict[str, Any]:
     """``config["spoco"]`` of a loaded description (empty dict when absent)."""
     extra = getattr(descr.config, "model_extra", None) or {}
     spoco = extra.get("spoco") or {}
     return dict(spoco) if isinstance(spoco, dict) else {}
 
 
-def _geometry(descr: Any) -> Tuple[int, int, int]:
+def _geometry(descr: Any) -> tuple[int, int, int]:
     from bioimageio.spec.model import v0_5
 
     raw = descr.inputs[0]
@@ -107,13 +114,13 @@ def _valid(size: int, min_size: int, step: int) -> int:
 
 
 def zoo_predict(
-    package: Union[str, Path],
+    package: str | Path,
     image: np.ndarray,
     *,
-    weight_format: Optional[str] = None,
-    devices: Optional[Sequence[str]] = None,
-    max_pixels: Optional[int] = None,
-    tile_shape: Optional[Sequence[int]] = None,
+    weight_format: str | None = None,
+    devices: Sequence[str] | None = None,
+    max_pixels: int | None = None,
+    tile_shape: Sequence[int] | None = None,
 ) -> ZooPrediction:
     """Predict one raw image with a spoco-zoo package through bioimageio.core.
 
@@ -153,9 +160,7 @@ def zoo_predict(
     if image.ndim == dims and channels == 1:
         image = image[None]
     if image.ndim != dims + 1 or image.shape[0] != channels:
-        raise ValueError(
-            f"image: shape {image.shape} does not fit the model input [C={channels}, {', '.join(axes)}]"
-        )
+        raise ValueError(f"image: shape {image.shape} does not fit the model input [C={channels}, {', '.join(axes)}]")
     if not np.issubdtype(image.dtype, np.number) or not np.all(np.isfinite(image)):
         raise ValueError("image: must be a finite numeric array")
     spatial = tuple(int(s) for s in image.shape[1:])
@@ -171,7 +176,9 @@ def zoo_predict(
         stat={},
         id="image",
     )
-    with create_prediction_pipeline(descr, weight_format=weight_format, devices=list(devices) if devices else None) as pp:
+    with create_prediction_pipeline(
+        descr, weight_format=weight_format, devices=list(devices) if devices else None
+    ) as pp:
         used = weight_format or _ADAPTERS.get(type(getattr(pp, "_adapter", None)).__name__)
         if not tiled:
             pp.apply_preprocessing(sample)
@@ -181,7 +188,9 @@ def zoo_predict(
             if any(p[1] for p in pad):
                 mode = "symmetric" if all(t - s <= s for s, t in zip(spatial, target)) else "edge"
                 data = np.pad(data, pad, mode=mode)
-            padded = Sample(members={MemberId("raw"): Tensor.from_numpy(data, dims=raw_dims)}, stat=sample.stat, id="image")
+            padded = Sample(
+                members={MemberId("raw"): Tensor.from_numpy(data, dims=raw_dims)}, stat=sample.stat, id="image"
+            )
             out = pp.predict_sample_without_blocking(
                 padded, skip_preprocessing=True, skip_input_padding=True, skip_output_cropping=True
             )
@@ -213,7 +222,7 @@ def zoo_predict(
     return ZooPrediction(embeddings, instances, clustering, spoco, tiled, used)
 
 
-def zoo_embeddings(package: Union[str, Path], image: np.ndarray, **kwargs: Any) -> Tuple[np.ndarray, Dict[str, Any]]:
+def zoo_embeddings(package: str | Path, image: np.ndarray, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Embeddings of a raw image and the package's recommended clustering.
 
     Parameters

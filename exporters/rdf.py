@@ -25,9 +25,10 @@ remaining validation warning says so), and the package validates offline.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 from exporters.common import PAPER_ARXIV_DOI, PAPER_CITATION, PAPER_DOI, ExportError, PackageGeometry
 
@@ -40,14 +41,14 @@ SPATIAL_AXES = {2: ("y", "x"), 3: ("z", "y", "x")}
 class WeightsFiles:
     """Weight files to describe; ``None`` = format not exported."""
 
-    pytorch_state_dict: Optional[Path] = None
-    architecture: Optional[Path] = None
+    pytorch_state_dict: Path | None = None
+    architecture: Path | None = None
     architecture_callable: str = "UNet"
-    architecture_kwargs: Dict[str, Any] = field(default_factory=dict)
-    torchscript: Optional[Path] = None
-    onnx: Optional[Path] = None
+    architecture_kwargs: dict[str, Any] = field(default_factory=dict)
+    torchscript: Path | None = None
+    onnx: Path | None = None
     onnx_opset: int = 18
-    comments: Dict[str, str] = field(default_factory=dict)
+    comments: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,23 +63,23 @@ class RdfContent:
     in_channels: int
     embedding_dim: int
     geometry: PackageGeometry
-    normalization: Dict[str, Any]
+    normalization: dict[str, Any]
     test_input: Path
     test_embeddings: Path
     cover: Path
     documentation: Path
     weights: WeightsFiles
-    spoco_config: Dict[str, Any]
-    test_instances: Optional[Path] = None
-    samples: Dict[str, Path] = field(default_factory=dict)
+    spoco_config: dict[str, Any]
+    test_instances: Path | None = None
+    samples: dict[str, Path] = field(default_factory=dict)
     label_mismatch_ppm: float = 1000.0
-    parameter_count: Optional[int] = None
-    training: Dict[str, Any] = field(default_factory=dict)
-    version: Optional[str] = None
+    parameter_count: int | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    version: str | None = None
     license: str = "MIT"
 
 
-def _preprocessing(normalization: Dict[str, Any], axes: Sequence[str]) -> List[Any]:
+def _preprocessing(normalization: dict[str, Any], axes: Sequence[str]) -> list[Any]:
     from bioimageio.spec.model.v0_5 import (
         AxisId,
         ScaleRangeDescr,
@@ -105,7 +106,7 @@ def _preprocessing(normalization: Dict[str, Any], axes: Sequence[str]) -> List[A
     raise ExportError(f"data.normalization.mode = {mode!r} has no bioimage.io equivalent")
 
 
-def _sample(samples: Dict[str, Path], tensor_id: str) -> Dict[str, Any]:
+def _sample(samples: dict[str, Path], tensor_id: str) -> dict[str, Any]:
     """``sample_tensor`` kwargs (an image file for humans) when one was written."""
     from bioimageio.spec.model.v0_5 import FileDescr
 
@@ -121,6 +122,7 @@ def build_model_descr(content: RdfContent) -> Any:
     ExportError
         A field is rejected by the spec (the pydantic message is included).
     """
+    import torch
     from bioimageio.spec.model.v0_5 import (
         ArchitectureFromFileDescr,
         Author,
@@ -151,7 +153,6 @@ def build_model_descr(content: RdfContent) -> Any:
         Version,
         WeightsDescr,
     )
-    import torch
 
     from exporters._bioimageio_compat import ensure_compat
 
@@ -176,9 +177,11 @@ def build_model_descr(content: RdfContent) -> Any:
             preprocessing=_preprocessing(c.normalization, axes),
         )
 
-        def space_out() -> List[Any]:
+        def space_out() -> list[Any]:
             return [
-                SpaceOutputAxisWithHalo(id=AxisId(a), size=SizeReference(tensor_id=raw_id, axis_id=AxisId(a)), halo=geo.halo)
+                SpaceOutputAxisWithHalo(
+                    id=AxisId(a), size=SizeReference(tensor_id=raw_id, axis_id=AxisId(a)), halo=geo.halo
+                )
                 for a in axes
             ]
 
@@ -214,10 +217,14 @@ def build_model_descr(content: RdfContent) -> Any:
             )
 
         w = c.weights
-        entries: Dict[str, Any] = {}
-        root = "pytorch_state_dict" if w.pytorch_state_dict is not None else ("torchscript" if w.torchscript is not None else "onnx")
+        entries: dict[str, Any] = {}
+        root = (
+            "pytorch_state_dict"
+            if w.pytorch_state_dict is not None
+            else ("torchscript" if w.torchscript is not None else "onnx")
+        )
 
-        def parent_of(fmt: str) -> Optional[str]:
+        def parent_of(fmt: str) -> str | None:
             # the first exported format is the "original"; the others were converted from it
             return None if fmt == root else root
 
@@ -253,7 +260,9 @@ def build_model_descr(content: RdfContent) -> Any:
             authors=[Author(name=a) for a in c.authors],
             cite=[
                 CiteEntry(text=PAPER_CITATION, doi=Doi(PAPER_DOI)),
-                CiteEntry(text="Wolny et al. (2021), arXiv:2103.14572 [preprint of the CVPR paper]", doi=Doi(PAPER_ARXIV_DOI)),
+                CiteEntry(
+                    text="Wolny et al. (2021), arXiv:2103.14572 [preprint of the CVPR paper]", doi=Doi(PAPER_ARXIV_DOI)
+                ),
             ],
             license=LicenseId(c.license),
             tags=list(dict.fromkeys(c.tags)),

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ def to_torchscript(
         Neither scripting nor tracing works, or the compiled module fails on ``example``.
     """
     model = model.eval()
-    errors: List[str] = []
+    errors: list[str] = []
     compiled = None
     if method in ("auto", "script"):
         try:
@@ -88,13 +89,13 @@ def save_torchscript(module: torch.jit.ScriptModule, path: Path) -> Path:
     return path
 
 
-def _as_list(out) -> List[np.ndarray]:
+def _as_list(out) -> list[np.ndarray]:
     if isinstance(out, (tuple, list)):
         return [o.detach().cpu().numpy() for o in out]
     return [out.detach().cpu().numpy()]
 
 
-def run_torchscript(path: Path, inputs: Sequence[np.ndarray]) -> List[List[np.ndarray]]:
+def run_torchscript(path: Path, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
     """Load a saved TorchScript file and run it on each input; outputs as numpy lists."""
     module = torch.jit.load(str(path), map_location="cpu").eval()
     results = []
@@ -113,6 +114,12 @@ def torchscript_parity(
 ) -> ParityResult:
     """Reload the saved file (as a consumer would) and compare with the eager ``reference`` outputs."""
     return run_and_compare(
-        "torchscript", run_torchscript, path, reference, inputs, tolerance, label_ppm,
+        "torchscript",
+        run_torchscript,
+        path,
+        reference,
+        inputs,
+        tolerance,
+        label_ppm,
         "saved TorchScript module cannot be run",
     )

@@ -22,9 +22,10 @@ Packages from elsewhere may need ``BIOIMAGEIO_HTTP_TIMEOUT=1`` when offline.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class CheckResult:
 
     name: str
     passed: bool
-    errors: Dict[str, float] = field(default_factory=dict)
+    errors: dict[str, float] = field(default_factory=dict)
     message: str = ""
     seconds: float = 0.0
 
@@ -70,22 +71,22 @@ class ValidationReport:
     """All checks of one package; :attr:`passed` when every row passed."""
 
     package: Path
-    checks: List[CheckResult] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return bool(self.checks) and all(c.passed for c in self.checks)
 
     @property
-    def failed(self) -> List[str]:
+    def failed(self) -> list[str]:
         return [c.name for c in self.checks if not c.passed]
 
-    def get(self, name: str) -> Optional[CheckResult]:
+    def get(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.name == name), None)
 
 
-def _summary_errors(summary: Any, limit: int = 2) -> List[str]:
-    msgs: List[str] = []
+def _summary_errors(summary: Any, limit: int = 2) -> list[str]:
+    msgs: list[str] = []
     for detail in getattr(summary, "details", []):
         for err in getattr(detail, "errors", []):
             loc = ".".join(str(p) for p in getattr(err, "loc", ()) if p != "weights")
@@ -94,7 +95,7 @@ def _summary_errors(summary: Any, limit: int = 2) -> List[str]:
     return msgs[:limit]
 
 
-def _measure(descr: Any, weight_format: str, devices: Optional[Sequence[str]]) -> Dict[str, float]:
+def _measure(descr: Any, weight_format: str, devices: Sequence[str] | None) -> dict[str, float]:
     """Largest deviation of the reproduced test outputs from the packaged ones."""
     from bioimageio.core import create_prediction_pipeline
     from bioimageio.core.digest_spec import get_test_input_sample, get_test_output_sample
@@ -103,7 +104,7 @@ def _measure(descr: Any, weight_format: str, devices: Optional[Sequence[str]]) -
     expected = get_test_output_sample(descr)
     with create_prediction_pipeline(descr, weight_format=weight_format, devices=devices) as pp:
         out = pp.predict_sample_without_blocking(sample, skip_input_padding=True, skip_output_cropping=True)
-    errors: Dict[str, float] = {}
+    errors: dict[str, float] = {}
     for member, tensor in expected.members.items():
         got = out.members.get(member)
         if got is None:
@@ -121,9 +122,9 @@ def _measure(descr: Any, weight_format: str, devices: Optional[Sequence[str]]) -
 
 
 def validate_package(
-    package: Union[str, Path],
-    formats: Union[None, str, Sequence[str]] = None,
-    devices: Optional[Sequence[str]] = None,
+    package: str | Path,
+    formats: None | str | Sequence[str] = None,
+    devices: Sequence[str] | None = None,
 ) -> ValidationReport:
     """Run the spec validation and ``bioimageio.core.test_model`` for every weight format.
 
@@ -165,7 +166,9 @@ def validate_package(
     try:
         descr = load_description(package, perform_io_checks=True)
     except Exception as err:  # unreadable zip, broken YAML
-        report.checks.append(CheckResult("rdf", False, message=f"cannot load: {err}", seconds=time.perf_counter() - started))
+        report.checks.append(
+            CheckResult("rdf", False, message=f"cannot load: {err}", seconds=time.perf_counter() - started)
+        )
         return report
     if isinstance(descr, InvalidDescr):
         msgs = _summary_errors(descr.validation_summary, limit=3) or [str(descr.validation_summary.status)]
@@ -179,7 +182,9 @@ def validate_package(
         CheckResult(
             "rdf",
             summary.status in ("valid-format", "passed"),
-            message=f"{descr.type} {descr.format_version}, weights: {', '.join(present + others)}; {warnings} warning(s)",
+            message=(
+                f"{descr.type} {descr.format_version}, weights: {', '.join(present + others)}; {warnings} warning(s)"
+            ),
             seconds=time.perf_counter() - started,
         )
     )

@@ -9,7 +9,7 @@ normalisation and recommended clustering.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -44,7 +44,7 @@ class ModelConfig(_Strict):
     base_features: int = Field(16, ge=2)
     norm: Literal["batch", "group", "instance", "none"] = "group"
 
-    def unet_kwargs(self) -> Dict[str, Any]:
+    def unet_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``UNet(**kwargs)``."""
         return dict(
             in_channels=self.in_channels,
@@ -77,7 +77,7 @@ class LossConfig(_Strict):
     ema_momentum: float = Field(0.99, ge=0, lt=1, description="teacher = m * teacher + (1 - m) * student")
 
     @model_validator(mode="after")
-    def _margins(self) -> "LossConfig":
+    def _margins(self) -> LossConfig:
         if self.delta_dist <= 2 * self.delta_var:
             raise ValueError(
                 f"delta_dist ({self.delta_dist}) must exceed 2 * delta_var ({2 * self.delta_var}) "
@@ -99,7 +99,7 @@ class NormalizationConfig(_Strict):
     eps: float = Field(1e-6, gt=0)
 
     @model_validator(mode="after")
-    def _order(self) -> "NormalizationConfig":
+    def _order(self) -> NormalizationConfig:
         if self.p_low >= self.p_high:
             raise ValueError(f"p_low ({self.p_low}) must be below p_high ({self.p_high})")
         return self
@@ -110,7 +110,7 @@ class SyntheticConfig(_Strict):
 
     n_train: int = Field(32, ge=1)
     n_val: int = Field(4, ge=1)
-    shape: List[int] = Field(default_factory=lambda: [256, 256])
+    shape: list[int] = Field(default_factory=lambda: [256, 256])
     n_objects: int = Field(40, ge=1)
     seed: int = 0
 
@@ -123,12 +123,12 @@ class DataConfig(_Strict):
     annotated objects, ``ignore_label`` = not annotated.
     """
 
-    train_images: Optional[List[Path]] = None
-    train_labels: Optional[List[Path]] = None
-    val_images: Optional[List[Path]] = None
-    val_labels: Optional[List[Path]] = None
-    image_key: Optional[str] = Field(None, description="dataset key inside HDF5/Zarr inputs")
-    label_key: Optional[str] = None
+    train_images: list[Path] | None = None
+    train_labels: list[Path] | None = None
+    val_images: list[Path] | None = None
+    val_labels: list[Path] | None = None
+    image_key: str | None = Field(None, description="dataset key inside HDF5/Zarr inputs")
+    label_key: str | None = None
     labels_are_sparse: bool = Field(
         False, description="labels already contain ignore_label; do not sparsify them again"
     )
@@ -140,7 +140,7 @@ class DataConfig(_Strict):
     # does not carry over to larger images (measured: SBD 0.05-0.11 on 256x256 images after
     # 600 steps with 128x128 patches vs 0.21 with 256x256 ones, 10 % of the objects annotated).
     # Make patches as large as memory allows.
-    patch_shape: List[int] = Field(default_factory=lambda: [256, 256])
+    patch_shape: list[int] = Field(default_factory=lambda: [256, 256])
     batch_size: int = Field(1, ge=1)
     num_workers: int = Field(0, ge=0)
     normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
@@ -154,7 +154,7 @@ class DataConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _pairs(self) -> "DataConfig":
+    def _pairs(self) -> DataConfig:
         for kind in ("train", "val"):
             imgs, lbls = getattr(self, f"{kind}_images"), getattr(self, f"{kind}_labels")
             if (imgs is None) != (lbls is None):
@@ -173,9 +173,9 @@ class ClusteringConfig(_Strict):
     """
 
     method: Literal["mean_shift", "hdbscan", "consistency"] = "mean_shift"
-    bandwidth: Optional[float] = Field(None, gt=0)
+    bandwidth: float | None = Field(None, gt=0)
     min_size: int = Field(16, ge=0)
-    params: Dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class TrainConfig(_Strict):
@@ -197,7 +197,7 @@ class TrainConfig(_Strict):
     out_dir: Path = Path("runs/spoco")
 
     @model_validator(mode="after")
-    def _shapes(self) -> "TrainConfig":
+    def _shapes(self) -> TrainConfig:
         dims = self.model.spatial_dims
         patch = self.data.patch_shape
         if len(patch) != dims:
@@ -205,21 +205,19 @@ class TrainConfig(_Strict):
         step = 2**self.model.depth
         bad = [p for p in patch if p % step]
         if bad:
-            raise ValueError(
-                f"data.patch_shape {patch}: every extent must be a multiple of 2**depth = {step}"
-            )
+            raise ValueError(f"data.patch_shape {patch}: every extent must be a multiple of 2**depth = {step}")
         if self.data.train_images is None and len(self.data.synthetic.shape) != dims:
             raise ValueError(
                 f"data.synthetic.shape {self.data.synthetic.shape} does not match model.spatial_dims {dims}"
             )
         return self
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON/YAML-safe dictionary (paths as strings)."""
         return self.model_dump(mode="json")
 
 
-def load_config(path: Optional[Path] = None) -> TrainConfig:
+def load_config(path: Path | None = None) -> TrainConfig:
     """Read a YAML config; a missing path gives the defaults.
 
     Raises
@@ -246,7 +244,7 @@ def _parse_value(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def apply_overrides(config: TrainConfig, overrides: List[str]) -> TrainConfig:
+def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
     """Apply ``dotted.key=value`` overrides (values parsed as YAML) and re-validate.
 
     >>> cfg = apply_overrides(TrainConfig(), ["loss.delta_var=0.4", "data.patch_shape=[64,64]"])
@@ -270,5 +268,5 @@ def apply_overrides(config: TrainConfig, overrides: List[str]) -> TrainConfig:
     return TrainConfig.model_validate(data)
 
 
-def shape_tuple(shape: List[int]) -> Tuple[int, ...]:
+def shape_tuple(shape: list[int]) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)

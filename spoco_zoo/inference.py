@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ __all__ = ["resolve_device", "tile_grid", "predict_embeddings", "segment_image"]
 Model = Callable[[torch.Tensor], torch.Tensor]
 
 
-def resolve_device(device: Union[None, str, torch.device] = "auto") -> torch.device:
+def resolve_device(device: None | str | torch.device = "auto") -> torch.device:
     """``None``/``"auto"`` -> CUDA when available else CPU; other values via :class:`torch.device`.
 
     Raises
@@ -60,7 +61,7 @@ def resolve_device(device: Union[None, str, torch.device] = "auto") -> torch.dev
     return dev
 
 
-def _per_axis(value: Union[int, Sequence[int]], ndim: int, name: str) -> Tuple[int, ...]:
+def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
     if isinstance(value, (int, np.integer)):
         values = (int(value),) * ndim
     else:
@@ -78,10 +79,10 @@ def _round_up(x: int, step: int) -> int:
 
 def tile_grid(
     spatial_shape: Sequence[int],
-    tile_shape: Optional[Sequence[int]],
-    halo: Union[int, Sequence[int]],
+    tile_shape: Sequence[int] | None,
+    halo: int | Sequence[int],
     size_step: int = 1,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """The tiling :func:`predict_embeddings` uses.
 
     Parameters
@@ -132,7 +133,7 @@ def tile_grid(
     }
 
 
-def _pad(image: np.ndarray, pad: Sequence[Tuple[int, int]]) -> np.ndarray:
+def _pad(image: np.ndarray, pad: Sequence[tuple[int, int]]) -> np.ndarray:
     """Reflect padding of the spatial axes (symmetric for axes of length 1)."""
     out = image
     for axis, (before, after) in enumerate(pad, start=1):
@@ -154,7 +155,7 @@ class _Progress:
         self.description = description
         self._bar: Any = None
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if self.enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -180,7 +181,7 @@ class _Progress:
             self._bar.__exit__(*exc)
 
 
-def _tile_origins(counts: Sequence[int], core: Sequence[int]) -> Iterator[Tuple[int, ...]]:
+def _tile_origins(counts: Sequence[int], core: Sequence[int]) -> Iterator[tuple[int, ...]]:
     for index in itertools.product(*(range(n) for n in counts)):
         yield tuple(i * c for i, c in zip(index, core))
 
@@ -188,10 +189,10 @@ def _tile_origins(counts: Sequence[int], core: Sequence[int]) -> Iterator[Tuple[
 def predict_embeddings(
     model: Model,
     image: np.ndarray,
-    tile_shape: Optional[Sequence[int]] = None,
-    halo: Union[int, Sequence[int]] = 16,
-    size_step: Optional[int] = None,
-    device: Union[None, str, torch.device] = "auto",
+    tile_shape: Sequence[int] | None = None,
+    halo: int | Sequence[int] = 16,
+    size_step: int | None = None,
+    device: None | str | torch.device = "auto",
     progress: bool = False,
 ) -> np.ndarray:
     """Pixel embeddings of a whole image, predicted in overlapping tiles.
@@ -248,7 +249,7 @@ def predict_embeddings(
     padded = _pad(np.asarray(image, dtype=np.float32), grid["pad"])
     core, window, halos = grid["core"], grid["window"], grid["halo"]
     shape = image.shape[1:]
-    out: Optional[np.ndarray] = None
+    out: np.ndarray | None = None
     with torch.no_grad(), _Progress(progress, grid["n_tiles"], "predict tiles") as bar:
         for origin in _tile_origins(grid["counts"], core):
             # window in padded coordinates starts at `origin` (core start - halo + halo)
@@ -277,14 +278,14 @@ def segment_image(
     model: Model,
     image: np.ndarray,
     method: str = "mean_shift",
-    params: Optional[Mapping[str, Any]] = None,
-    mask: Optional[np.ndarray] = None,
-    tile_shape: Optional[Sequence[int]] = None,
-    halo: Union[int, Sequence[int]] = 16,
-    size_step: Optional[int] = None,
-    device: Union[None, str, torch.device] = "auto",
+    params: Mapping[str, Any] | None = None,
+    mask: np.ndarray | None = None,
+    tile_shape: Sequence[int] | None = None,
+    halo: int | Sequence[int] = 16,
+    size_step: int | None = None,
+    device: None | str | torch.device = "auto",
     progress: bool = False,
-) -> Tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings (:func:`predict_embeddings`) clustered into instances.
 
     Parameters

@@ -16,7 +16,8 @@ See ``docs/instances.md`` for the config schema and the in-graph alternative.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Dict, Mapping, Tuple, Union
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ _META_KEYS = ("method", "params", "ingraph", "description")
 DEFAULT_DELTA_VAR = 0.5
 
 
-def _as_array(embeddings: Any) -> Union[np.ndarray, torch.Tensor]:
+def _as_array(embeddings: Any) -> np.ndarray | torch.Tensor:
     """numpy / torch as they are; xarray-like objects (``.values``) and sequences via numpy."""
     if isinstance(embeddings, (np.ndarray, torch.Tensor)):
         return embeddings
@@ -46,7 +47,7 @@ def _as_array(embeddings: Any) -> Union[np.ndarray, torch.Tensor]:
         raise ValueError(f"embeddings: cannot convert {type(embeddings).__name__} to an array: {err}") from err
 
 
-def _squeeze_batch(emb: Union[np.ndarray, torch.Tensor]) -> Union[np.ndarray, torch.Tensor]:
+def _squeeze_batch(emb: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """``[E,y,x]``, ``[E,z,y,x]``, ``[1,E,y,x]`` or ``[1,E,z,y,x]`` -> ``[E,*S]``.
 
     A leading axis of length 1 on a 4D array is a batch axis: the embedding axis
@@ -69,7 +70,9 @@ def _squeeze_batch(emb: Union[np.ndarray, torch.Tensor]) -> Union[np.ndarray, to
             f"got shape {tuple(emb.shape)}"
         )
     if shape[0] < 2:
-        raise ValueError(f"embeddings: the embedding axis (axis 0 after the batch) has {shape[0]} channel(s); need >= 2")
+        raise ValueError(
+            f"embeddings: the embedding axis (axis 0 after the batch) has {shape[0]} channel(s); need >= 2"
+        )
     if min(shape[1:]) < 1:
         raise ValueError(f"embeddings: empty image, shape {shape}")
     finite = torch.isfinite(emb).all() if isinstance(emb, torch.Tensor) else np.isfinite(emb).all()
@@ -78,7 +81,7 @@ def _squeeze_batch(emb: Union[np.ndarray, torch.Tensor]) -> Union[np.ndarray, to
     return emb
 
 
-def _clustering_section(config: Any) -> Tuple[Dict[str, Any], float]:
+def _clustering_section(config: Any) -> tuple[dict[str, Any], float]:
     """``(clustering dict, delta_var)`` from a clustering dict or an RDF (``spoco``) config."""
     if hasattr(config, "model_dump"):  # a pydantic ClusteringConfig / TrainConfig
         config = config.model_dump(mode="json")
@@ -103,7 +106,7 @@ def _clustering_section(config: Any) -> Tuple[Dict[str, Any], float]:
     return dict(node), delta_var
 
 
-def _resolve(config: Any) -> Tuple[str, Dict[str, Any]]:
+def _resolve(config: Any) -> tuple[str, dict[str, Any]]:
     """Method name and its keyword arguments (``params`` merged in first, ``bandwidth`` resolved)."""
     clustering, delta_var = _clustering_section(config)
     method = clustering.get("method")
@@ -112,7 +115,7 @@ def _resolve(config: Any) -> Tuple[str, Dict[str, Any]]:
     params = clustering.get("params") or {}
     if not isinstance(params, Mapping):
         raise ValueError(f"config.params: expected a dict, got {type(params).__name__}")
-    kwargs: Dict[str, Any] = dict(params)
+    kwargs: dict[str, Any] = dict(params)
     kwargs.update({k: v for k, v in clustering.items() if k not in _META_KEYS})
     if method == "ingraph" and clustering.get("ingraph") is not None:
         # the exporter's record of the arguments compiled into the model: use exactly those
@@ -126,7 +129,7 @@ def _resolve(config: Any) -> Tuple[str, Dict[str, Any]]:
     return method, kwargs
 
 
-def _run_ingraph(emb: Union[np.ndarray, torch.Tensor], kwargs: Dict[str, Any]) -> np.ndarray:
+def _run_ingraph(emb: np.ndarray | torch.Tensor, kwargs: dict[str, Any]) -> np.ndarray:
     from spoco_zoo.cluster.ingraph import InGraphClustering, ingraph_kwargs
 
     module = InGraphClustering(**ingraph_kwargs(kwargs))

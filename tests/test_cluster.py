@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Callable, Dict, Tuple
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -94,7 +94,7 @@ def with_tiny(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-METHOD_CASES: Dict[str, Tuple[Callable[..., np.ndarray], dict]] = {
+METHOD_CASES: dict[str, tuple[Callable[..., np.ndarray], dict]] = {
     "mean_shift_flat": (mean_shift, {"kernel": "flat", "device": "cpu"}),
     "mean_shift_gaussian": (mean_shift, {"kernel": "gaussian", "device": "cpu"}),
     "hdbscan": (hdbscan_cluster, {}),
@@ -102,7 +102,7 @@ METHOD_CASES: Dict[str, Tuple[Callable[..., np.ndarray], dict]] = {
 }
 
 
-def check_labels(out: np.ndarray, shape: Tuple[int, ...]) -> None:
+def check_labels(out: np.ndarray, shape: tuple[int, ...]) -> None:
     assert isinstance(out, np.ndarray) and out.dtype == np.int32 and out.shape == shape
     ids = np.unique(out)
     assert ids.min() >= 0

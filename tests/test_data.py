@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
 
 import h5py
 import numpy as np
@@ -36,7 +35,7 @@ from spoco_zoo.errors import DataError
 
 # ---------------------------------------------------------------------------- helpers
 @pytest.fixture(scope="module")
-def sample_2d() -> Tuple[np.ndarray, np.ndarray]:
+def sample_2d() -> tuple[np.ndarray, np.ndarray]:
     return make_synthetic_sample((128, 128), 20, seed=3)
 
 
@@ -116,7 +115,7 @@ def test_sparsify_edge_cases() -> None:
 
 # ---------------------------------------------------------------------------- synthetic
 @pytest.mark.parametrize("shape,n_objects", [((256, 256), 40), ((32, 96, 96), 30)])
-def test_synthetic_sample(shape: Tuple[int, ...], n_objects: int) -> None:
+def test_synthetic_sample(shape: tuple[int, ...], n_objects: int) -> None:
     image, labels = make_synthetic_sample(shape, n_objects, seed=1)
     assert image.shape == labels.shape == shape
     assert image.dtype == np.float32 and labels.dtype == np.int64
@@ -185,7 +184,7 @@ def test_image_round_trip(tmp_path: Path, fmt: str, axes: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["tif", "h5", "zarr"])
 @pytest.mark.parametrize("shape", [(30, 40), (5, 30, 40)])
-def test_label_round_trip(tmp_path: Path, fmt: str, shape: Tuple[int, ...]) -> None:
+def test_label_round_trip(tmp_path: Path, fmt: str, shape: tuple[int, ...]) -> None:
     labels = np.random.default_rng(0).integers(0, 70000, shape)
     path = tmp_path / f"lab.{fmt}"
     if fmt == "tif":
@@ -295,7 +294,7 @@ def test_normalize_zero_mean_unit_variance() -> None:
 
 # ---------------------------------------------------------------------------- augment
 @pytest.mark.parametrize("shape", [(2, 3, 32, 32), (2, 3, 16, 48), (1, 2, 8, 16, 24)])
-def test_geometric_transform_inverts_exactly(shape: Tuple[int, ...]) -> None:
+def test_geometric_transform_inverts_exactly(shape: tuple[int, ...]) -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(shape, generator=gen)
     seen = set()
@@ -343,7 +342,7 @@ def test_random_flip_rotate_keeps_pairs_aligned() -> None:
 
 
 # ---------------------------------------------------------------------------- dataset
-def test_dataset_items(sample_2d: Tuple[np.ndarray, np.ndarray]) -> None:
+def test_dataset_items(sample_2d: tuple[np.ndarray, np.ndarray]) -> None:
     image, labels = sample_2d
     sparse = sparsify(labels, 0.1, seed=0)
     data = SparseInstanceDataset([(image[None], sparse)], (64, 64), samples_per_epoch=50, seed=3)

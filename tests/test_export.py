@@ -12,7 +12,7 @@ import io
 import socket
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,7 +30,7 @@ FAST_INGRAPH = {"n_seeds": 256}
 runner = CliRunner()
 
 
-def _rdf(package: Path) -> Dict[str, Any]:
+def _rdf(package: Path) -> dict[str, Any]:
     with zipfile.ZipFile(package) as zf:
         return yaml.safe_load(zf.read("rdf.yaml"))
 
@@ -44,7 +44,7 @@ class _NetworkGuard:
     """Refuse (and record) outgoing internet connections: proves a step works offline."""
 
     def __init__(self) -> None:
-        self.attempts: List[Any] = []
+        self.attempts: list[Any] = []
         self._real = socket.socket.connect
 
     def connect(self, sock: socket.socket, address: Any, *args: Any) -> None:
@@ -53,7 +53,7 @@ class _NetworkGuard:
             raise OSError(f"network disabled in test (connect to {address})")
         return self._real(sock, address, *args)
 
-    def install(self, mp: pytest.MonkeyPatch) -> "_NetworkGuard":
+    def install(self, mp: pytest.MonkeyPatch) -> _NetworkGuard:
         guard = self
         mp.setattr(socket.socket, "connect", lambda sock, address, *a: guard.connect(sock, address, *a))
         return self
@@ -78,7 +78,7 @@ def package_3d(random_checkpoint_3d: Path, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture()
-def no_network(monkeypatch: pytest.MonkeyPatch) -> List[Any]:
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Refuse (and record) every outgoing connection during the test."""
     return _NetworkGuard().install(monkeypatch).attempts
 
@@ -146,7 +146,12 @@ def test_export_fails_on_parity_and_keeps_existing_file(random_checkpoint_2d: Pa
 def test_legacy_onnx_exporter(random_checkpoint_2d: Path, tmp_path: Path) -> None:
     """The TorchScript-based ONNX exporter (the fallback of 'auto') also meets the parity bar."""
     result = export_package(
-        random_checkpoint_2d, tmp_path / "legacy.zip", formats="onnx", instances=False, test_shape=(48, 48), onnx_exporter="legacy"
+        random_checkpoint_2d,
+        tmp_path / "legacy.zip",
+        formats="onnx",
+        instances=False,
+        test_shape=(48, 48),
+        onnx_exporter="legacy",
     )
     assert result.onnx_exporter == "legacy" and result.parity["onnx"].max_abs < 1e-4
     assert _rdf(result.path)["weights"]["onnx"].get("parent") is None  # the only (hence original) format
@@ -158,14 +163,16 @@ def test_architecture_sources_are_self_contained() -> None:
 
     plain = embeddings_architecture({"in_channels": 1})
     assert plain.text == Path(unet.__file__).read_text() and plain.callable == "UNet"
-    combined = instances_architecture({"in_channels": 1, "out_channels": 4, "depth": 2, "base_features": 4}, {"n_seeds": 16})
+    combined = instances_architecture(
+        {"in_channels": 1, "out_channels": 4, "depth": 2, "base_features": 4}, {"n_seeds": 16}
+    )
     imported = set()
     for node in ast.walk(ast.parse(combined.text)):
         if isinstance(node, ast.Import):
             imported.update(a.name.split(".")[0] for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
-    assert imported <= {"__future__", "torch", "math", "typing"}, imported
+    assert imported <= {"__future__", "torch", "math", "typing", "collections"}, imported
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,7 +251,7 @@ def test_rdf_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
     assert "## Validation" in readme and "embeddings_to_instances" in readme and "${" not in readme
 
 
-def test_validate_cli_2d_offline(package_2d: ExportResult, no_network: List[Any]) -> None:
+def test_validate_cli_2d_offline(package_2d: ExportResult, no_network: list[Any]) -> None:
     """`spoco-zoo validate`: spec validation + bioimageio.core test_model per weight format, no network."""
     result = runner.invoke(app, ["validate", str(package_2d.path)], terminal_width=200)
     assert result.exit_code == 0, result.output
@@ -302,9 +309,21 @@ def test_cli_export_and_validate(random_checkpoint_2d: Path, tmp_path: Path) -> 
     result = runner.invoke(
         app,
         [
-            "export", str(random_checkpoint_2d), "--output", str(out), "--formats", "pytorch_state_dict",
-            "--no-instances", "--test-shape", "48,48", "--name", "CLI test model", "--author", "A. Tester",
-            "--weights", "teacher",
+            "export",
+            str(random_checkpoint_2d),
+            "--output",
+            str(out),
+            "--formats",
+            "pytorch_state_dict",
+            "--no-instances",
+            "--test-shape",
+            "48,48",
+            "--name",
+            "CLI test model",
+            "--author",
+            "A. Tester",
+            "--weights",
+            "teacher",
         ],
         terminal_width=200,
     )
@@ -361,8 +380,12 @@ def test_onnxruntime_alone_gives_instances(package_2d: ExportResult, tmp_path: P
     examples = str(Path(__file__).resolve().parents[1] / "examples")
     for name in ("full", "image"):
         code = _STANDALONE.format(
-            blocked=_BLOCKED, examples=examples, package=str(package_2d.path), image=str(tmp_path / f"{name}.npy"),
-            labels=str(tmp_path / f"{name}_labels.npy"), embeddings=str(tmp_path / f"{name}_emb.npy"),
+            blocked=_BLOCKED,
+            examples=examples,
+            package=str(package_2d.path),
+            image=str(tmp_path / f"{name}.npy"),
+            labels=str(tmp_path / f"{name}_labels.npy"),
+            embeddings=str(tmp_path / f"{name}_emb.npy"),
         )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import ast
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,9 +30,8 @@ sbd = symmetric_best_dice  # the project's SBD (spoco_zoo.metrics), objects = id
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     """Equal up to a renaming of ids that keeps 0 as 0 (the contingency table is a bijection)."""
     pairs = np.unique(np.stack([np.asarray(a).ravel(), np.asarray(b).ravel()]), axis=1)
-    return (
-        len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
-        and bool(np.all((pairs[0] == 0) == (pairs[1] == 0)))
+    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1])) and bool(
+        np.all((pairs[0] == 0) == (pairs[1] == 0))
     )
 
 
@@ -70,7 +70,7 @@ def embed(
     return emb.astype(np.float32)
 
 
-def realistic(shape: Sequence[int], n_objects: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+def realistic(shape: Sequence[int], n_objects: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Held-out synthetic image's labels and trained-like embeddings (spread ~0.25, boundary pixels)."""
     _, labels = make_synthetic_sample(tuple(shape), n_objects, seed)
     return embed(labels, seed=seed, sep=2.5, noise=0.06, smooth=0.08, boundary=0.5), labels
@@ -187,7 +187,7 @@ def _ort_run(path: Path, x: torch.Tensor) -> np.ndarray:
 
 
 def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, exporter: str) -> None:
-    names = ["b", "z", "y", "x"][: 1] + ["z", "y", "x"][-(example.dim() - 2):]
+    names = ["b", "z", "y", "x"][:1] + ["z", "y", "x"][-(example.dim() - 2) :]
     axes = {0: names[0], **{i + 2: n for i, n in enumerate(names[1:])}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -196,13 +196,25 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, exporter
 
             shapes = {k: Dim(v, min=1, max=1 << 16) for k, v in axes.items()}
             torch.onnx.export(
-                module, (example,), str(path), dynamo=True, opset_version=18, verbose=False,
-                input_names=["embeddings"], output_names=["instances"], dynamic_shapes={"embeddings": shapes},
+                module,
+                (example,),
+                str(path),
+                dynamo=True,
+                opset_version=18,
+                verbose=False,
+                input_names=["embeddings"],
+                output_names=["instances"],
+                dynamic_shapes={"embeddings": shapes},
             )
         else:
             torch.onnx.export(
-                module, (example,), str(path), dynamo=False, opset_version=17,
-                input_names=["embeddings"], output_names=["instances"],
+                module,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=17,
+                input_names=["embeddings"],
+                output_names=["instances"],
                 dynamic_axes={"embeddings": axes, "instances": axes},
             )
 
@@ -245,7 +257,7 @@ QUALITY_MARGIN = 0.03
 def test_quality_matches_python_mean_shift_on_realistic_embeddings() -> None:
     from spoco_zoo.cluster.mean_shift import mean_shift
 
-    params: Dict[str, Any] = {"method": "mean_shift", "bandwidth": 0.5, "kernel": "flat", "min_size": 16}
+    params: dict[str, Any] = {"method": "mean_shift", "bandwidth": 0.5, "kernel": "flat", "min_size": 16}
     module = InGraphClustering(**ingraph_kwargs(params))
     ours, python = [], []
     for seed in (9001, 9002, 9003):  # never used for training
@@ -294,11 +306,24 @@ def test_quality_matches_python_mean_shift_on_trained_model(request: pytest.Fixt
 
 
 def test_ingraph_kwargs_maps_clustering_configs() -> None:
-    cfg = {"method": "mean_shift", "bandwidth": 0.4, "kernel": "gaussian", "min_size": 16,
-           "background": "none", "seed": 3, "params": {"n_seeds": 1024, "n_iter": 12}}
+    cfg = {
+        "method": "mean_shift",
+        "bandwidth": 0.4,
+        "kernel": "gaussian",
+        "min_size": 16,
+        "background": "none",
+        "seed": 3,
+        "params": {"n_seeds": 1024, "n_iter": 12},
+    }
     kwargs = ingraph_kwargs(cfg)
-    assert kwargs == {"bandwidth": 0.4, "gaussian": True, "min_size": 16, "background_largest": False,
-                      "n_seeds": 1024, "n_iter": 12}
+    assert kwargs == {
+        "bandwidth": 0.4,
+        "gaussian": True,
+        "min_size": 16,
+        "background_largest": False,
+        "n_seeds": 1024,
+        "n_iter": 12,
+    }
     InGraphClustering(**kwargs)
     assert ingraph_kwargs({"method": "consistency", "bandwidth": None, "delta_var": 0.3}) == {"bandwidth": 0.3}
     assert ingraph_kwargs({"bandwidth": None, "min_size": 0, "params": {}}) == {"min_size": 0}
@@ -310,7 +335,7 @@ def test_ingraph_kwargs_maps_clustering_configs() -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{"bandwidth": 0}, {"n_seeds": 0}, {"max_instances": 0}, {"min_seeds": 0}])
-def test_invalid_constructor_arguments(kwargs: Dict[str, Any]) -> None:
+def test_invalid_constructor_arguments(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         InGraphClustering(**kwargs)
 
@@ -329,7 +354,9 @@ def test_source_is_shippable() -> None:
     assert modules <= {"torch", "math", "typing"}, modules
     unet_tree = ast.parse(Path(ingraph_module.__file__).parents[1].joinpath("models", "unet.py").read_text())
     unet_names = {n.name for n in unet_tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-    unet_names |= {t.id for n in unet_tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    unet_names |= {
+        t.id for n in unet_tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+    }
     ours = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     ours |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
     assert not (ours & unet_names) - {"__all__"}

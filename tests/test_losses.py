@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import pytest
 import torch
@@ -368,7 +368,10 @@ def test_spoco_loss_backward_3d_and_ignore_label() -> None:
 
 @pytest.mark.parametrize("dims", [2, 3])
 def test_unlabeled_push_zero_when_unannotated_pixels_are_far(dims: int) -> None:
-    """A perfectly separated embedding (unannotated objects too) gives 0; collapsing them onto an annotated mean gives DD^2."""
+    """A perfectly separated embedding (unannotated objects too) gives 0.
+
+    Collapsing the unannotated objects onto an annotated mean gives DD^2.
+    """
     dense = stripe_labels(SHAPES[dims], 4)
     labels = sparsify(dense, keep=[0, 1]).unsqueeze(0)  # background + object 1 annotated, 2 and 3 not
     emb = separated_embedding(dense.unsqueeze(0))

@@ -18,8 +18,18 @@ from spoco_zoo.metrics import (
     variation_of_information,
 )
 
-PERFECT = {"sbd": 1.0, "ap50": 1.0, "ap75": 1.0, "map": 1.0, "f1": 1.0, "precision": 1.0, "recall": 1.0,
-           "are": 0.0, "voi_split": 0.0, "voi_merge": 0.0}
+PERFECT = {
+    "sbd": 1.0,
+    "ap50": 1.0,
+    "ap75": 1.0,
+    "map": 1.0,
+    "f1": 1.0,
+    "precision": 1.0,
+    "recall": 1.0,
+    "are": 0.0,
+    "voi_split": 0.0,
+    "voi_merge": 0.0,
+}
 
 
 def _square() -> np.ndarray:

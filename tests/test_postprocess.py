@@ -6,18 +6,33 @@ import json
 import subprocess
 import sys
 import textwrap
-from typing import Any, Dict
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 from spoco_zoo.metrics.sbd import symmetric_best_dice
-
 from spoco_zoo.postprocess import embeddings_to_instances
 
-HEAVY = ("sklearn", "scipy", "skimage", "hdbscan", "bioimageio", "typer", "onnx", "onnxruntime",
-         "onnxscript", "xarray", "pydantic", "yaml", "tifffile", "h5py", "zarr", "rich")
+HEAVY = (
+    "sklearn",
+    "scipy",
+    "skimage",
+    "hdbscan",
+    "bioimageio",
+    "typer",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "xarray",
+    "pydantic",
+    "yaml",
+    "tifffile",
+    "h5py",
+    "zarr",
+    "rich",
+)
 
 
 sbd = symmetric_best_dice  # the project's SBD (spoco_zoo.metrics), objects = ids > 0
@@ -27,8 +42,15 @@ def blocks(shape=(60, 72), dims: int = 8, seed: int = 0):
     """Labels: background 0 (the largest region) and 7 rectangles; embeddings: one centre per label."""
     rng = np.random.default_rng(seed)
     labels = np.zeros(shape, np.int64)
-    boxes = [(5, 20, 5, 25), (5, 20, 30, 45), (5, 20, 50, 68), (25, 40, 5, 30), (25, 40, 35, 50),
-             (45, 57, 10, 40), (45, 57, 45, 65)]
+    boxes = [
+        (5, 20, 5, 25),
+        (5, 20, 30, 45),
+        (5, 20, 50, 68),
+        (25, 40, 5, 30),
+        (25, 40, 35, 50),
+        (45, 57, 10, 40),
+        (45, 57, 45, 65),
+    ]
     for i, (a, b, c, d) in enumerate(boxes, start=1):
         labels[..., a:b, c:d] = i
     centres = np.eye(8, dims, dtype=np.float32) * 3.0  # 8 points, pairwise >= 3 apart
@@ -37,9 +59,16 @@ def blocks(shape=(60, 72), dims: int = 8, seed: int = 0):
     return emb.astype(np.float32), labels
 
 
-CONFIGS: Dict[str, Dict[str, Any]] = {
-    "mean_shift": {"method": "mean_shift", "bandwidth": 0.5, "kernel": "flat", "min_size": 16,
-                   "background": "largest", "seed": 0, "device": "cpu"},
+CONFIGS: dict[str, dict[str, Any]] = {
+    "mean_shift": {
+        "method": "mean_shift",
+        "bandwidth": 0.5,
+        "kernel": "flat",
+        "min_size": 16,
+        "background": "largest",
+        "seed": 0,
+        "device": "cpu",
+    },
     "consistency": {"method": "consistency", "bandwidth": 0.5, "min_size": 16, "seed": 0, "device": "cpu"},
     "ingraph": {"method": "ingraph", "bandwidth": 0.5, "min_size": 16, "n_seeds": 512},
     "hdbscan": {"method": "hdbscan", "min_size": 16},
@@ -90,8 +119,14 @@ def test_rdf_config_wrappers_and_loss_margin_default() -> None:
     for config in (spoco, {"spoco": spoco}, {"config": {"spoco": spoco}, "name": "a model"}):
         assert np.array_equal(embeddings_to_instances(emb, config), direct)
     # the exporter's layout: Python method + the compiled-in in-graph arguments under "ingraph"
-    exported = {"method": "mean_shift", "bandwidth": 0.5, "min_size": 16, "background": "largest",
-                "device": "cpu", "ingraph": {"bandwidth": 0.5, "n_seeds": 512, "gaussian": False}}
+    exported = {
+        "method": "mean_shift",
+        "bandwidth": 0.5,
+        "min_size": 16,
+        "background": "largest",
+        "device": "cpu",
+        "ingraph": {"bandwidth": 0.5, "n_seeds": 512, "gaussian": False},
+    }
     assert sbd(embeddings_to_instances(emb, exported), labels) > 0.99
     as_ingraph = embeddings_to_instances(emb, {**exported, "method": "ingraph"})
     assert sbd(as_ingraph, labels) > 0.99
@@ -100,8 +135,9 @@ def test_rdf_config_wrappers_and_loss_margin_default() -> None:
 def test_pydantic_clustering_config_is_accepted() -> None:
     from spoco_zoo.config import TrainConfig
 
-    config = TrainConfig.model_validate({"clustering": {"method": "mean_shift", "min_size": 16,
-                                                        "params": {"device": "cpu"}}})
+    config = TrainConfig.model_validate(
+        {"clustering": {"method": "mean_shift", "min_size": 16, "params": {"device": "cpu"}}}
+    )
     emb, labels = blocks()
     assert sbd(embeddings_to_instances(emb, config), labels) > 0.99
 
@@ -125,9 +161,7 @@ def test_bad_configs_raise_value_error(config: Any) -> None:
         embeddings_to_instances(emb, config)
 
 
-@pytest.mark.parametrize(
-    "shape", [(6, 60), (1, 1, 60, 72), (3, 6, 4, 60, 72), (1, 6, 1, 4, 60, 72), (6, 0, 72)]
-)
+@pytest.mark.parametrize("shape", [(6, 60), (1, 1, 60, 72), (3, 6, 4, 60, 72), (1, 6, 1, 4, 60, 72), (6, 0, 72)])
 def test_bad_shapes_raise_value_error(shape) -> None:
     with pytest.raises(ValueError):
         embeddings_to_instances(np.zeros(shape, np.float32), CONFIGS["ingraph"])
@@ -140,7 +174,7 @@ def test_non_finite_embeddings_raise_value_error() -> None:
         embeddings_to_instances(emb, CONFIGS["ingraph"])
 
 
-def _run_python(code: str) -> Dict[str, Any]:
+def _run_python(code: str) -> dict[str, Any]:
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -39,8 +39,9 @@ def _checkpoint(path: Path, norm: str) -> Path:
     )
     torch.manual_seed(1)
     model = build_model(config)
-    save_checkpoint(path, {"config": config, "step": 0, "model_state": model.state_dict(),
-                           "teacher_state": model.state_dict()})
+    save_checkpoint(
+        path, {"config": config, "step": 0, "model_state": model.state_dict(), "teacher_state": model.state_dict()}
+    )
     return path
 
 
@@ -109,9 +110,24 @@ def test_segment_cli_writes_labels_and_embeddings(tmp_path: Path, random_checkpo
     out = tmp_path / "out"
     result = runner.invoke(
         app,
-        ["segment", str(src), "--checkpoint", str(random_checkpoint_2d), "--output", str(out),
-         "--tile", "32,32", "--halo", "8", "--min-size", "0", "--save-embeddings", "--no-progress",
-         "--device", "cpu"],
+        [
+            "segment",
+            str(src),
+            "--checkpoint",
+            str(random_checkpoint_2d),
+            "--output",
+            str(out),
+            "--tile",
+            "32,32",
+            "--halo",
+            "8",
+            "--min-size",
+            "0",
+            "--save-embeddings",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ],
     )
     assert result.exit_code == 0, result.output
     labels = tifffile.imread(out / "cells_instances.tif")
@@ -157,7 +173,10 @@ def test_package_clustering_overrides() -> None:
     assert package_clustering(flat, None, {"bandwidth": 0.3}, 5) == {**flat, "bandwidth": 0.3, "min_size": 5}
     # another method drops the method-specific keys, keeps min_size / background
     assert package_clustering(flat, "consistency", {}, None) == {
-        "min_size": 10, "background": "largest", "method": "consistency"}
+        "min_size": 10,
+        "background": "largest",
+        "method": "consistency",
+    }
     rdf = {"spoco": {"clustering": {"method": "mean_shift", "min_size": 4}, "loss": {"delta_var": 0.3}}}
     merged = package_clustering(rdf, None, {"kernel": "gaussian"}, None)
     assert merged["spoco"]["clustering"] == {"method": "mean_shift", "min_size": 4, "kernel": "gaussian"}
@@ -216,8 +235,18 @@ def test_evaluate_cli_writes_csv_and_json(tmp_path: Path) -> None:
     pred_dir, gt_dir = _eval_dirs(tmp_path)
     csv_path, json_path = tmp_path / "res" / "scores.csv", tmp_path / "scores.json"
     result = runner.invoke(
-        app, ["evaluate", str(pred_dir), str(gt_dir), "--csv", str(csv_path), "--json", str(json_path),
-              "--ignore-label", "-1"]
+        app,
+        [
+            "evaluate",
+            str(pred_dir),
+            str(gt_dir),
+            "--csv",
+            str(csv_path),
+            "--json",
+            str(json_path),
+            "--ignore-label",
+            "-1",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "c.tif" in result.output and "mean" in result.output

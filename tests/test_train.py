@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ from spoco_zoo.train.trainer import Trainer, update_teacher
 
 
 def _config(out_dir: Path, **extra: Any) -> TrainConfig:
-    raw: Dict[str, Any] = {
+    raw: dict[str, Any] = {
         "steps": 8,
         "lr": 3e-3,
         "out_dir": str(out_dir),
@@ -87,7 +87,7 @@ def test_resume_is_exact(tmp_path: Path) -> None:
 
 
 def test_interrupt_saves_last_checkpoint(tmp_path: Path) -> None:
-    def stop(step: int, terms: Dict[str, float]) -> None:
+    def stop(step: int, terms: dict[str, float]) -> None:
         if step == 3:
             raise KeyboardInterrupt
 
@@ -110,13 +110,35 @@ def test_existing_run_needs_resume_flag(tmp_path: Path) -> None:
 def test_sigkill_leaves_a_loadable_checkpoint_and_resume_finishes(tmp_path: Path) -> None:
     out = tmp_path / "killed"
     cmd = [
-        sys.executable, "-m", "spoco_zoo.cli.main", "train", "--no-progress", "--out", str(out),
-        "--steps", "400",
-        "--set", "checkpoint_every=1", "--set", "val_every=1000",
-        "--set", "model.depth=2", "--set", "model.base_features=4",
-        "--set", "data.patch_shape=[32,32]", "--set", "data.batch_size=1",
-        "--set", "data.synthetic.n_train=2", "--set", "data.synthetic.n_val=1",
-        "--set", "data.synthetic.shape=[64,64]", "--set", "data.synthetic.n_objects=8",
+        sys.executable,
+        "-m",
+        "spoco_zoo.cli.main",
+        "train",
+        "--no-progress",
+        "--out",
+        str(out),
+        "--steps",
+        "400",
+        "--set",
+        "checkpoint_every=1",
+        "--set",
+        "val_every=1000",
+        "--set",
+        "model.depth=2",
+        "--set",
+        "model.base_features=4",
+        "--set",
+        "data.patch_shape=[32,32]",
+        "--set",
+        "data.batch_size=1",
+        "--set",
+        "data.synthetic.n_train=2",
+        "--set",
+        "data.synthetic.n_val=1",
+        "--set",
+        "data.synthetic.shape=[64,64]",
+        "--set",
+        "data.synthetic.n_objects=8",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

@@ -20,7 +20,7 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Dict, List, NoReturn, Optional, Tuple
+from typing import NoReturn
 
 import typer
 
@@ -32,11 +32,13 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def pair_files(pred_dir: Path, gt_dir: Path) -> Tuple[List[Tuple[str, Path, Path]], List[Path]]:
+def pair_files(pred_dir: Path, gt_dir: Path) -> tuple[list[tuple[str, Path, Path]], list[Path]]:
     """``([(stem, pred, gt), ...], [gt files without prediction])`` (see the module docstring)."""
-    pairs: List[Tuple[str, Path, Path]] = []
-    missing: List[Path] = []
-    gts = sorted(p for p in gt_dir.iterdir() if p.is_file() and p.suffix.lower() in _TIFF and not p.name.startswith("."))
+    pairs: list[tuple[str, Path, Path]] = []
+    missing: list[Path] = []
+    gts = sorted(
+        p for p in gt_dir.iterdir() if p.is_file() and p.suffix.lower() in _TIFF and not p.name.startswith(".")
+    )
     for gt in gts:
         stem = gt.name[: -len(gt.suffix)]
         stems = [stem] + ([stem[:-4]] if stem.lower().endswith(".ome") and len(stem) > 4 else [])
@@ -50,7 +52,7 @@ def pair_files(pred_dir: Path, gt_dir: Path) -> Tuple[List[Tuple[str, Path, Path
     return pairs, missing
 
 
-def _csv_text(rows: List[Dict[str, object]], keys: Tuple[str, ...]) -> str:
+def _csv_text(rows: list[dict[str, object]], keys: tuple[str, ...]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["image", *keys, "pred", "gt"], lineterminator="\n")
     writer.writeheader()
@@ -62,10 +64,12 @@ def _csv_text(rows: List[Dict[str, object]], keys: Tuple[str, ...]) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate(
-        pred_dir: Path = typer.Argument(..., help="Folder of predicted label TIFFs (<stem>_instances.tif or <stem>.tif)."),
+        pred_dir: Path = typer.Argument(
+            ..., help="Folder of predicted label TIFFs (<stem>_instances.tif or <stem>.tif)."
+        ),
         gt_dir: Path = typer.Argument(..., help="Folder of ground-truth label TIFFs (<stem>.tif)."),
-        csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image scores and the mean to CSV."),
-        json_path: Optional[Path] = typer.Option(None, "--json", help="Write per-image scores and the mean to JSON."),
+        csv_path: Path | None = typer.Option(None, "--csv", help="Write per-image scores and the mean to CSV."),
+        json_path: Path | None = typer.Option(None, "--json", help="Write per-image scores and the mean to JSON."),
         ignore_label: int = typer.Option(-1, "--ignore-label", help="Ground-truth value of unannotated pixels."),
     ) -> None:
         """Score instance segmentations (SBD, AP, F1, ARand, VOI) against ground truth, per image and on average."""
@@ -90,7 +94,7 @@ def register(app: typer.Typer) -> None:
         from spoco_zoo.metrics import METRIC_KEYS, evaluate_instances
         from spoco_zoo.train.checkpoint import atomic_write_bytes
 
-        rows: List[Dict[str, object]] = []
+        rows: list[dict[str, object]] = []
         for stem, pred_path, gt_path in pairs:
             try:
                 pred = read_labels(pred_path)
@@ -98,7 +102,9 @@ def register(app: typer.Typer) -> None:
             except DataError as err:
                 _fail(str(err))
             if pred.shape != gt.shape:
-                _fail(f"{pred_path}: prediction shape {pred.shape} does not match ground truth {gt_path} shape {gt.shape}")
+                _fail(
+                    f"{pred_path}: prediction shape {pred.shape} does not match ground truth {gt_path} shape {gt.shape}"
+                )
             try:
                 scores = evaluate_instances(pred, gt, ignore_label=ignore_label)
             except ValueError as err:

@@ -9,15 +9,15 @@ package is written and an existing file at ``--output`` is left untouched.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import typer
 
 
-def _parse_kv(items: List[str], hint: str) -> Dict[str, Any]:
+def _parse_kv(items: list[str], hint: str) -> dict[str, Any]:
     import yaml
 
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
             raise typer.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=hint)
@@ -26,7 +26,7 @@ def _parse_kv(items: List[str], hint: str) -> Dict[str, Any]:
     return out
 
 
-def _parse_shape(text: Optional[str]) -> Optional[List[int]]:
+def _parse_shape(text: str | None) -> list[int] | None:
     if text is None:
         return None
     try:
@@ -44,20 +44,24 @@ def register(app: typer.Typer) -> None:
             "pytorch_state_dict,torchscript,onnx", "--formats", help="Comma-separated weight formats."
         ),
         weights: str = typer.Option("student", "--weights", help="student | teacher (EMA) weights."),
-        name: Optional[str] = typer.Option(None, "--name", help="Model name (letters, digits, spaces, _+-())."),
-        author: List[str] = typer.Option([], "--author", help="Author name (repeatable)."),
-        description: Optional[str] = typer.Option(None, "--description", help="One-paragraph description."),
-        tag: List[str] = typer.Option([], "--tag", help="Extra tag (repeatable), e.g. --tag fluorescence-light-microscopy."),
-        instances: Optional[bool] = typer.Option(
+        name: str | None = typer.Option(None, "--name", help="Model name (letters, digits, spaces, _+-())."),
+        author: list[str] = typer.Option([], "--author", help="Author name (repeatable)."),
+        description: str | None = typer.Option(None, "--description", help="One-paragraph description."),
+        tag: list[str] = typer.Option(
+            [], "--tag", help="Extra tag (repeatable), e.g. --tag fluorescence-light-microscopy."
+        ),
+        instances: bool | None = typer.Option(
             None, "--instances/--no-instances", help="Add the in-graph 'instances' output (default: when available)."
         ),
-        ingraph: List[str] = typer.Option([], "--ingraph", help="In-graph clustering option KEY=VALUE, e.g. n_seeds=1024."),
-        test_shape: Optional[str] = typer.Option(None, "--test-shape", help="Test tensor shape, e.g. 128,128."),
+        ingraph: list[str] = typer.Option(
+            [], "--ingraph", help="In-graph clustering option KEY=VALUE, e.g. n_seeds=1024."
+        ),
+        test_shape: str | None = typer.Option(None, "--test-shape", help="Test tensor shape, e.g. 128,128."),
         onnx_exporter: str = typer.Option("auto", "--onnx-exporter", help="auto | dynamo | legacy."),
         opset: int = typer.Option(18, "--opset", help="ONNX opset (>= 17)."),
-        card_template: Optional[Path] = typer.Option(None, "--card-template", help="Model-card template (Markdown)."),
+        card_template: Path | None = typer.Option(None, "--card-template", help="Model-card template (Markdown)."),
         validate: bool = typer.Option(True, "--validate/--no-validate", help="Run bioimageio.core tests afterwards."),
-        device: List[str] = typer.Option([], "--device", help="Device for validation, e.g. cpu (repeatable)."),
+        device: list[str] = typer.Option([], "--device", help="Device for validation, e.g. cpu (repeatable)."),
     ) -> None:
         """Export a checkpoint as a bioimage.io model (pytorch_state_dict, torchscript, onnx).
 
@@ -111,7 +115,9 @@ def register(app: typer.Typer) -> None:
 
         for fmt, parity in result.parity.items():
             if fmt != "pytorch_state_dict":
-                console.print(f"parity {fmt}: max |diff| vs eager PyTorch {parity.max_abs:.2e} (< {parity.tolerance:.0e})")
+                console.print(
+                    f"parity {fmt}: max |diff| vs eager PyTorch {parity.max_abs:.2e} (< {parity.tolerance:.0e})"
+                )
         console.print(
             f"package: {result.path} ({result.size_bytes / 1e6:.2f} MB, {', '.join(result.formats)}"
             f"{', instances output' if result.instances else ''}) in {result.seconds:.1f} s"

@@ -29,8 +29,9 @@ processing the others.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
+from typing import Any, NoReturn
 
 import typer
 
@@ -55,7 +56,7 @@ def _is_image_file(path: Path) -> bool:
     return path.name.lower().endswith(INPUT_SUFFIXES)
 
 
-def expand_inputs(paths: Sequence[Path]) -> List[Path]:
+def expand_inputs(paths: Sequence[Path]) -> list[Path]:
     """Files as given; a folder (other than a ``.zarr`` store) stands for its image files.
 
     Raises
@@ -63,7 +64,7 @@ def expand_inputs(paths: Sequence[Path]) -> List[Path]:
     FileNotFoundError
         Naming the first path that does not exist, or a folder without images.
     """
-    out: List[Path] = []
+    out: list[Path] = []
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or directory")
@@ -77,7 +78,7 @@ def expand_inputs(paths: Sequence[Path]) -> List[Path]:
     return out
 
 
-def parse_shape(text: Optional[str], ndim: int, name: str) -> Optional[Tuple[int, ...]]:
+def parse_shape(text: str | None, ndim: int, name: str) -> tuple[int, ...] | None:
     """``"256,256"`` -> ``(256, 256)``; one value is repeated for every axis."""
     if text is None or text.strip() == "":
         return None
@@ -96,11 +97,11 @@ def parse_shape(text: Optional[str], ndim: int, name: str) -> Optional[Tuple[int
     return values
 
 
-def parse_params(items: Sequence[str]) -> Dict[str, Any]:
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
     """``["bandwidth=0.4", "kernel=flat"]`` -> ``{"bandwidth": 0.4, "kernel": "flat"}`` (YAML values)."""
     import yaml
 
-    params: Dict[str, Any] = {}
+    params: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -113,8 +114,8 @@ def parse_params(items: Sequence[str]) -> Dict[str, Any]:
 
 
 def checkpoint_clustering(
-    config: Any, method: Optional[str], params: Mapping[str, Any], min_size: Optional[int]
-) -> Tuple[str, Dict[str, Any]]:
+    config: Any, method: str | None, params: Mapping[str, Any], min_size: int | None
+) -> tuple[str, dict[str, Any]]:
     """Method and ``cluster_embeddings`` keyword arguments for a checkpoint's ``TrainConfig``.
 
     Defaults come from ``spoco_zoo.train.trainer.clustering_params(config)``; a
@@ -140,8 +141,8 @@ def checkpoint_clustering(
 
 
 def package_clustering(
-    config: Mapping[str, Any], method: Optional[str], params: Mapping[str, Any], min_size: Optional[int]
-) -> Dict[str, Any]:
+    config: Mapping[str, Any], method: str | None, params: Mapping[str, Any], min_size: int | None
+) -> dict[str, Any]:
     """A package clustering config with the CLI overrides applied, for ``embeddings_to_instances``.
 
     ``config`` is the clustering dict returned by ``zoo_embeddings`` (or any dict
@@ -149,16 +150,14 @@ def package_clustering(
     ``spoco.loss.delta_var`` still provides the default bandwidth).
     """
     merged = copy.deepcopy(dict(config))
-    node: Dict[str, Any] = merged
+    node: dict[str, Any] = merged
     for key in ("config", "spoco", "clustering"):
         if "method" not in node and isinstance(node.get(key), Mapping):
             node[key] = dict(node[key])
             node = node[key]
     if "method" not in node:
         if method is None:
-            raise ValueError(
-                f"the package config has no clustering method (keys {sorted(node)}); pass --method"
-            )
+            raise ValueError(f"the package config has no clustering method (keys {sorted(node)}); pass --method")
         node["method"] = method
     if method is not None and method != node["method"]:
         kept = {k: node[k] for k in _GENERIC_KEYS if k in node}
@@ -178,18 +177,20 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 def register(app: typer.Typer) -> None:
     @app.command("segment")
     def segment(
-        inputs: List[Path] = typer.Argument(..., help="Images (TIFF, HDF5, Zarr) or folders of images."),
-        checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="spoco-zoo checkpoint (.pt)."),
-        model: Optional[Path] = typer.Option(None, "--model", "-m", help="Exported bioimage.io package (.zip)."),
+        inputs: list[Path] = typer.Argument(..., help="Images (TIFF, HDF5, Zarr) or folders of images."),
+        checkpoint: Path | None = typer.Option(None, "--checkpoint", "-c", help="spoco-zoo checkpoint (.pt)."),
+        model: Path | None = typer.Option(None, "--model", "-m", help="Exported bioimage.io package (.zip)."),
         output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
-        method: Optional[str] = typer.Option(
+        method: str | None = typer.Option(
             None, "--method", help="mean_shift | hdbscan | consistency (default: the model's recommendation)."
         ),
-        param: List[str] = typer.Option([], "--param", "-p", help="Clustering parameter: --param bandwidth=0.4"),
-        min_size: Optional[int] = typer.Option(None, "--min-size", min=0, help="Drop objects smaller than this."),
-        tile: Optional[str] = typer.Option(None, "--tile", help="Tile core per axis, e.g. 256,256 (default: whole image)."),
+        param: list[str] = typer.Option([], "--param", "-p", help="Clustering parameter: --param bandwidth=0.4"),
+        min_size: int | None = typer.Option(None, "--min-size", min=0, help="Drop objects smaller than this."),
+        tile: str | None = typer.Option(
+            None, "--tile", help="Tile core per axis, e.g. 256,256 (default: whole image)."
+        ),
         halo: str = typer.Option("16", "--halo", help="Context per side of a tile, one value or one per axis."),
-        key: Optional[str] = typer.Option(None, "--key", help="Dataset key inside HDF5/Zarr inputs."),
+        key: str | None = typer.Option(None, "--key", help="Dataset key inside HDF5/Zarr inputs."),
         save_embeddings: bool = typer.Option(False, "--save-embeddings", help="Also write <stem>_embeddings.tif."),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
         weights: str = typer.Option("student", "--weights", help="student | teacher (checkpoint only)."),
@@ -214,7 +215,7 @@ def register(app: typer.Typer) -> None:
             files = expand_inputs(inputs)
         except FileNotFoundError as err:
             _fail(str(err))
-        stems: Dict[str, Path] = {}
+        stems: dict[str, Path] = {}
         for path in files:
             stem = input_stem(path)
             if stem in stems:
@@ -251,7 +252,7 @@ def register(app: typer.Typer) -> None:
             halo_shape = parse_shape(halo, dims, "--halo")
             chosen, kwargs = checkpoint_clustering(config, method, params, min_size)
 
-            def run(path: Path) -> Tuple[Any, Any]:
+            def run(path: Path) -> tuple[Any, Any]:
                 image = read_image(path, key=key, spatial_dims=dims)
                 if image.shape[0] != config.model.in_channels:
                     raise DataError(
@@ -274,7 +275,7 @@ def register(app: typer.Typer) -> None:
             if tile is not None:
                 typer.echo("note: --tile/--halo are ignored with --model (bioimage.io handles tiling)", err=True)
 
-            def run(path: Path) -> Tuple[Any, Any]:
+            def run(path: Path) -> tuple[Any, Any]:
                 image = read_image(path, key=key)
                 emb, clustering = zoo_embeddings(model, image)
                 merged = package_clustering(clustering or {}, method, params, min_size)
@@ -286,7 +287,7 @@ def register(app: typer.Typer) -> None:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             _fail(f"{output}: cannot create the output folder: {err}")
-        failed: List[str] = []
+        failed: list[str] = []
         for stem, path in stems.items():
             try:
                 labels, emb = run(path)

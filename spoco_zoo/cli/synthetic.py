@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -13,11 +12,13 @@ def register(app: typer.Typer) -> None:
     def synthetic(
         out: Path = typer.Argument(..., help="Output folder (gets images/ and labels/)."),
         n: int = typer.Option(4, "--n", min=1, help="Number of images."),
-        shape: Optional[List[int]] = typer.Option(None, "--shape", help="Image shape, repeat per axis (default 256 256; 3D: 32 128 128)."),
+        shape: list[int] | None = typer.Option(
+            None, "--shape", help="Image shape, repeat per axis (default 256 256; 3D: 32 128 128)."
+        ),
         n_objects: int = typer.Option(40, "--n-objects", min=1),
         three_d: bool = typer.Option(False, "--3d", help="3D volumes (zyx)."),
         seed: int = typer.Option(0),
-        object_fraction: Optional[float] = typer.Option(
+        object_fraction: float | None = typer.Option(
             None, "--object-fraction", help="Also write sparse labels keeping this fraction of objects."
         ),
     ) -> None:

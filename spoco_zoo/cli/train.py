@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".h5", ".hdf5", ".hdf", ".zarr")
 
 
-def _expand(paths: Optional[List[Path]], what: str) -> Optional[List[str]]:
+def _expand(paths: list[Path] | None, what: str) -> list[str] | None:
     """Files as given; a directory stands for its image files, sorted by name."""
     if not paths:
         return None
-    out: List[str] = []
+    out: list[str] = []
     for path in paths:
         if path.is_dir() and path.suffix != ".zarr":
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
@@ -31,20 +30,20 @@ def _expand(paths: Optional[List[Path]], what: str) -> Optional[List[str]]:
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (defaults otherwise)."),
-        override: List[str] = typer.Option([], "--set", help="Override a config key: --set loss.delta_var=0.4"),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (config out_dir)."),
-        steps: Optional[int] = typer.Option(None, help="Number of optimisation steps."),
-        images: Optional[List[Path]] = typer.Option(None, "--images", help="Training images (files or folders)."),
-        labels: Optional[List[Path]] = typer.Option(None, "--labels", help="Training labels, same order."),
-        val_images: Optional[List[Path]] = typer.Option(None, "--val-images"),
-        val_labels: Optional[List[Path]] = typer.Option(None, "--val-labels", help="Dense validation labels."),
-        object_fraction: Optional[float] = typer.Option(
+        config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (defaults otherwise)."),
+        override: list[str] = typer.Option([], "--set", help="Override a config key: --set loss.delta_var=0.4"),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Output directory (config out_dir)."),
+        steps: int | None = typer.Option(None, help="Number of optimisation steps."),
+        images: list[Path] | None = typer.Option(None, "--images", help="Training images (files or folders)."),
+        labels: list[Path] | None = typer.Option(None, "--labels", help="Training labels, same order."),
+        val_images: list[Path] | None = typer.Option(None, "--val-images"),
+        val_labels: list[Path] | None = typer.Option(None, "--val-labels", help="Dense validation labels."),
+        object_fraction: float | None = typer.Option(
             None, "--object-fraction", help="Fraction of objects kept as annotated (paper protocol)."
         ),
         three_d: bool = typer.Option(False, "--3d", help="Train a 3D model (synthetic default: 3D volumes)."),
-        device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
-        seed: Optional[int] = typer.Option(None),
+        device: str | None = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
+        seed: int | None = typer.Option(None),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
     ) -> None:
@@ -68,7 +67,12 @@ def register(app: typer.Typer) -> None:
             ]
         if out is not None:
             sets.append(f"out_dir={out}")
-        for key, value in (("steps", steps), ("data.object_fraction", object_fraction), ("device", device), ("seed", seed)):
+        for key, value in (
+            ("steps", steps),
+            ("data.object_fraction", object_fraction),
+            ("device", device),
+            ("seed", seed),
+        ):
             if value is not None:
                 sets.append(f"{key}={value}")
         for key, value, hint in (

@@ -8,7 +8,6 @@ unknown weight format). Needs no network (see :mod:`exporters.validate`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -17,8 +16,8 @@ def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate(
         package: Path = typer.Argument(..., help="bioimage.io package (.zip) or rdf.yaml."),
-        formats: Optional[str] = typer.Option(None, "--formats", help="Only these weight formats (comma-separated)."),
-        device: List[str] = typer.Option([], "--device", help="Device, e.g. cpu or cuda (repeatable)."),
+        formats: str | None = typer.Option(None, "--formats", help="Only these weight formats (comma-separated)."),
+        device: list[str] = typer.Option([], "--device", help="Device, e.g. cpu or cuda (repeatable)."),
     ) -> None:
         """Validate a model package like the bioimage.io model zoo, every weight format separately."""
         from rich.console import Console

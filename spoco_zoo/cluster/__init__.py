@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Callable, Dict, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -26,9 +27,9 @@ from spoco_zoo.errors import DataError
 __all__ = ["METHODS", "cluster_embeddings", "get_method", "hdbscan_cluster", "anchor_cluster"]
 
 #: Names accepted by :func:`cluster_embeddings` (``ClusteringConfig.method``).
-METHODS: Tuple[str, ...] = ("mean_shift", "hdbscan", "consistency")
+METHODS: tuple[str, ...] = ("mean_shift", "hdbscan", "consistency")
 
-_TARGETS: Dict[str, Tuple[str, str]] = {
+_TARGETS: dict[str, tuple[str, str]] = {
     "mean_shift": ("spoco_zoo.cluster.mean_shift", "mean_shift"),
     "hdbscan": ("spoco_zoo.cluster.density", "hdbscan_cluster"),
     "consistency": ("spoco_zoo.cluster.consistency", "anchor_cluster"),
@@ -47,7 +48,7 @@ def get_method(method: str) -> Callable[..., np.ndarray]:
 
 
 def cluster_embeddings(
-    embeddings: ArrayLike, method: str = "mean_shift", mask: Optional[ArrayLike] = None, **params: Any
+    embeddings: ArrayLike, method: str = "mean_shift", mask: ArrayLike | None = None, **params: Any
 ) -> np.ndarray:
     """Cluster ``embeddings [E, *spatial]`` with ``method``; returns ``int32`` labels ``[*spatial]``.
 
@@ -78,11 +79,7 @@ def cluster_embeddings(
         if len(values) > 1:
             raise DataError(f"bandwidth/delta_var: conflicting kernel widths {widths} for method {method!r}")
         given[target] = values.pop()
-    accepted = [
-        p.name
-        for p in inspect.signature(func).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    ]
+    accepted = [p.name for p in inspect.signature(func).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
     unknown = sorted(set(given) - set(accepted))
     if unknown:
         raise DataError(

@@ -28,7 +28,7 @@ starts with the argument name.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ __all__ = [
     "check_common",
 ]
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
 #: Accepted values of the ``background`` parameter.
 BACKGROUND_MODES = ("largest", "none")
@@ -60,7 +60,7 @@ BACKGROUND_MODES = ("largest", "none")
 BLOCK_BYTES = 64 * 1024 * 1024
 
 
-def resolve_device(device: Union[None, str, torch.device]) -> torch.device:
+def resolve_device(device: None | str | torch.device) -> torch.device:
     """``None`` -> CUDA when available, else CPU; strings are parsed by :class:`torch.device`."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -77,18 +77,14 @@ def _as_tensor(value: ArrayLike, name: str) -> torch.Tensor:
         array = np.asarray(value)
     except Exception as err:  # pragma: no cover - exotic inputs
         raise DataError(f"{name}: cannot convert {type(value).__name__} to an array: {err}") from err
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
-    ):
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)):
         raise DataError(f"{name}: expected a numeric array, got dtype {array.dtype}")
     if np.iscomplexobj(array):
         raise DataError(f"{name}: complex values are not supported")
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
-def validate_inputs(
-    embeddings: ArrayLike, mask: Optional[ArrayLike] = None
-) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+def validate_inputs(embeddings: ArrayLike, mask: ArrayLike | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Check shapes and dtypes; return ``(embeddings [E,*S] float32 (CPU or its device), mask bool or None)``.
 
     Raises
@@ -127,9 +123,9 @@ def validate_inputs(
 
 def to_points(
     embeddings: ArrayLike,
-    mask: Optional[ArrayLike] = None,
-    device: Union[None, str, torch.device] = "cpu",
-) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    mask: ArrayLike | None = None,
+    device: None | str | torch.device = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Validate and flatten to ``(points [N, E] float32 on device, index)``.
 
     ``index`` is ``None`` without a mask (the points are all pixels in raster order) and otherwise
@@ -155,9 +151,7 @@ def to_points(
         finite = torch.isfinite(points).all(dim=1)
         if not bool(finite.all()):
             bad = int((~finite).sum())
-            raise DataError(
-                f"embeddings: {bad} of {points.shape[0]} clustered pixels have NaN or infinite values"
-            )
+            raise DataError(f"embeddings: {bad} of {points.shape[0]} clustered pixels have NaN or infinite values")
     return points, index
 
 
@@ -172,8 +166,8 @@ def rows_per_block(columns: int, factor: int = 3) -> int:
 
 
 def assign_to_nearest(
-    points: torch.Tensor, centres: torch.Tensor, chunk: Optional[int] = None
-) -> Tuple[torch.Tensor, torch.Tensor]:
+    points: torch.Tensor, centres: torch.Tensor, chunk: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Index ``[N]`` (int64) of the nearest centre of every point and the squared distance ``[N]``.
 
     Computed in row chunks (``chunk`` rows, default: blocks of at most ``BLOCK_BYTES``) with the
@@ -257,8 +251,8 @@ def empty_labels(embeddings_shape: Sequence[int]) -> np.ndarray:
 
 
 def finalize(
-    assignment: Union[np.ndarray, torch.Tensor],
-    index: Optional[torch.Tensor],
+    assignment: np.ndarray | torch.Tensor,
+    index: torch.Tensor | None,
     spatial_shape: Sequence[int],
     *,
     min_size: int = 0,

@@ -27,7 +27,7 @@ Deterministic for a given ``seed`` and device; one ``[N]`` distance vector per s
 from __future__ import annotations
 
 import math
-from typing import List, Literal, Optional, Union
+from typing import Literal
 
 import numpy as np
 import torch
@@ -76,7 +76,7 @@ def _centre(start: torch.Tensor, data: torch.Tensor, radius2: float, steps: int)
 
 def anchor_cluster(
     embeddings: ArrayLike,
-    mask: Optional[ArrayLike] = None,
+    mask: ArrayLike | None = None,
     *,
     delta_var: float = 0.5,
     threshold: float = 0.5,
@@ -86,7 +86,7 @@ def anchor_cluster(
     min_members: int = 3,
     min_size: int = 0,
     background: Literal["none", "largest"] = "largest",
-    device: Union[None, str, torch.device] = None,
+    device: None | str | torch.device = None,
     seed: int = 0,
 ) -> np.ndarray:
     """Cluster pixel embeddings into instances by greedy anchor extraction with the SPOCO kernel.
@@ -136,8 +136,12 @@ def anchor_cluster(
         raise DataError(f"delta_var: must be positive, got {delta_var!r}")
     if not 0 < threshold < 1:
         raise DataError(f"threshold: must be in (0, 1), got {threshold!r}")
-    for name, value in (("max_instances", max_instances), ("n_candidates", n_candidates),
-                        ("n_reference", n_reference), ("min_members", min_members)):
+    for name, value in (
+        ("max_instances", max_instances),
+        ("n_candidates", n_candidates),
+        ("n_reference", n_reference),
+        ("min_members", min_members),
+    ):
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise DataError(f"{name}: must be an integer >= 1, got {value!r}")
     check_common(min_size, background)
@@ -158,8 +162,8 @@ def anchor_cluster(
     member2 = -2.0 * gaussian_sigma(float(delta_var)) ** 2 * math.log(float(threshold))
     assignment = torch.full((n,), -1, dtype=torch.long, device=dev)
     local2 = (LOCAL_FACTOR * float(delta_var)) ** 2
-    centres: List[torch.Tensor] = []  # member means, for the leftovers
-    modes: List[torch.Tensor] = []  # mean-shift centres, for the tail test
+    centres: list[torch.Tensor] = []  # member means, for the leftovers
+    modes: list[torch.Tensor] = []  # mean-shift centres, for the tail test
     # working set (compacted when a quarter of it is gone): points, squared norms, original index
     pts, pn, idx = points, sq_norms(points), torch.arange(n, device=dev)
     alive = torch.ones(n, dtype=torch.bool, device=dev)

@@ -13,7 +13,7 @@ can never shadow the ``hdbscan`` package.)
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ __all__ = ["hdbscan_cluster"]
 _QUERY_CHUNK = 65536
 
 
-def _run_hdbscan(x: np.ndarray, min_cluster_size: int, min_samples: Optional[int]) -> np.ndarray:
+def _run_hdbscan(x: np.ndarray, min_cluster_size: int, min_samples: int | None) -> np.ndarray:
     """Labels (``-1`` = noise) of ``x [M, E]`` by the ``hdbscan`` package, else scikit-learn."""
     try:
         import hdbscan  # noqa: PLC0415 - heavy optional import, on purpose here
@@ -41,18 +41,16 @@ def _run_hdbscan(x: np.ndarray, min_cluster_size: int, min_samples: Optional[int
         from sklearn.cluster import HDBSCAN  # noqa: PLC0415
 
         return HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, copy=True).fit(x).labels_
-    model = hdbscan.HDBSCAN(
-        min_cluster_size=min_cluster_size, min_samples=min_samples, core_dist_n_jobs=1
-    )
+    model = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, core_dist_n_jobs=1)
     return model.fit(x).labels_
 
 
 def hdbscan_cluster(
     embeddings: ArrayLike,
-    mask: Optional[ArrayLike] = None,
+    mask: ArrayLike | None = None,
     *,
     min_cluster_size: int = 15,
-    min_samples: Optional[int] = None,
+    min_samples: int | None = None,
     n_samples: int = 20000,
     assign: Literal["centroid", "sample"] = "centroid",
     min_size: int = 0,

@@ -39,7 +39,7 @@ for mean-shift.
 """
 
 import math
-from typing import Any, Dict, Tuple
+from typing import Any
 
 import torch
 from torch import nn
@@ -255,7 +255,7 @@ class InGraphClustering(nn.Module):
         return labels.view([batch, 1] + list(shape[2:]))
 
     @staticmethod
-    def _nearest(x: torch.Tensor, centres: torch.Tensor, valid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _nearest(x: torch.Tensor, centres: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(|x - c|^2 - |x|^2 [B, N], index [B, N])`` of the nearest valid centre of every pixel.
 
         The only ``[B, N, K]`` tensor of the module (memory ``4 * B * N * K`` bytes).
@@ -267,7 +267,7 @@ class InGraphClustering(nn.Module):
         return torch.min(score, dim=-1)
 
 
-def ingraph_kwargs(clustering: Dict[str, Any]) -> Dict[str, Any]:
+def ingraph_kwargs(clustering: dict[str, Any]) -> dict[str, Any]:
     """Constructor kwargs of :class:`InGraphClustering` for a clustering config.
 
     ``clustering`` is a ``ClusteringConfig``-like dict (the RDF's
@@ -283,14 +283,24 @@ def ingraph_kwargs(clustering: Dict[str, Any]) -> Dict[str, Any]:
     """
     if not isinstance(clustering, dict):
         raise ValueError(f"clustering: expected a dict, got {type(clustering).__name__}")
-    merged: Dict[str, Any] = dict(clustering.get("params") or {})
+    merged: dict[str, Any] = dict(clustering.get("params") or {})
     merged.update({k: v for k, v in clustering.items() if k != "params"})
     names = [
-        "bandwidth", "n_seeds", "n_samples", "n_iter", "gaussian", "max_instances", "merge_radius",
-        "background_largest", "min_size", "min_seeds", "max_distance", "n_jumps",
+        "bandwidth",
+        "n_seeds",
+        "n_samples",
+        "n_iter",
+        "gaussian",
+        "max_instances",
+        "merge_radius",
+        "background_largest",
+        "min_size",
+        "min_seeds",
+        "max_distance",
+        "n_jumps",
     ]
     ignored = ["method", "seed", "device", "delta_var", "ingraph", "description"]
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for key, value in merged.items():
         if key in ignored or value is None:
             continue

@@ -37,7 +37,7 @@ per seed and iteration (``benchmarks/clustering.py``, ``docs/benchmarks.md``).
 
 from __future__ import annotations
 
-from typing import List, Literal, Optional, Tuple, Union
+from typing import Literal
 
 import numpy as np
 import torch
@@ -101,8 +101,8 @@ def _bin_seeds(
     bandwidth: float,
     min_bin_freq: int,
     n_seeds: int,
-    exclude: Optional[torch.Tensor],
-) -> Tuple[torch.Tensor, torch.Tensor]:
+    exclude: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Means of the ``n_seeds`` most populated grid cells (size ``bandwidth``) and their keys."""
     cells = torch.round(samples / bandwidth).to(torch.long)
     keys = _row_keys(cells)
@@ -120,7 +120,7 @@ def _bin_seeds(
 
 def _shift_block(
     y: torch.Tensor, data: torch.Tensor, dn: torch.Tensor, bandwidth: float, gaussian: bool
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Kernel means ``[P, E]`` of ``data [M, E]`` (squared norms ``dn``) around ``y`` and the kernel
     mass ``[P]``, in blocks of at most ``COLUMN_BLOCK`` data rows x ``rows_per_block`` seeds."""
     dims = y.shape[1]
@@ -157,7 +157,7 @@ def _climb(
     gaussian: bool,
     max_iter: int,
     tol: float,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run mean-shift from ``seeds`` to convergence.
 
     Returns the distinct surviving modes and their kernel mass (flat kernel: the number of data
@@ -189,7 +189,7 @@ def _climb(
     return y[alive], mass[alive]
 
 
-def _greedy_cover(points: torch.Tensor, radius: float, taken: Optional[torch.Tensor] = None) -> torch.Tensor:
+def _greedy_cover(points: torch.Tensor, radius: float, taken: torch.Tensor | None = None) -> torch.Tensor:
     """Indices of ``points`` (in order, best first) kept greedily when not within ``radius`` of a kept
     point or of a row of ``taken`` (non-maximum suppression)."""
     p = points.shape[0]
@@ -200,7 +200,7 @@ def _greedy_cover(points: torch.Tensor, radius: float, taken: Optional[torch.Ten
         suppressed = (torch.cdist(points, taken) <= radius).any(dim=1).cpu().numpy()
     else:
         suppressed = np.zeros(p, dtype=bool)
-    kept: List[int] = []
+    kept: list[int] = []
     for i in range(p):
         if suppressed[i]:
             continue
@@ -287,7 +287,7 @@ def find_modes(
 
 def mean_shift(
     embeddings: ArrayLike,
-    mask: Optional[ArrayLike] = None,
+    mask: ArrayLike | None = None,
     *,
     bandwidth: float = 0.5,
     kernel: Literal["flat", "gaussian"] = "flat",
@@ -299,7 +299,7 @@ def mean_shift(
     min_bin_freq: int = 1,
     min_size: int = 0,
     background: Literal["none", "largest"] = "largest",
-    device: Union[None, str, torch.device] = None,
+    device: None | str | torch.device = None,
     seed: int = 0,
 ) -> np.ndarray:
     """Cluster pixel embeddings into instances with sampled, blocked mean-shift.
@@ -351,8 +351,12 @@ def mean_shift(
         raise DataError(f"bandwidth: must be positive, got {bandwidth!r}")
     if kernel not in ("flat", "gaussian"):
         raise DataError(f"kernel: must be 'flat' or 'gaussian', got {kernel!r}")
-    for name, value, low in (("n_seeds", n_seeds, 1), ("n_samples", n_samples, 1), ("max_iter", max_iter, 1),
-                             ("min_bin_freq", min_bin_freq, 1)):
+    for name, value, low in (
+        ("n_seeds", n_seeds, 1),
+        ("n_samples", n_samples, 1),
+        ("max_iter", max_iter, 1),
+        ("min_bin_freq", min_bin_freq, 1),
+    ):
         if isinstance(value, bool) or int(value) != value or value < low:
             raise DataError(f"{name}: must be an integer >= {low}, got {value!r}")
     if not tol >= 0:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Tuple
 
 import numpy as np
 import torch
@@ -28,7 +27,7 @@ __all__ = ["random_flip_rotate", "GeometricTransform", "intensity_augment"]
 # ---------------------------------------------------------------------------- numpy patches
 def random_flip_rotate(
     image: np.ndarray, labels: np.ndarray, rng: np.random.Generator
-) -> Tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Randomly flip every spatial axis and rotate by ``k * 90`` degrees in ``yx``.
 
     When ``y`` and ``x`` have different lengths only ``k`` in ``{0, 2}`` is used,
@@ -81,11 +80,11 @@ class GeometricTransform:
     (torch.Size([1, 1, 3, 2]), True)
     """
 
-    flips: Tuple[bool, ...]
+    flips: tuple[bool, ...]
     k: int = 0
 
     @classmethod
-    def random(cls, spatial_dims: int, generator: torch.Generator) -> "GeometricTransform":
+    def random(cls, spatial_dims: int, generator: torch.Generator) -> GeometricTransform:
         """A uniformly random transform (each flip with probability 1/2, ``k`` in 0-3)."""
         if spatial_dims not in (2, 3):
             raise DataError(f"spatial_dims: must be 2 or 3, got {spatial_dims}")

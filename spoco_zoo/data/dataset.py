@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from spoco_zoo.errors import DataError
 
 __all__ = ["SparseInstanceDataset", "build_datasets", "DEFAULT_SAMPLES_PER_EPOCH"]
 
-Sample = Tuple[np.ndarray, np.ndarray]
+Sample = tuple[np.ndarray, np.ndarray]
 
 DEFAULT_SAMPLES_PER_EPOCH = 100_000
 """Length of the (virtual) training dataset built by :func:`build_datasets`."""
@@ -90,9 +90,9 @@ class SparseInstanceDataset(Dataset):
         self.augment = augment
         self.ignore_label = int(ignore_label)
         self.object_bias = float(object_bias)
-        self.images: List[np.ndarray] = []
-        self.labels: List[np.ndarray] = []
-        self._annotated: List[np.ndarray] = []
+        self.images: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self._annotated: list[np.ndarray] = []
         for i, (image, labels) in enumerate(samples):
             image, labels = self._validate(i, image, labels)
             image, labels = self._pad(image, labels)
@@ -134,7 +134,7 @@ class SparseInstanceDataset(Dataset):
     def __len__(self) -> int:
         return self.samples_per_epoch
 
-    def _corner(self, which: int, rng: np.random.Generator) -> Tuple[int, ...]:
+    def _corner(self, which: int, rng: np.random.Generator) -> tuple[int, ...]:
         """Start of a patch: centred on an annotated pixel (``object_bias``) or uniform."""
         shape = self.labels[which].shape
         highest = [s - p for s, p in zip(shape, self.patch_shape)]
@@ -144,7 +144,7 @@ class SparseInstanceDataset(Dataset):
             return tuple(int(np.clip(c - p // 2, 0, h)) for c, p, h in zip(centre, self.patch_shape, highest))
         return tuple(int(rng.integers(h + 1)) for h in highest)
 
-    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.samples_per_epoch:
             raise IndexError(f"index {index} out of range for {self.samples_per_epoch} samples")
         rng = np.random.default_rng((self.seed, int(index)))
@@ -167,7 +167,7 @@ def _sparsify_train(labels: np.ndarray, cfg: DataConfig, seed: int, index: int) 
     return sparsify(labels, cfg.object_fraction, (seed, _SPARSIFY_STREAM, index), cfg.ignore_label, cfg.keep_background)
 
 
-def _synthetic_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> Tuple[List[Sample], List[Sample]]:
+def _synthetic_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> tuple[list[Sample], list[Sample]]:
     syn = cfg.synthetic
     if len(syn.shape) != spatial_dims:
         raise DataError(f"data.synthetic.shape: {syn.shape} has {len(syn.shape)} axes, spatial_dims is {spatial_dims}")
@@ -181,11 +181,9 @@ def _synthetic_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> Tuple[L
     return train_samples, val_samples
 
 
-def _read_pairs(
-    images: Sequence[Path], labels: Sequence[Path], cfg: DataConfig, spatial_dims: int
-) -> List[Sample]:
+def _read_pairs(images: Sequence[Path], labels: Sequence[Path], cfg: DataConfig, spatial_dims: int) -> list[Sample]:
     """Read, validate and normalise ``(image, labels)`` file pairs (labels as stored)."""
-    pairs: List[Sample] = []
+    pairs: list[Sample] = []
     for image_path, label_path in zip(images, labels):
         image = read_image(image_path, cfg.image_key, spatial_dims)
         label = read_labels(label_path, cfg.label_key, spatial_dims, cfg.ignore_label)
@@ -199,13 +197,13 @@ def _read_pairs(
     return pairs
 
 
-def _file_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> Tuple[List[Sample], List[Sample]]:
+def _file_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> tuple[list[Sample], list[Sample]]:
     train = _read_pairs(cfg.train_images or [], cfg.train_labels or [], cfg, spatial_dims)
     if not train:
         raise DataError("data.train_images: the list of training images is empty")
     if not cfg.labels_are_sparse:
         train = [(image, _sparsify_train(labels, cfg, seed, i)) for i, (image, labels) in enumerate(train)]
-    val: List[Sample] = []
+    val: list[Sample] = []
     if cfg.val_images:
         val = _read_pairs(cfg.val_images, cfg.val_labels or [], cfg, spatial_dims)
         if val[0][0].shape[0] != train[0][0].shape[0]:
@@ -220,8 +218,8 @@ def build_datasets(
     cfg: DataConfig,
     spatial_dims: int,
     seed: int,
-    samples_per_epoch: Optional[int] = None,
-) -> Tuple[SparseInstanceDataset, List[Sample]]:
+    samples_per_epoch: int | None = None,
+) -> tuple[SparseInstanceDataset, list[Sample]]:
     """The training dataset and the validation images of a run.
 
     Without ``cfg.train_images`` the built-in synthetic data is generated in

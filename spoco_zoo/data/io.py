@@ -36,7 +36,6 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import List, Optional, Union
 
 import numpy as np
 
@@ -52,7 +51,7 @@ __all__ = [
     "write_image",
 ]
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 _TIFF = (".tif", ".tiff")
 _HDF5 = (".h5", ".hdf5", ".hdf")
@@ -70,7 +69,7 @@ def _file_format(path: Path) -> str:
     raise DataError(f"{path}: unsupported file extension (supported: {supported})")
 
 
-def _pick_key(path: Path, keys: List[str], key: Optional[str]) -> str:
+def _pick_key(path: Path, keys: list[str], key: str | None) -> str:
     """The array to read: ``key`` if given, else the only array in the file."""
     if key is not None:
         if key not in keys:
@@ -89,16 +88,16 @@ def _read_tiff(path: Path) -> np.ndarray:
     return np.asarray(tifffile.imread(path))
 
 
-def _read_hdf5(path: Path, key: Optional[str]) -> np.ndarray:
+def _read_hdf5(path: Path, key: str | None) -> np.ndarray:
     import h5py
 
     with h5py.File(path, "r") as handle:
-        keys: List[str] = []
+        keys: list[str] = []
         handle.visititems(lambda name, obj: keys.append(name) if isinstance(obj, h5py.Dataset) else None)
         return np.asarray(handle[_pick_key(path, keys, key)][()])
 
 
-def _read_zarr(path: Path, key: Optional[str]) -> np.ndarray:
+def _read_zarr(path: Path, key: str | None) -> np.ndarray:
     import zarr
 
     store = None
@@ -121,7 +120,7 @@ def _read_zarr(path: Path, key: Optional[str]) -> np.ndarray:
             store.close()
 
 
-def read_array(path: PathLike, key: Optional[str] = None) -> np.ndarray:
+def read_array(path: PathLike, key: str | None = None) -> np.ndarray:
     """Read one array from a TIFF, HDF5 or Zarr file, as stored.
 
     Parameters
@@ -159,7 +158,7 @@ def read_array(path: PathLike, key: Optional[str] = None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- images
-def _image_axes(shape: tuple, spatial_dims: Optional[int]) -> str:
+def _image_axes(shape: tuple, spatial_dims: int | None) -> str:
     """Axis letters of a stored image of ``shape`` (see the module docstring)."""
     ndim = len(shape)
     if ndim == 2 and spatial_dims in (None, 2):
@@ -178,7 +177,7 @@ def _image_axes(shape: tuple, spatial_dims: Optional[int]) -> str:
     return ""
 
 
-def read_image(path: PathLike, key: Optional[str] = None, spatial_dims: Optional[int] = None) -> np.ndarray:
+def read_image(path: PathLike, key: str | None = None, spatial_dims: int | None = None) -> np.ndarray:
     """Read an image as float32 ``[C, *S]``.
 
     Parameters
@@ -240,8 +239,8 @@ def _as_int64_labels(array: np.ndarray, path: Path) -> np.ndarray:
 
 def read_labels(
     path: PathLike,
-    key: Optional[str] = None,
-    spatial_dims: Optional[int] = None,
+    key: str | None = None,
+    spatial_dims: int | None = None,
     ignore_label: int = -1,
 ) -> np.ndarray:
     """Read a label image as int64 ``[*S]``.
@@ -279,16 +278,12 @@ def read_labels(
     bad = (labels < 0) & (labels != ignore_label)
     if bad.any():
         values = np.unique(labels[bad])[:5].tolist()
-        raise DataError(
-            f"{path}: labels contain negative values {values} other than ignore_label ({ignore_label})"
-        )
+        raise DataError(f"{path}: labels contain negative values {values} other than ignore_label ({ignore_label})")
     return labels
 
 
 # ---------------------------------------------------------------------------- checks
-def check_pair(
-    image: np.ndarray, labels: np.ndarray, image_path: PathLike, label_path: PathLike
-) -> None:
+def check_pair(image: np.ndarray, labels: np.ndarray, image_path: PathLike, label_path: PathLike) -> None:
     """Raise :class:`DataError` unless ``labels.shape`` equals the spatial shape of ``image [C, *S]``."""
     if tuple(image.shape[1:]) != tuple(labels.shape):
         raise DataError(
@@ -321,7 +316,7 @@ def _atomic_tiff(path: Path, array: np.ndarray, **kwargs: object) -> Path:
     return path
 
 
-def write_tiff(path: PathLike, labels: np.ndarray, ignore_label: Optional[int] = None) -> Path:
+def write_tiff(path: PathLike, labels: np.ndarray, ignore_label: int | None = None) -> Path:
     """Write a label image to a TIFF file atomically (zlib-compressed).
 
     Non-negative labels are stored as uint16 when ``max < 65536``, else uint32.

@@ -6,7 +6,7 @@ random; all other object pixels become ``ignore_label`` (not annotated).
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def n_kept(n_objects: int, object_fraction: float) -> int:
 def sparsify(
     labels: np.ndarray,
     object_fraction: float,
-    seed: Union[int, Sequence[int]],
+    seed: int | Sequence[int],
     ignore_label: int = -1,
     keep_background: bool = True,
 ) -> np.ndarray:

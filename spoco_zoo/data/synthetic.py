@@ -21,8 +21,8 @@ Everything is a pure function of ``seed``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -31,13 +31,13 @@ from spoco_zoo.errors import DataError
 
 __all__ = ["make_synthetic_sample", "make_synthetic_dataset", "write_synthetic_dataset"]
 
-Seed = Union[int, Sequence[int]]
+Seed = int | Sequence[int]
 
 _SPACING = 0.7  # minimum seed distance, as a fraction of the mean object diameter
 _MIN_SIZE_FRACTION = 0.15  # objects smaller than this fraction of the mean size are dropped
 
 
-def _check_shape(shape: Sequence[int], n_objects: int) -> Tuple[int, ...]:
+def _check_shape(shape: Sequence[int], n_objects: int) -> tuple[int, ...]:
     shape = tuple(int(s) for s in shape)
     if len(shape) not in (2, 3):
         raise DataError(f"shape: {list(shape)} must have 2 (yx) or 3 (zyx) axes")
@@ -48,7 +48,7 @@ def _check_shape(shape: Sequence[int], n_objects: int) -> Tuple[int, ...]:
     return shape
 
 
-def _smooth_field(shape: Tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
+def _smooth_field(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
     """A smooth (periodic) Gaussian random field with zero mean and unit standard deviation.
 
     White noise is low-pass filtered in Fourier space, so the cost does not grow with ``sigma``.
@@ -59,9 +59,7 @@ def _smooth_field(shape: Tuple[int, ...], sigma: float, rng: np.random.Generator
     return ((field - field.mean()) / (field.std() + 1e-12)).astype(np.float32)
 
 
-def _seed_points(
-    shape: Tuple[int, ...], n: int, spacing: float, rng: np.random.Generator
-) -> np.ndarray:
+def _seed_points(shape: tuple[int, ...], n: int, spacing: float, rng: np.random.Generator) -> np.ndarray:
     """``n`` points ``[n, ndim]`` at least ``spacing`` apart (shrinking it when they do not fit)."""
     extent = np.asarray(shape, dtype=np.float64)
     points = np.empty((0, len(shape)))
@@ -91,7 +89,7 @@ def _warp(array: np.ndarray, amplitude: float, sigma: float, rng: np.random.Gene
     return ndi.map_coordinates(array, coords, order=0, mode="reflect")
 
 
-def _grow_objects(shape: Tuple[int, ...], n_objects: int, rng: np.random.Generator) -> np.ndarray:
+def _grow_objects(shape: tuple[int, ...], n_objects: int, rng: np.random.Generator) -> np.ndarray:
     """Dense labels (consecutive ids, 0 = background) of crowded, touching, irregular objects."""
     from skimage.measure import label as connected_regions
     from skimage.segmentation import relabel_sequential, watershed
@@ -148,17 +146,13 @@ def _render(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return image.astype(np.float32)
 
 
-def _sample(
-    shape: Sequence[int], n_objects: int, rng: np.random.Generator
-) -> Tuple[np.ndarray, np.ndarray]:
+def _sample(shape: Sequence[int], n_objects: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     shape = _check_shape(shape, n_objects)
     labels = _grow_objects(shape, n_objects, rng)
     return _render(labels, rng), labels
 
 
-def make_synthetic_sample(
-    shape: Sequence[int], n_objects: int, seed: Seed
-) -> Tuple[np.ndarray, np.ndarray]:
+def make_synthetic_sample(shape: Sequence[int], n_objects: int, seed: Seed) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic image with crowded, touching, irregular objects.
 
     Parameters
@@ -188,7 +182,7 @@ def make_synthetic_sample(
 
 def make_synthetic_dataset(
     n: int, shape: Sequence[int], n_objects: int, seed: int, start: int = 0
-) -> List[Tuple[np.ndarray, np.ndarray]]:
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n`` synthetic samples; sample ``i`` uses the seed ``(seed, start + i)``.
 
     Parameters
@@ -209,13 +203,13 @@ def make_synthetic_dataset(
 
 
 def write_synthetic_dataset(
-    out_dir: Union[str, Path],
+    out_dir: str | Path,
     n: int,
     shape: Sequence[int],
     n_objects: int,
     seed: int,
-    sparse_fraction: Optional[float] = None,
-) -> Dict[str, List[Path]]:
+    sparse_fraction: float | None = None,
+) -> dict[str, list[Path]]:
     """Write a synthetic dataset as TIFF files.
 
     Files: ``images/sample_000.tif`` (float32 raw image), ``labels/sample_000.tif``
@@ -233,7 +227,7 @@ def write_synthetic_dataset(
 
     out = Path(out_dir)
     keys = ["images", "labels"] + (["sparse_labels"] if sparse_fraction is not None else [])
-    paths: Dict[str, List[Path]] = {key: [] for key in keys}
+    paths: dict[str, list[Path]] = {key: [] for key in keys}
     for key in keys:
         (out / key).mkdir(parents=True, exist_ok=True)
     for i, (image, labels) in enumerate(make_synthetic_dataset(n, shape, n_objects, seed)):

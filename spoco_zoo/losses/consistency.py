@@ -14,8 +14,6 @@ it. The teacher is detached: it receives no gradient.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -33,7 +31,7 @@ def _image_consistency_dice(
     delta_var: float,
     ignore_label: int,
     num_anchors: int,
-    generator: Optional[torch.Generator],
+    generator: torch.Generator | None,
 ) -> Tensor:
     """Dice loss of every anchor of one image, ``[num_anchors]`` (empty if nothing is unlabeled)."""
     unlabeled = (labels.reshape(-1) == ignore_label).nonzero().squeeze(1)
@@ -55,7 +53,7 @@ def consistency_loss(
     delta_var: float,
     ignore_label: int = -1,
     num_anchors: int = 4,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Dice loss between student and teacher anchor soft masks on unlabeled pixels.
 
@@ -85,9 +83,7 @@ def consistency_loss(
     if num_anchors < 1:
         raise ValueError(f"num_anchors must be >= 1, got {num_anchors}")
     if teacher.shape != student.shape:
-        raise DataError(
-            f"teacher: shape {tuple(teacher.shape)} does not match student shape {tuple(student.shape)}"
-        )
+        raise DataError(f"teacher: shape {tuple(teacher.shape)} does not match student shape {tuple(student.shape)}")
     student, labels = _check_inputs(student, labels, name="student")
     teacher = teacher.detach().to(device=student.device, dtype=torch.float32)
     losses = [

@@ -34,8 +34,6 @@ otherwise background pixels are left out as well.
 
 from __future__ import annotations
 
-from typing import Tuple
-
 import torch
 from torch import Tensor
 
@@ -64,7 +62,7 @@ def _graph_zero(tensor: Tensor) -> Tensor:
     return tensor.float().sum() * 0.0 + 0.0  # "+ 0.0" turns a -0.0 into 0.0
 
 
-def _check_inputs(embeddings: Tensor, labels: Tensor, name: str = "embeddings") -> Tuple[Tensor, Tensor]:
+def _check_inputs(embeddings: Tensor, labels: Tensor, name: str = "embeddings") -> tuple[Tensor, Tensor]:
     """Validate ``[B, E, *S]`` embeddings against ``[B, *S]`` labels.
 
     Returns
@@ -95,7 +93,7 @@ def group_pixels(
     labels: Tensor,
     ignore_label: int = -1,
     background_as_instance: bool = True,
-) -> Tuple[Tensor, Tensor, int]:
+) -> tuple[Tensor, Tensor, int]:
     """Collect the embeddings of one image's instance pixels and number the instances.
 
     Parameters

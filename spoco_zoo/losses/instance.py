@@ -12,8 +12,6 @@ gradient from this term.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -31,7 +29,7 @@ _MAX_EXPONENT = 40.0
 def dice_loss(
     pred: Tensor,
     target: Tensor,
-    weight_mask: Optional[Tensor] = None,
+    weight_mask: Tensor | None = None,
     eps: float = 1e-6,
 ) -> Tensor:
     """Soft Dice loss along the last axis.
@@ -87,16 +85,12 @@ def soft_masks(pixels: Tensor, anchors: Tensor, delta_var: float) -> Tensor:
         ``exp(-40)`` (constant, zero gradient, beyond ~8.9 sigma) to avoid denormals.
     """
     # ||e - a||^2 = ||e||^2 - 2 a.e + ||a||^2: an [M, N] matmul instead of an [E, M, N] difference.
-    sq_dist = (
-        pixels.pow(2).sum(0)[None, :]
-        - 2.0 * anchors.transpose(0, 1) @ pixels
-        + anchors.pow(2).sum(0)[:, None]
-    )
+    sq_dist = pixels.pow(2).sum(0)[None, :] - 2.0 * anchors.transpose(0, 1) @ pixels + anchors.pow(2).sum(0)[:, None]
     max_sq_dist = _MAX_EXPONENT * 2.0 * gaussian_sigma(delta_var) ** 2
     return gaussian_kernel(sq_dist.clamp(min=0.0, max=max_sq_dist), delta_var)
 
 
-def _uniform(shape: tuple, generator: Optional[torch.Generator], device: torch.device) -> Tensor:
+def _uniform(shape: tuple, generator: torch.Generator | None, device: torch.device) -> Tensor:
     """Uniform ``[0, 1)`` float32 samples drawn from ``generator``, moved to ``device``."""
     rng_device = generator.device if generator is not None else device
     return torch.rand(shape, generator=generator, device=rng_device).to(device)
@@ -105,7 +99,7 @@ def _uniform(shape: tuple, generator: Optional[torch.Generator], device: torch.d
 def sample_group_members(
     counts: Tensor,
     num_samples: int,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Uniform random member offsets (with replacement) for groups of given sizes.
 
@@ -132,7 +126,7 @@ def _object_anchors(
     object_ids: Tensor,
     num_objects: int,
     anchors_per_object: int,
-    generator: Optional[torch.Generator],
+    generator: torch.Generator | None,
 ) -> Tensor:
     """``[K, A]`` positions (into ``object_ids``) of anchors drawn uniformly inside each object."""
     order = torch.argsort(object_ids, stable=True)
@@ -148,7 +142,7 @@ def _image_instance_dice(
     delta_var: float,
     ignore_label: int,
     anchors_per_object: int,
-    generator: Optional[torch.Generator],
+    generator: torch.Generator | None,
     include_background: bool,
 ) -> Tensor:
     """Dice loss of every anchor of one image, ``[K * A]`` (empty if no object)."""
@@ -173,7 +167,7 @@ def instance_loss(
     delta_var: float,
     ignore_label: int = -1,
     anchors_per_object: int = 1,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     include_background: bool = False,
 ) -> Tensor:
     """SPOCO instance loss: Dice between anchor soft masks and annotated object masks.

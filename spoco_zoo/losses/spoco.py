@@ -1,15 +1,15 @@
 """The full SPOCO loss: weighted embedding, instance and consistency terms.
 
 ``total = embedding_weight * embedding_loss + instance_weight * instance_loss
-+ unlabeled_push_weight * unlabeled_push_loss + consistency_weight * consistency_loss``, computed in float32 with autocast
-disabled so that mixed-precision training cannot underflow the kernel or the
++ unlabeled_push_weight * unlabeled_push_loss + consistency_weight * consistency_loss``,
+computed in float32 with autocast disabled so that mixed-precision training cannot underflow the kernel or the
 Dice ratios.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Dict, Optional, Tuple
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -52,7 +52,7 @@ class SpocoLoss(nn.Module):
     given. Reported term values are unweighted; ``total`` is the weighted sum.
     """
 
-    def __init__(self, config: Optional["LossConfig"] = None, ignore_label: int = -1) -> None:
+    def __init__(self, config: LossConfig | None = None, ignore_label: int = -1) -> None:
         super().__init__()
         if config is None:
             from spoco_zoo.config import LossConfig
@@ -75,9 +75,7 @@ class SpocoLoss(nn.Module):
             background_as_instance=cfg.background_as_instance,
         )
 
-    def _instance_term(
-        self, embeddings: Tensor, labels: Tensor, generator: Optional[torch.Generator]
-    ) -> Tensor:
+    def _instance_term(self, embeddings: Tensor, labels: Tensor, generator: torch.Generator | None) -> Tensor:
         return instance_loss(
             embeddings,
             labels,
@@ -88,7 +86,7 @@ class SpocoLoss(nn.Module):
         )
 
     def _consistency_term(
-        self, embeddings: Tensor, teacher: Tensor, labels: Tensor, generator: Optional[torch.Generator]
+        self, embeddings: Tensor, teacher: Tensor, labels: Tensor, generator: torch.Generator | None
     ) -> Tensor:
         return consistency_loss(
             embeddings,
@@ -104,9 +102,9 @@ class SpocoLoss(nn.Module):
         self,
         embeddings: Tensor,
         labels: Tensor,
-        teacher_embeddings: Optional[Tensor] = None,
-        generator: Optional[torch.Generator] = None,
-    ) -> Tuple[Tensor, Dict[str, float]]:
+        teacher_embeddings: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, dict[str, float]]:
         """Weighted SPOCO loss of a batch.
 
         Parameters
@@ -132,12 +130,10 @@ class SpocoLoss(nn.Module):
         cfg = self.config
         with _float32_context(embeddings.device):
             embeddings = embeddings.float()
-            terms: Dict[str, Tensor] = {}
+            terms: dict[str, Tensor] = {}
             zero = _graph_zero(embeddings)
             terms["embedding"] = self._embedding_term(embeddings, labels) if cfg.embedding_weight > 0 else zero
-            terms["instance"] = (
-                self._instance_term(embeddings, labels, generator) if cfg.instance_weight > 0 else zero
-            )
+            terms["instance"] = self._instance_term(embeddings, labels, generator) if cfg.instance_weight > 0 else zero
             terms["unlabeled_push"] = (
                 unlabeled_push_loss(
                     embeddings,

@@ -29,8 +29,6 @@ partitions (background being one segment). Shape mismatches raise
 
 from __future__ import annotations
 
-from typing import Dict, Optional
-
 import numpy as np
 
 from spoco_zoo.metrics.matching import (
@@ -69,7 +67,7 @@ __all__ = [
 METRIC_KEYS = ("sbd", "ap50", "ap75", "map", "f1", "precision", "recall", "are", "voi_split", "voi_merge")
 
 
-def evaluate_instances(pred: np.ndarray, gt: np.ndarray, ignore_label: Optional[int] = None) -> Dict[str, float]:
+def evaluate_instances(pred: np.ndarray, gt: np.ndarray, ignore_label: int | None = None) -> dict[str, float]:
     """Every instance score of one prediction against its ground truth.
 
     Parameters

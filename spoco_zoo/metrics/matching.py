@@ -26,8 +26,8 @@ Conventions (shared by all of :mod:`spoco_zoo.metrics`)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import sparse
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 #: IoU thresholds 0.50, 0.55, ..., 0.95 (COCO / DSB2018 / StarDist).
-DEFAULT_THRESHOLDS: Tuple[float, ...] = tuple(float(t) for t in np.round(np.arange(0.5, 0.951, 0.05), 2))
+DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(float(t) for t in np.round(np.arange(0.5, 0.951, 0.05), 2))
 
 _TOL = 1e-9
 
@@ -57,14 +57,16 @@ def _as_labels(array: np.ndarray, name: str) -> np.ndarray:
         if array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
             raise ValueError(f"{name}: label ids exceed the int64 range")
         return array.astype(np.int64, copy=False)
-    if np.issubdtype(array.dtype, np.floating) and np.all(np.isfinite(array)) and np.array_equal(array, np.round(array)):
+    if (
+        np.issubdtype(array.dtype, np.floating)
+        and np.all(np.isfinite(array))
+        and np.array_equal(array, np.round(array))
+    ):
         return array.astype(np.int64)
     raise ValueError(f"{name}: expected an integer label image, got dtype {array.dtype}")
 
 
-def check_labels(
-    pred: np.ndarray, gt: np.ndarray, ignore_label: Optional[int] = None
-) -> Tuple[np.ndarray, np.ndarray]:
+def check_labels(pred: np.ndarray, gt: np.ndarray, ignore_label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Validate a prediction / ground-truth pair and return the counted pixels.
 
     Parameters
@@ -107,7 +109,7 @@ def check_labels(
 _MAX_BINCOUNT = 1 << 22
 
 
-def _unique_counts(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _unique_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct values and their counts.
 
     A stable sort (timsort for int64) exploits the long runs of equal values in
@@ -119,7 +121,7 @@ def _unique_counts(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return xs[starts], counts
 
 
-def _relabel(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _relabel(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(ids, index, sizes)``: sorted distinct ids, ``x`` as indices into ``ids``, pixel counts.
 
     Uses an O(N) look-up table when the ids are not much larger than the image,
@@ -164,7 +166,7 @@ class Contingency:
     n_pixels: int
 
     # ---------------------------------------------------------------- objects only
-    def _object_slices(self) -> Tuple[int, int]:
+    def _object_slices(self) -> tuple[int, int]:
         g0 = int(self.gt_ids.size > 0 and self.gt_ids[0] == 0)
         p0 = int(self.pred_ids.size > 0 and self.pred_ids[0] == 0)
         return g0, p0
@@ -179,7 +181,7 @@ class Contingency:
         """Number of predicted objects (positive ids)."""
         return int(self.pred_ids.size - self._object_slices()[1])
 
-    def object_pairs(self) -> Dict[str, np.ndarray]:
+    def object_pairs(self) -> dict[str, np.ndarray]:
         """Overlapping (gt object, pred object) pairs, background excluded.
 
         Returns
@@ -208,7 +210,7 @@ class Contingency:
         }
 
 
-def contingency_table(pred: np.ndarray, gt: np.ndarray, ignore_label: Optional[int] = None) -> Contingency:
+def contingency_table(pred: np.ndarray, gt: np.ndarray, ignore_label: int | None = None) -> Contingency:
     """Contingency table of two label images, computed in one vectorised pass.
 
     Parameters
@@ -245,15 +247,13 @@ def contingency_table(pred: np.ndarray, gt: np.ndarray, ignore_label: Optional[i
             counts = counts[key]
         else:
             key, counts = _unique_counts(key)
-        table = sparse.csr_array(
-            (counts.astype(np.int64), (key // n_p, key % n_p)), shape=(n_g, n_p), dtype=np.int64
-        )
+        table = sparse.csr_array((counts.astype(np.int64), (key // n_p, key % n_p)), shape=(n_g, n_p), dtype=np.int64)
     return Contingency(gt_ids, pred_ids, gt_sizes, pred_sizes, table, int(p.size))
 
 
 def iou_matrix(
-    pred: np.ndarray, gt: np.ndarray, ignore_label: Optional[int] = None
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pred: np.ndarray, gt: np.ndarray, ignore_label: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dense IoU of every (gt object, pred object) pair.
 
     Memory is ``n_gt * n_pred`` floats; the metrics themselves only use the
@@ -272,7 +272,7 @@ def iou_matrix(
     return iou, c.gt_ids[g0:], c.pred_ids[p0:]
 
 
-def match_count(pairs: Dict[str, np.ndarray], threshold: float) -> int:
+def match_count(pairs: dict[str, np.ndarray], threshold: float) -> int:
     """Size of the optimal one-to-one matching with ``IoU >= threshold``.
 
     Parameters
@@ -319,12 +319,12 @@ def _threshold_key(t: float) -> str:
     return f"ap@{t:.2f}"
 
 
-def _ap_scores(c: Contingency, thresholds: Sequence[float]) -> Dict[str, float]:
+def _ap_scores(c: Contingency, thresholds: Sequence[float]) -> dict[str, float]:
     thresholds = tuple(float(t) for t in thresholds)
     if not thresholds:
         raise ValueError("thresholds: need at least one IoU threshold")
     pairs = c.object_pairs()
-    cache: Dict[float, float] = {}
+    cache: dict[float, float] = {}
 
     def ap_at(t: float) -> float:
         if t not in cache:
@@ -342,8 +342,8 @@ def average_precision(
     pred: np.ndarray,
     gt: np.ndarray,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    ignore_label: Optional[int] = None,
-) -> Dict[str, float]:
+    ignore_label: int | None = None,
+) -> dict[str, float]:
     """Average precision at IoU thresholds, DSB2018 / StarDist convention.
 
     At each threshold ``t``: ``AP(t) = TP / (TP + FP + FN)`` where ``TP`` is the
@@ -371,7 +371,7 @@ def average_precision(
     return _ap_scores(contingency_table(pred, gt, ignore_label), thresholds)
 
 
-def _f1_scores(c: Contingency, threshold: float) -> Dict[str, float]:
+def _f1_scores(c: Contingency, threshold: float) -> dict[str, float]:
     tp = match_count(c.object_pairs(), threshold)
     n_pred, n_gt = c.n_pred, c.n_gt
     if n_pred == 0 and n_gt == 0:
@@ -391,8 +391,8 @@ def _f1_scores(c: Contingency, threshold: float) -> Dict[str, float]:
 
 
 def matched_f1(
-    pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5, ignore_label: Optional[int] = None
-) -> Dict[str, float]:
+    pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5, ignore_label: int | None = None
+) -> dict[str, float]:
     """F1, precision and recall of the optimal one-to-one matching at ``IoU >= threshold``.
 
     ``precision = TP / n_pred``, ``recall = TP / n_gt``, ``f1 = 2 TP / (n_pred + n_gt)``.

@@ -21,8 +21,6 @@ Both images without any object: ``are = 0`` and ``voi = (0, 0)``.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import numpy as np
 
 from spoco_zoo.metrics.matching import Contingency, contingency_table
@@ -50,7 +48,7 @@ def _are(c: Contingency) -> float:
     return 1.0 if not np.isfinite(are) else are
 
 
-def _voi(c: Contingency) -> Tuple[float, float]:
+def _voi(c: Contingency) -> tuple[float, float]:
     if c.n_pixels == 0 or _identical(c):
         return 0.0, 0.0
     from skimage.metrics import variation_of_information as _sk_voi
@@ -63,7 +61,7 @@ def _voi(c: Contingency) -> Tuple[float, float]:
     return max(float(split), 0.0), max(float(merge), 0.0)
 
 
-def adapted_rand_error(pred: np.ndarray, gt: np.ndarray, ignore_label: Optional[int] = None) -> float:
+def adapted_rand_error(pred: np.ndarray, gt: np.ndarray, ignore_label: int | None = None) -> float:
     """Adapted Rand error (SNEMI3D), background counted as a segment.
 
     Parameters
@@ -82,9 +80,7 @@ def adapted_rand_error(pred: np.ndarray, gt: np.ndarray, ignore_label: Optional[
     return _are(contingency_table(pred, gt, ignore_label))
 
 
-def variation_of_information(
-    pred: np.ndarray, gt: np.ndarray, ignore_label: Optional[int] = None
-) -> Tuple[float, float]:
+def variation_of_information(pred: np.ndarray, gt: np.ndarray, ignore_label: int | None = None) -> tuple[float, float]:
     """Variation of information split into ``(split, merge)`` (bits).
 
     Parameters

@@ -8,8 +8,6 @@ is not an object. Both images without objects: 1; exactly one without objects: 0
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from spoco_zoo.metrics.matching import Contingency, contingency_table
@@ -31,7 +29,7 @@ def _best_dice(c: Contingency, over: str) -> float:
     return float(best.mean())
 
 
-def best_dice(a: np.ndarray, b: np.ndarray, ignore_label: Optional[int] = None) -> float:
+def best_dice(a: np.ndarray, b: np.ndarray, ignore_label: int | None = None) -> float:
     """``BD(a, b)``: best Dice averaged over the objects of ``a``.
 
     Parameters
@@ -43,7 +41,7 @@ def best_dice(a: np.ndarray, b: np.ndarray, ignore_label: Optional[int] = None) 
     return _best_dice(contingency_table(a, b, ignore_label), "pred")
 
 
-def symmetric_best_dice(pred: np.ndarray, gt: np.ndarray, ignore_label: Optional[int] = None) -> float:
+def symmetric_best_dice(pred: np.ndarray, gt: np.ndarray, ignore_label: int | None = None) -> float:
     """CVPPP symmetric best Dice: ``min(BD(pred, gt), BD(gt, pred))``.
 
     Parameters

@@ -14,7 +14,7 @@ round a shape up, or pad the input. The output has the input's spatial shape.
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -141,13 +141,13 @@ class UNet(nn.Module):
         """Every spatial extent of the input must be a multiple of this."""
         return 1 << self.depth
 
-    def valid_shape(self, shape: Sequence[int]) -> List[int]:
+    def valid_shape(self, shape: Sequence[int]) -> list[int]:
         """Round each spatial extent in ``shape`` up to the next valid size."""
         step = self.size_step
         return [((int(s) + step - 1) // step) * step for s in shape]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips: List[torch.Tensor] = []
+        skips: list[torch.Tensor] = []
         for i, encoder in enumerate(self.encoders):
             x = encoder(x)
             if i < self.depth:

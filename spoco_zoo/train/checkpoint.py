@@ -22,7 +22,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Literal, Tuple
+from typing import Any, Literal
 
 import torch
 
@@ -57,7 +57,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def save_checkpoint(path: Path, state: Dict[str, Any]) -> None:
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Atomically write a checkpoint dictionary (``format``/``version`` are added)."""
     payload = {"format": FORMAT, "version": VERSION, **state}
     if isinstance(payload.get("config"), TrainConfig):
@@ -67,7 +67,7 @@ def save_checkpoint(path: Path, state: Dict[str, Any]) -> None:
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Dict[str, Any]:
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read and check a checkpoint.
 
     Raises
@@ -106,7 +106,7 @@ def load_model(
     path: Path,
     weights: Literal["student", "teacher"] = "student",
     map_location: str | torch.device = "cpu",
-) -> Tuple[UNet, TrainConfig]:
+) -> tuple[UNet, TrainConfig]:
     """Rebuild the network stored in a checkpoint, in eval mode.
 
     Parameters

@@ -24,9 +24,10 @@ import copy
 import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,9 +68,9 @@ class TrainResult:
 
     step: int
     last_checkpoint: Path
-    best_checkpoint: Optional[Path]
-    history: List[Dict[str, float]] = field(default_factory=list)
-    metrics: Dict[str, float] = field(default_factory=dict)
+    best_checkpoint: Path | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     steps_per_second: float = math.nan
 
@@ -105,7 +106,7 @@ class Trainer:
         self,
         config: TrainConfig,
         progress: bool = True,
-        on_step: Optional[Callable[[int, Dict[str, float]], None]] = None,
+        on_step: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
         self.config = config
         self.progress = progress
@@ -138,11 +139,11 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.loss_fn = SpocoLoss(cfg.loss, ignore_label=cfg.data.ignore_label)
         self.step = 0
-        self.history: List[Dict[str, float]] = []
-        self.metrics: Dict[str, float] = {}
+        self.history: list[dict[str, float]] = []
+        self.metrics: dict[str, float] = {}
         self.best_score = -math.inf
 
-    def _state(self) -> Dict[str, Any]:
+    def _state(self) -> dict[str, Any]:
         return {
             "config": self.config,
             "step": self.step,
@@ -183,7 +184,7 @@ class Trainer:
         self.best_score = float(state.get("best_score", -math.inf))
 
     # ------------------------------------------------------------------- data
-    def _batch(self, step: int) -> Dict[str, torch.Tensor]:
+    def _batch(self, step: int) -> dict[str, torch.Tensor]:
         """The batch of ``step``: a pure function of (seed, step)."""
         size = self.config.data.batch_size
         n = len(self.train_set)
@@ -199,7 +200,7 @@ class Trainer:
         return gen
 
     # ------------------------------------------------------------------- step
-    def _train_step(self, step: int) -> Dict[str, float]:
+    def _train_step(self, step: int) -> dict[str, float]:
         from spoco_zoo.data.augment import GeometricTransform, intensity_augment
 
         cfg = self.config
@@ -230,7 +231,7 @@ class Trainer:
 
     # ------------------------------------------------------------- validation
     @torch.no_grad()
-    def validate(self) -> Dict[str, float]:
+    def validate(self) -> dict[str, float]:
         """Instance metrics (SBD, mAP) of the student on the validation images.
 
         Falls back to the embedding loss when no dense validation labels exist.
@@ -243,7 +244,7 @@ class Trainer:
             return {}
         cfg = self.config
         self.student.eval()
-        scores: Dict[str, List[float]] = {"val_embedding_loss": [], "sbd": [], "map": [], "ap50": []}
+        scores: dict[str, list[float]] = {"val_embedding_loss": [], "sbd": [], "map": [], "ap50": []}
         for image, labels in self.val_samples:
             emb = self._predict_full(image)
             lbl = torch.as_tensor(labels, dtype=torch.long)[None]
@@ -274,7 +275,7 @@ class Trainer:
         """Embeddings ``[E, *S]`` (cpu) of a whole image, padded to a valid size."""
         spatial = image.shape[1:]
         target = self.student.valid_shape(spatial)
-        pad: List[int] = []
+        pad: list[int] = []
         for size, tgt in zip(reversed(spatial), reversed(target)):
             pad.extend([0, tgt - size])
         x = torch.as_tensor(image, dtype=torch.float32)[None].to(self.device)
@@ -286,7 +287,7 @@ class Trainer:
         return emb[crop][0].float().cpu()
 
     # ------------------------------------------------------------------- fit
-    def fit(self, resume: bool = False, max_steps: Optional[int] = None) -> TrainResult:
+    def fit(self, resume: bool = False, max_steps: int | None = None) -> TrainResult:
         """Train until ``config.steps`` (or ``max_steps`` more steps).
 
         Parameters
@@ -304,9 +305,7 @@ class Trainer:
                 raise FileNotFoundError(f"{last_path}: nothing to resume from")
             self._restore(last_path)
         elif last_path.exists():
-            raise FileExistsError(
-                f"{last_path} exists: pass --resume to continue that run or choose another --out"
-            )
+            raise FileExistsError(f"{last_path} exists: pass --resume to continue that run or choose another --out")
         (self.out_dir / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
 
         cfg = self.config
@@ -363,10 +362,10 @@ class Trainer:
         )
 
 
-def clustering_params(config: TrainConfig) -> Dict[str, Any]:
+def clustering_params(config: TrainConfig) -> dict[str, Any]:
     """Keyword arguments for ``cluster_embeddings`` recommended by a training config."""
     clus = config.clustering
-    params: Dict[str, Any] = {"min_size": clus.min_size}
+    params: dict[str, Any] = {"min_size": clus.min_size}
     if clus.method == "mean_shift":
         params["bandwidth"] = clus.bandwidth or config.loss.delta_var
     elif clus.method == "consistency":
@@ -375,7 +374,7 @@ def clustering_params(config: TrainConfig) -> Dict[str, Any]:
     return params
 
 
-def _score(metrics: Dict[str, float]) -> float:
+def _score(metrics: dict[str, float]) -> float:
     """Higher is better: SBD when available, else minus the validation loss."""
     if "sbd" in metrics:
         return metrics["sbd"]
@@ -390,7 +389,7 @@ class _progress:
     def __init__(self, enabled: bool, total: int, start: int) -> None:
         self.enabled, self.total, self.start = enabled, total, start
 
-    def __enter__(self) -> "_progress":
+    def __enter__(self) -> _progress:
         if self.enabled:
             from rich.progress import (
                 BarColumn,
@@ -413,7 +412,7 @@ class _progress:
             self._task = self._bar.add_task("train", total=self.total, completed=self.start, info="")
         return self
 
-    def update(self, step: int, terms: Dict[str, float], metrics: Dict[str, float]) -> None:
+    def update(self, step: int, terms: dict[str, float], metrics: dict[str, float]) -> None:
         if not self.enabled:
             return
         info = " ".join(f"{k}={v:.3f}" for k, v in terms.items())
@@ -421,7 +420,7 @@ class _progress:
             info += " | " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items())
         self._bar.update(self._task, completed=step, info=info)
 
-    def log(self, step: int, terms: Dict[str, float], metrics: Dict[str, float]) -> None:
+    def log(self, step: int, terms: dict[str, float], metrics: dict[str, float]) -> None:
         """One permanent line (kept above the bar, and in non-terminal logs) per validation."""
         if not self.enabled:
             return
