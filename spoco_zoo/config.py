@@ -72,8 +72,16 @@ class LossConfig(_Strict):
         1.0, ge=0, description="weight of the push of unannotated pixels away from annotated instance means"
     )
     kernel: Literal["gaussian"] = "gaussian"
-    anchors_per_object: int = Field(1, ge=1)
-    consistency_anchors: int = Field(4, ge=1, description="anchors sampled in unlabeled pixels per image")
+    instance_anchor: Literal["pixel", "mean"] = Field(
+        "pixel", description="anchor of the instance term: a random pixel of the object or its mean embedding"
+    )
+    anchors_per_object: int = Field(1, ge=1, description="anchor pixels per object (instance_anchor='pixel')")
+    consistency_max_anchors: int = Field(
+        20, ge=1, description="most anchors drawn per image to cover the unlabeled region"
+    )
+    consistency_min_uncovered: float = Field(
+        0.05, ge=0, lt=1, description="anchor drawing stops when less than this fraction of the region is uncovered"
+    )
     ema_momentum: float = Field(0.99, ge=0, lt=1, description="teacher = m * teacher + (1 - m) * student")
 
     @model_validator(mode="after")
@@ -119,8 +127,12 @@ class DataConfig(_Strict):
     """Where training data comes from and how patches are drawn.
 
     With ``train_images`` unset, the built-in synthetic generator is used.
-    Label images follow the sparse convention: 0 = background, positive ids =
-    annotated objects, ``ignore_label`` = not annotated.
+    ``label_convention`` says what sparse label images mean (see
+    :mod:`spoco_zoo.data.conventions`): ``"objects_and_background"`` (0 =
+    background, positive ids = annotated objects, ``ignore_label`` = not
+    annotated) or ``"objects_only"`` (positive ids = annotated objects, every
+    other pixel unknown, background included). Dense ground truth is
+    sparsified into the chosen convention.
     """
 
     train_images: list[Path] | None = None
@@ -133,7 +145,11 @@ class DataConfig(_Strict):
         False, description="labels already contain ignore_label; do not sparsify them again"
     )
     object_fraction: float = Field(0.1, gt=0, le=1, description="fraction of objects kept as annotated")
-    keep_background: bool = True
+    label_convention: Literal["objects_and_background", "objects_only"] = Field(
+        "objects_and_background",
+        description="objects_and_background: 0 = background, ignore_label = not annotated; "
+        "objects_only: every pixel that is not a painted object is unknown",
+    )
     ignore_label: int = -1
     # Whole 256x256 synthetic images by default: a network trained on small patches learns to
     # tell objects apart by their position relative to the patch border (zero padding), which
@@ -145,6 +161,16 @@ class DataConfig(_Strict):
     num_workers: int = Field(0, ge=0)
     normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_keep_background(cls, data: Any) -> Any:
+        """Configs written before ``label_convention`` existed stored ``keep_background``."""
+        if isinstance(data, dict) and "keep_background" in data:
+            data = dict(data)
+            keep = data.pop("keep_background")
+            data.setdefault("label_convention", "objects_and_background" if keep else "objects_only")
+        return data
 
     @field_validator("ignore_label")
     @classmethod
@@ -186,7 +212,10 @@ class TrainConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     clustering: ClusteringConfig = Field(default_factory=ClusteringConfig)
     steps: int = Field(1000, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, description="peak learning rate (AdamW)")
+    lr_schedule: Literal["cosine", "constant"] = Field("cosine", description="decay after the warmup")
+    warmup_steps: int = Field(100, ge=0, description="linear learning-rate warmup")
+    min_lr_fraction: float = Field(0.02, ge=0, le=1, description="floor of the cosine decay, as a fraction of lr")
     weight_decay: float = Field(1e-5, ge=0)
     seed: int = 0
     device: str = "auto"

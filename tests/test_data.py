@@ -18,6 +18,7 @@ from spoco_zoo.data import (
     build_datasets,
     check_has_objects,
     check_pair,
+    from_training_labels,
     intensity_augment,
     make_synthetic_dataset,
     make_synthetic_sample,
@@ -26,6 +27,7 @@ from spoco_zoo.data import (
     read_image,
     read_labels,
     sparsify,
+    to_training_labels,
     write_image,
     write_synthetic_dataset,
     write_tiff,
@@ -88,9 +90,34 @@ def test_sparsify_keeps_requested_fraction() -> None:
     assert np.all(sparse[dropped] == -1)
     assert np.all(sparse[labels == 0] == 0)
 
-    no_bg = sparsify(labels, 0.1, seed=0, keep_background=False)
-    assert np.all(no_bg[labels == 0] == -1)
-    assert np.array_equal(np.unique(no_bg[no_bg > 0]), kept)
+    # "objects only": the same objects painted, every other pixel 0 = unknown (background included)
+    painted = sparsify(labels, 0.1, seed=0, convention="objects_only")
+    assert np.array_equal(np.unique(painted[painted > 0]), kept)
+    assert np.all(painted[~np.isin(labels, kept)] == 0) and not np.any(painted < 0)
+    training = to_training_labels(painted, "objects_only")
+    assert np.all(training[~np.isin(labels, kept)] == -1)
+    assert np.array_equal(training[np.isin(labels, kept)], labels[np.isin(labels, kept)])
+    assert np.array_equal(from_training_labels(training, "objects_only"), painted)
+    # "objects and background" files are the training labels as they are
+    assert np.array_equal(to_training_labels(sparse, "objects_and_background"), sparse)
+    with pytest.raises(DataError, match="label_convention"):
+        sparsify(labels, 0.1, seed=0, convention="everything")
+
+
+def test_objects_only_training_data_marks_background_unknown() -> None:
+    cfg = DataConfig(
+        label_convention="objects_only",
+        patch_shape=[64, 64],
+        synthetic={"n_train": 2, "n_val": 1, "shape": [64, 64], "n_objects": 8},
+    )
+    train, _ = build_datasets(cfg, 2, seed=0)
+    for labels in train.labels:
+        assert not np.any(labels == 0)  # nothing is annotated background
+        assert np.any(labels > 0) and np.any(labels == -1)
+    default, _ = build_datasets(cfg.model_copy(update={"label_convention": "objects_and_background"}), 2, seed=0)
+    for painted, both in zip(train.labels, default.labels):
+        assert np.array_equal(painted > 0, both > 0)  # the same objects are annotated
+        assert np.any(both == 0)
 
 
 def test_sparsify_is_reproducible_and_seeded() -> None:

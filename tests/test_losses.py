@@ -10,10 +10,12 @@ import torch
 
 from spoco_zoo.config import LossConfig
 from spoco_zoo.errors import DataError
+from spoco_zoo.kernels import gaussian_sigma
 from spoco_zoo.losses import (
     LOSS_TERMS,
     SpocoLoss,
     consistency_loss,
+    cover_with_anchors,
     dice_loss,
     embedding_loss,
     group_pixels,
@@ -79,6 +81,7 @@ def test_terms_vanish_on_separated_embedding(dims: int) -> None:
     assert float(embedding_loss(emb, labels, DV, DD)) == pytest.approx(0.001 * SEP, rel=1e-5)
     assert float(instance_loss(emb, labels, DV)) < 1e-3
     assert float(instance_loss(emb, labels, DV, include_background=True, anchors_per_object=3)) < 1e-3
+    assert float(instance_loss(emb, labels, DV, anchor="mean")) < 1e-3
     # teacher with the same partition but moved/relabelled points: soft masks agree
     teacher = emb.roll(1, dims=1) + 3.0
     assert float(consistency_loss(emb, emb, labels, DV)) < 1e-6
@@ -99,15 +102,18 @@ def test_terms_positive_on_bad_embedding(dims: int) -> None:
     assert float(embedding_loss(collapsed, labels, DV, DD)) > 1.0
     assert float(embedding_loss(spread, labels, DV, DD)) > 1.0
 
-    # collapsed: the soft mask is 1 on every annotated pixel -> Dice = 1 - 2|obj| / (|annotated| + |obj|)
+    # collapsed: the soft mask is 1 on every pixel of the patch, unannotated ones included
+    # -> Dice = 1 - 2|obj| / (|patch| + |obj|)
     expected = []
     for image_labels in labels:
-        annotated = int((image_labels != -1).sum())
+        everything = image_labels.numel()
         for obj in image_labels.unique():
             if obj > 0:
                 size = int((image_labels == obj).sum())
-                expected.append(1 - 2 * size / (annotated + size))
-    assert float(instance_loss(collapsed, labels, DV)) == pytest.approx(sum(expected) / len(expected), rel=1e-4)
+                expected.append(1 - 2 * size / (everything + size))
+    for anchor in ("pixel", "mean"):
+        value = float(instance_loss(collapsed, labels, DV, anchor=anchor))
+        assert value == pytest.approx(sum(expected) / len(expected), rel=1e-4)
     assert float(instance_loss(spread, labels, DV)) > 0.3
 
     teacher = separated_embedding(stripe_labels(SHAPES[dims], 6).expand_as(labels))
@@ -150,17 +156,42 @@ def test_consistency_identical_zero_and_different_positive() -> None:
     teacher = student.clone()
     unlabeled = (labels == -1).unsqueeze(1).expand_as(teacher)
     teacher[unlabeled] = torch.randn(int(unlabeled.sum()), generator=generator) * 0.3
-    assert float(consistency_loss(student, teacher, labels, DV, num_anchors=8)) > 0.1
-    # differences on annotated pixels only are invisible to the consistency term
+    assert float(consistency_loss(student, teacher, labels, DV, max_anchors=8)) > 0.1
+    # the soft masks span the whole patch: a teacher that moves only the annotated pixels away
+    # from the unlabeled region disagrees with a student that keeps them close
     teacher = student.clone()
     teacher[~unlabeled] += 5.0
-    assert float(consistency_loss(student, teacher, labels, DV)) < 1e-6
+    assert float(consistency_loss(student, teacher, labels, DV)) > 0.1
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_consistency_anchors_cover_the_unlabeled_region(dims: int) -> None:
+    """Anchors are drawn until every unlabeled pixel lies within delta_var of one (in the teacher's space)."""
+    dense = stripe_labels(SHAPES[dims], 6)
+    labels = sparsify(dense, keep=[0, 2])
+    teacher = separated_embedding(dense.unsqueeze(0))[0]
+    noise = torch.randn(teacher.shape, generator=torch.Generator().manual_seed(0)) * 0.05
+    pixels = (teacher + noise).reshape(EMB_DIM, -1)
+    region = labels.reshape(-1) == -1
+    anchors = cover_with_anchors(pixels, region, DV, max_anchors=50, min_uncovered=0.0)
+    # one anchor per unlabeled object (ids 1, 3, 4, 5, 6): no two anchors in one object
+    assert sorted(dense.reshape(-1)[anchors].tolist()) == [1, 3, 4, 5, 6]
+    assert bool(region[anchors].all())
+    distances = torch.cdist(pixels.T[region], pixels.T[anchors])
+    assert bool((distances.min(1).values < DV).all())
+    # a cap on the number of anchors, and an early stop once little is left uncovered
+    assert cover_with_anchors(pixels, region, DV, max_anchors=2, min_uncovered=0.0).numel() == 2
+    assert cover_with_anchors(pixels, region, DV, min_uncovered=0.99).numel() == 1
+    # a scattered region needs many anchors: every pixel is its own cluster
+    scattered = torch.randn(EMB_DIM, 200, generator=torch.Generator().manual_seed(1)) * 10.0
+    everything = torch.ones(200, dtype=torch.bool)
+    assert cover_with_anchors(scattered, everything, DV, max_anchors=500, min_uncovered=0.0).numel() == 200
 
 
 # --------------------------------------------------------------------------- ignore pixels and gradients
 
 
-def test_ignore_pixels_do_not_change_instance_terms() -> None:
+def test_ignore_pixels_do_not_change_the_embedding_term() -> None:
     labels = batch_labels(2)
     generator = torch.Generator().manual_seed(2)
     emb = torch.randn(2, EMB_DIM, *SHAPES[2], generator=generator)
@@ -171,25 +202,59 @@ def test_ignore_pixels_do_not_change_instance_terms() -> None:
         before = embedding_loss(emb, labels, DV, DD, background_as_instance=background)
         after = embedding_loss(changed, labels, DV, DD, background_as_instance=background)
         assert torch.equal(before, after)
-    for background in (True, False):
-        kwargs = dict(include_background=background, anchors_per_object=2)
-        before = instance_loss(emb, labels, DV, generator=torch.Generator().manual_seed(5), **kwargs)
-        after = instance_loss(changed, labels, DV, generator=torch.Generator().manual_seed(5), **kwargs)
-        assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize("anchor", ["pixel", "mean"])
+def test_instance_term_pushes_unannotated_pixels_out_of_annotated_masks(anchor: str) -> None:
+    """Positive-unlabeled rule: unannotated pixels are negatives of every annotated object.
+
+    Unannotated pixels that sit on an annotated object's embedding get a gradient from the
+    instance term, and a step along it lowers their soft-mask value for that object.
+    """
+    dense = stripe_labels(SHAPES[2], 4)
+    labels = sparsify(dense, keep=[0, 1, 2]).unsqueeze(0)  # objects 3 and 4 not annotated
+    emb = separated_embedding(dense.unsqueeze(0))
+    ignore = labels[0] == -1
+    generator = torch.Generator().manual_seed(9)
+    jitter = torch.randn(EMB_DIM, int(ignore.sum()), generator=generator) * 0.05
+    emb[0][:, ignore] = emb[0][:, labels[0] == 1][:, :1] + jitter  # unannotated pixels collapse onto object 1
+    emb.requires_grad_()
+    loss = instance_loss(emb, labels, DV, anchor=anchor, generator=torch.Generator().manual_seed(3))
+    assert float(loss.detach()) > 0.2
+    loss.backward()
+    grad = emb.grad[0].abs().sum(0)
+    assert bool((grad[ignore] > 0).all())
+
+    def mask_on_unannotated(e: torch.Tensor) -> float:
+        mean = e[0][:, labels[0] == 1].mean(1, keepdim=True)
+        sq = (e[0][:, ignore] - mean).pow(2).sum(0)
+        return float(torch.exp(-sq / (2 * gaussian_sigma(DV) ** 2)).mean())
+
+    with torch.no_grad():  # a step of length 0.1 along the gradient, for the unannotated pixels only
+        direction = emb.grad / emb.grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        stepped = emb - 0.1 * direction * ignore
+    assert mask_on_unannotated(stepped) < mask_on_unannotated(emb.detach()) - 1e-3
+    after = instance_loss(stepped, labels, DV, anchor=anchor, generator=torch.Generator().manual_seed(3))
+    assert float(after) < float(loss.detach())
 
 
 @pytest.mark.parametrize("dims", [2, 3])
-def test_gradients_reach_unlabeled_pixels_only_through_consistency_and_unlabeled_push(dims: int) -> None:
-    """Embedding and instance terms never touch unannotated pixels; the unlabeled push and consistency do."""
+def test_which_terms_reach_unlabeled_pixels(dims: int) -> None:
+    """The embedding term never touches unannotated pixels; instance, unlabeled push and consistency do."""
     labels = batch_labels(dims)
     generator = torch.Generator().manual_seed(3)
     emb = (torch.randn(2, EMB_DIM, *SHAPES[dims], generator=generator) * 0.3).requires_grad_()
     ignore = labels == -1
 
-    (embedding_loss(emb, labels, DV, DD) + instance_loss(emb, labels, DV, generator=generator)).backward()
+    embedding_loss(emb, labels, DV, DD).backward()
     grad_norm = emb.grad.abs().sum(1)
     assert torch.equal(grad_norm[ignore], torch.zeros_like(grad_norm[ignore]))
     assert (grad_norm[~ignore] > 0).float().mean() > 0.9
+
+    emb.grad = None
+    instance_loss(emb, labels, DV, generator=generator).backward()
+    grad_norm = emb.grad.abs().sum(1)
+    assert (grad_norm[ignore] > 0).float().mean() > 0.9
 
     emb.grad = None
     unlabeled_push_loss(emb, labels, DD).backward()  # random embeddings near 0: every pixel within DD
@@ -198,10 +263,10 @@ def test_gradients_reach_unlabeled_pixels_only_through_consistency_and_unlabeled
 
     emb.grad = None
     teacher = (torch.randn(emb.shape, generator=generator) * 0.3).requires_grad_()
-    consistency_loss(emb, teacher, labels, DV, num_anchors=8, generator=generator).backward()
+    consistency_loss(emb, teacher, labels, DV, max_anchors=8, generator=generator).backward()
     grad_norm = emb.grad.abs().sum(1)
     assert (grad_norm[ignore] > 0).float().mean() > 0.9
-    assert torch.equal(grad_norm[~ignore], torch.zeros_like(grad_norm[~ignore]))
+    assert (grad_norm[~ignore] > 0).float().mean() > 0.9  # soft masks span the whole patch
     assert teacher.grad is None
 
 
@@ -324,7 +389,7 @@ def test_spoco_loss_weights_and_terms() -> None:
         "embedding": float(embedding_loss(emb, labels, DV, DD)),
         "instance": float(instance_loss(emb, labels, DV, generator=gen)),
         "unlabeled_push": float(unlabeled_push_loss(emb, labels, DD)),
-        "consistency": float(consistency_loss(emb, teacher, labels, DV, num_anchors=4, generator=gen)),
+        "consistency": float(consistency_loss(emb, teacher, labels, DV, generator=gen)),
     }
     for key, value in expected.items():
         assert terms[key] == pytest.approx(value, rel=1e-5)

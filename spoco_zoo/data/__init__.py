@@ -5,6 +5,7 @@ scikit-image, h5py and zarr are imported when a function needs them.
 """
 
 from spoco_zoo.data.augment import GeometricTransform, intensity_augment, random_flip_rotate
+from spoco_zoo.data.conventions import LABEL_CONVENTIONS, from_training_labels, to_training_labels
 from spoco_zoo.data.dataset import SparseInstanceDataset, build_datasets
 from spoco_zoo.data.io import (
     check_has_objects,
@@ -20,11 +21,13 @@ from spoco_zoo.data.sparsify import sparsify
 from spoco_zoo.data.synthetic import make_synthetic_dataset, make_synthetic_sample, write_synthetic_dataset
 
 __all__ = [
+    "LABEL_CONVENTIONS",
     "GeometricTransform",
     "SparseInstanceDataset",
     "build_datasets",
     "check_has_objects",
     "check_pair",
+    "from_training_labels",
     "intensity_augment",
     "make_synthetic_dataset",
     "make_synthetic_sample",
@@ -34,6 +37,7 @@ __all__ = [
     "read_image",
     "read_labels",
     "sparsify",
+    "to_training_labels",
     "write_image",
     "write_synthetic_dataset",
     "write_tiff",

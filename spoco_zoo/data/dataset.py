@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from spoco_zoo.config import DataConfig
 from spoco_zoo.data.augment import random_flip_rotate
+from spoco_zoo.data.conventions import to_training_labels
 from spoco_zoo.data.io import check_has_objects, check_pair, read_image, read_labels
 from spoco_zoo.data.normalize import normalize
 from spoco_zoo.data.sparsify import sparsify
@@ -163,8 +164,11 @@ class SparseInstanceDataset(Dataset):
 
 # ---------------------------------------------------------------------------- building
 def _sparsify_train(labels: np.ndarray, cfg: DataConfig, seed: int, index: int) -> np.ndarray:
-    """Sparse labels of training image ``index`` (the paper's protocol, reproducible per run seed)."""
-    return sparsify(labels, cfg.object_fraction, (seed, _SPARSIFY_STREAM, index), cfg.ignore_label, cfg.keep_background)
+    """Training labels of dense image ``index``: the paper's protocol in the run's convention, reproducible."""
+    sparse = sparsify(
+        labels, cfg.object_fraction, (seed, _SPARSIFY_STREAM, index), cfg.ignore_label, cfg.label_convention
+    )
+    return to_training_labels(sparse, cfg.label_convention, cfg.ignore_label)
 
 
 def _synthetic_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> tuple[list[Sample], list[Sample]]:
@@ -201,7 +205,9 @@ def _file_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> tuple[list[S
     train = _read_pairs(cfg.train_images or [], cfg.train_labels or [], cfg, spatial_dims)
     if not train:
         raise DataError("data.train_images: the list of training images is empty")
-    if not cfg.labels_are_sparse:
+    if cfg.labels_are_sparse:
+        train = [(image, to_training_labels(labels, cfg.label_convention, cfg.ignore_label)) for image, labels in train]
+    else:
         train = [(image, _sparsify_train(labels, cfg, seed, i)) for i, (image, labels) in enumerate(train)]
     val: list[Sample] = []
     if cfg.val_images:

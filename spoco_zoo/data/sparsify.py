@@ -1,7 +1,8 @@
 """Sparse annotations from dense ground truth: the SPOCO paper's protocol.
 
 A fixed fraction of the objects of each image is kept, chosen uniformly at
-random; all other object pixels become ``ignore_label`` (not annotated).
+random; everything else is marked as not annotated in the requested
+annotation convention (:mod:`spoco_zoo.data.conventions`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from spoco_zoo.data.conventions import check_convention
 from spoco_zoo.errors import DataError
 
 __all__ = ["sparsify", "n_kept"]
@@ -33,7 +35,7 @@ def sparsify(
     object_fraction: float,
     seed: int | Sequence[int],
     ignore_label: int = -1,
-    keep_background: bool = True,
+    convention: str = "objects_and_background",
 ) -> np.ndarray:
     """Keep a random fraction of the objects of a label image annotated.
 
@@ -51,23 +53,28 @@ def sparsify(
         the same seed keeps the same objects.
     ignore_label:
         Value of not-annotated pixels (must be <= 0).
-    keep_background:
-        Keep background pixels as 0 (annotated background, as in the paper);
-        if False they become ``ignore_label`` too.
+    convention:
+        ``"objects_and_background"``: background stays 0 (annotated, as in the
+        paper), dropped objects become ``ignore_label``. ``"objects_only"``:
+        only the kept objects are marked, every other pixel is 0 (unknown), as
+        if a user had painted the kept objects.
 
     Returns
     -------
     numpy.ndarray
-        int64 ``[*S]``: kept objects with their original ids, 0 background (if
-        kept), ``ignore_label`` elsewhere.
+        int64 ``[*S]`` in ``convention``: kept objects with their original ids.
 
     Examples
     --------
     >>> lab = np.repeat(np.arange(11), 3)  # background + 10 objects
     >>> sparse = sparsify(lab, 0.2, seed=0)
-    >>> len(np.unique(sparse[sparse > 0]))
-    2
+    >>> len(np.unique(sparse[sparse > 0])), int((sparse == -1).sum()), int((sparse == 0).sum())
+    (2, 24, 3)
+    >>> painted = sparsify(lab, 0.2, seed=0, convention="objects_only")
+    >>> bool((painted[sparse > 0] == sparse[sparse > 0]).all()), int((painted == 0).sum())
+    (True, 27)
     """
+    check_convention(convention)
     if not 0 < object_fraction <= 1:
         raise DataError(f"object_fraction: must be in (0, 1], got {object_fraction}")
     if ignore_label > 0:
@@ -81,9 +88,10 @@ def sparsify(
     rng = np.random.default_rng(seed)
     kept = rng.choice(ids, size=n_kept(len(ids), object_fraction), replace=False) if len(ids) else ids
 
-    out = np.full_like(labels, ignore_label)
+    objects_only = convention == "objects_only"
+    out = np.full_like(labels, 0 if objects_only else ignore_label)
     keep = np.isin(labels, kept)
     out[keep] = labels[keep]
-    if keep_background:
+    if not objects_only:
         out[labels == 0] = 0
     return out

@@ -6,7 +6,7 @@ computed in float32 and use the Gaussian kernel of :mod:`spoco_zoo.kernels`.
 Imports torch only.
 """
 
-from spoco_zoo.losses.consistency import consistency_loss
+from spoco_zoo.losses.consistency import consistency_loss, cover_with_anchors
 from spoco_zoo.losses.discriminative import (
     embedding_loss,
     group_pixels,
@@ -23,6 +23,7 @@ __all__ = [
     "LOSS_TERMS",
     "SpocoLoss",
     "consistency_loss",
+    "cover_with_anchors",
     "dice_loss",
     "embedding_loss",
     "group_pixels",

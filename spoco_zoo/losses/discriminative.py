@@ -40,6 +40,8 @@ from torch import Tensor
 from spoco_zoo.errors import DataError
 
 __all__ = [
+    "check_inputs",
+    "graph_zero",
     "group_pixels",
     "instance_means",
     "pull_loss",
@@ -57,12 +59,12 @@ def _safe_norm(x: Tensor, dim: int) -> Tensor:
     return x.pow(2).sum(dim).clamp_min(_SQ_EPS).sqrt()
 
 
-def _graph_zero(tensor: Tensor) -> Tensor:
+def graph_zero(tensor: Tensor) -> Tensor:
     """A float32 scalar 0 attached to ``tensor``'s graph (so ``backward`` works)."""
     return tensor.float().sum() * 0.0 + 0.0  # "+ 0.0" turns a -0.0 into 0.0
 
 
-def _check_inputs(embeddings: Tensor, labels: Tensor, name: str = "embeddings") -> tuple[Tensor, Tensor]:
+def check_inputs(embeddings: Tensor, labels: Tensor, name: str = "embeddings") -> tuple[Tensor, Tensor]:
     """Validate ``[B, E, *S]`` embeddings against ``[B, *S]`` labels.
 
     Returns
@@ -172,7 +174,7 @@ def pull_loss(pixels: Tensor, instance_ids: Tensor, means: Tensor, delta_var: fl
     """
     num_instances = means.shape[1]
     if num_instances == 0:
-        return _graph_zero(pixels) + _graph_zero(means)
+        return graph_zero(pixels) + graph_zero(means)
     dist = _safe_norm(pixels - means.index_select(1, instance_ids), dim=0)
     hinge = torch.clamp(dist - delta_var, min=0.0).pow(2)
     per_instance = hinge.new_zeros(num_instances).index_add(0, instance_ids, hinge)
@@ -200,7 +202,7 @@ def push_loss(means: Tensor, delta_dist: float) -> Tensor:
     """
     num_instances = means.shape[1]
     if num_instances < 2:
-        return _graph_zero(means)
+        return graph_zero(means)
     dist = _safe_norm(means[:, :, None] - means[:, None, :], dim=0)
     off_diagonal = ~torch.eye(num_instances, dtype=torch.bool, device=means.device)
     hinge = torch.clamp(delta_dist - dist[off_diagonal], min=0.0).pow(2)
@@ -221,7 +223,7 @@ def regularizer(means: Tensor) -> Tensor:
         Scalar; 0 when there is no instance.
     """
     if means.shape[1] == 0:
-        return _graph_zero(means)
+        return graph_zero(means)
     return _safe_norm(means, dim=0).mean()
 
 
@@ -265,8 +267,8 @@ def embedding_loss(
     Tensor
         Float32 scalar.
     """
-    embeddings, labels = _check_inputs(embeddings, labels)
-    total = _graph_zero(embeddings)
+    embeddings, labels = check_inputs(embeddings, labels)
+    total = graph_zero(embeddings)
     for image, image_labels in zip(embeddings, labels):
         pixels, ids, count = group_pixels(image, image_labels, ignore_label, background_as_instance)
         if count == 0:

@@ -1,13 +1,20 @@
-"""Instance-level loss: anchor pixel -> Gaussian soft mask -> Dice against the object.
+"""Instance-level loss: anchor -> Gaussian soft mask over the whole patch -> Dice against the object.
 
-For every annotated object an anchor pixel is drawn uniformly inside the
-object; the anchor's embedding (differentiable) is compared with the
-embeddings of the image's annotated pixels, the squared distances go through
-the Gaussian kernel of :mod:`spoco_zoo.kernels` (0.5 at ``delta_var``) and the
-resulting soft mask is scored with a Dice loss against the object's binary
-mask. Only annotated pixels (``labels != ignore_label``) take part, in the
-numerator and in the denominator, so unannotated pixels get exactly zero
-gradient from this term.
+SPOCO's differentiable instance selection. For every annotated object an
+anchor embedding is taken -- a pixel drawn uniformly inside the object
+(``anchor="pixel"``) or the object's mean embedding (``anchor="mean"``) -- and
+compared with the embeddings of *every* pixel of the patch; the squared
+distances go through the Gaussian kernel of :mod:`spoco_zoo.kernels` (0.5 at
+``delta_var``) and the resulting soft mask is scored with a Dice loss against
+the object's binary mask.
+
+Positive-unlabeled rule: an annotated object is annotated completely, so every
+pixel outside it -- annotated background, another annotated object or an
+unannotated pixel -- is a negative of that object's mask. Unannotated pixels
+therefore take part in numerator and denominator and receive gradient that
+lowers their soft-mask value for the annotated objects. Only the optional
+background mask (``include_background``) leaves unannotated pixels out, since
+they may or may not be background.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import torch
 from torch import Tensor
 
 from spoco_zoo.kernels import gaussian_kernel, gaussian_sigma
-from spoco_zoo.losses.discriminative import _check_inputs, _graph_zero
+from spoco_zoo.losses.discriminative import check_inputs, graph_zero
 
 __all__ = ["dice_loss", "soft_masks", "sample_group_members", "instance_loss"]
 
@@ -144,21 +151,36 @@ def _image_instance_dice(
     anchors_per_object: int,
     generator: torch.Generator | None,
     include_background: bool,
+    anchor: str,
 ) -> Tensor:
     """Dice loss of every anchor of one image, ``[K * A]`` (empty if no object)."""
     flat_labels = labels.reshape(-1)
-    annotated = (flat_labels != ignore_label).nonzero().squeeze(1)
-    pixels = embeddings.reshape(embeddings.shape[0], -1).index_select(1, annotated)
-    pixel_labels = flat_labels[annotated]
-    is_object = pixel_labels >= 0 if include_background else pixel_labels > 0
+    pixels = embeddings.reshape(embeddings.shape[0], -1)
+    is_object = flat_labels >= 0 if include_background else flat_labels > 0
+    is_object = is_object & (flat_labels != ignore_label)
     object_positions = is_object.nonzero().squeeze(1)
-    ids, object_ids = torch.unique(pixel_labels[object_positions], return_inverse=True)
+    ids, object_ids = torch.unique(flat_labels[object_positions], return_inverse=True)
     if ids.numel() == 0:
         return pixels.new_zeros(0)
-    anchor_positions = object_positions[_object_anchors(object_ids, ids.numel(), anchors_per_object, generator)]
-    masks = soft_masks(pixels, pixels.index_select(1, anchor_positions.reshape(-1)), delta_var)
-    targets = pixel_labels[None, :] == ids.repeat_interleave(anchors_per_object)[:, None]
-    return dice_loss(masks, targets)
+    if anchor == "mean":
+        sums = pixels.new_zeros((pixels.shape[0], ids.numel())).index_add(
+            1, object_ids, pixels.index_select(1, object_positions)
+        )
+        counts = torch.bincount(object_ids, minlength=ids.numel()).to(pixels.dtype)
+        anchor_embeddings = sums / counts
+        anchor_ids = ids
+    else:
+        anchor_positions = object_positions[_object_anchors(object_ids, ids.numel(), anchors_per_object, generator)]
+        anchor_embeddings = pixels.index_select(1, anchor_positions.reshape(-1))
+        anchor_ids = ids.repeat_interleave(anchors_per_object)
+    masks = soft_masks(pixels, anchor_embeddings, delta_var)
+    targets = flat_labels[None, :] == anchor_ids[:, None]
+    weights = None
+    if include_background and bool((anchor_ids == 0).any()):
+        # the background mask is scored on annotated pixels only: an unannotated pixel may be background
+        weights = torch.ones_like(masks)
+        weights[anchor_ids == 0] = (flat_labels != ignore_label).to(masks.dtype)
+    return dice_loss(masks, targets, weights)
 
 
 def instance_loss(
@@ -169,16 +191,16 @@ def instance_loss(
     anchors_per_object: int = 1,
     generator: torch.Generator | None = None,
     include_background: bool = False,
+    anchor: str = "pixel",
 ) -> Tensor:
     """SPOCO instance loss: Dice between anchor soft masks and annotated object masks.
 
     For each annotated object (id > 0; also the background 0 when
-    ``include_background``) of each image, ``anchors_per_object`` anchor
-    pixels are drawn uniformly (with replacement) inside the object. Each
-    anchor's embedding gives a soft mask ``gaussian_kernel(||e - e_anchor||^2,
-    delta_var)`` over the image's annotated pixels, scored with
-    :func:`dice_loss` against the object's binary mask. Unannotated pixels are
-    excluded from numerator and denominator. The result is the mean over all
+    ``include_background``) of each image, an anchor embedding gives a soft
+    mask ``gaussian_kernel(||e - e_anchor||^2, delta_var)`` over **all** pixels
+    of the image, scored with :func:`dice_loss` against the object's binary
+    mask; every pixel outside the object, unannotated ones included, is a
+    negative (see the module docstring). The result is the mean over all
     anchors of the batch.
 
     Parameters
@@ -193,28 +215,43 @@ def instance_loss(
     ignore_label : int
         Label of unannotated pixels.
     anchors_per_object : int
-        Anchors drawn per object.
+        Anchor pixels drawn per object with ``anchor="pixel"`` (ignored for ``"mean"``).
     generator : torch.Generator, optional
         Makes anchor sampling reproducible.
     include_background : bool
-        Also draw anchors in the background and score its mask.
+        Also score a mask of the annotated background (over annotated pixels only).
+    anchor : {"pixel", "mean"}
+        Anchor embedding: a random pixel of the object (the paper's choice) or
+        the object's mean embedding.
 
     Returns
     -------
     Tensor
         Float32 scalar; 0 (attached to the graph) when no image has an
         annotated object.
+
+    Examples
+    --------
+    >>> labels = torch.tensor([[[1, 1, -1, 0]]])
+    >>> separated = torch.tensor([[[[0.0, 0.0, 3.0, 6.0]]]])
+    >>> round(float(instance_loss(separated, labels, delta_var=0.5)), 4)
+    0.0
+    >>> merged = torch.zeros(1, 1, 1, 4)  # the unannotated pixel sits on the object
+    >>> round(float(instance_loss(merged, labels, delta_var=0.5)), 4)
+    0.3333
     """
     if anchors_per_object < 1:
         raise ValueError(f"anchors_per_object must be >= 1, got {anchors_per_object}")
-    embeddings, labels = _check_inputs(embeddings, labels)
+    if anchor not in ("pixel", "mean"):
+        raise ValueError(f"anchor must be 'pixel' or 'mean', got {anchor!r}")
+    embeddings, labels = check_inputs(embeddings, labels)
     losses = [
         _image_instance_dice(
-            image, image_labels, delta_var, ignore_label, anchors_per_object, generator, include_background
+            image, image_labels, delta_var, ignore_label, anchors_per_object, generator, include_background, anchor
         )
         for image, image_labels in zip(embeddings, labels)
     ]
     losses = torch.cat(losses)
     if losses.numel() == 0:
-        return _graph_zero(embeddings)
+        return graph_zero(embeddings)
     return losses.mean()

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from spoco_zoo.losses.consistency import consistency_loss
-from spoco_zoo.losses.discriminative import _graph_zero, embedding_loss
+from spoco_zoo.losses.discriminative import embedding_loss, graph_zero
 from spoco_zoo.losses.instance import instance_loss
 from spoco_zoo.losses.unlabeled_push import unlabeled_push_loss
 
@@ -82,6 +82,7 @@ class SpocoLoss(nn.Module):
             self.config.delta_var,
             ignore_label=self.ignore_label,
             anchors_per_object=self.config.anchors_per_object,
+            anchor=self.config.instance_anchor,
             generator=generator,
         )
 
@@ -94,7 +95,8 @@ class SpocoLoss(nn.Module):
             labels,
             self.config.delta_var,
             ignore_label=self.ignore_label,
-            num_anchors=self.config.consistency_anchors,
+            max_anchors=self.config.consistency_max_anchors,
+            min_uncovered=self.config.consistency_min_uncovered,
             generator=generator,
         )
 
@@ -131,7 +133,7 @@ class SpocoLoss(nn.Module):
         with _float32_context(embeddings.device):
             embeddings = embeddings.float()
             terms: dict[str, Tensor] = {}
-            zero = _graph_zero(embeddings)
+            zero = graph_zero(embeddings)
             terms["embedding"] = self._embedding_term(embeddings, labels) if cfg.embedding_weight > 0 else zero
             terms["instance"] = self._instance_term(embeddings, labels, generator) if cfg.instance_weight > 0 else zero
             terms["unlabeled_push"] = (

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from spoco_zoo.losses.discriminative import _check_inputs, _graph_zero, group_pixels, instance_means
+from spoco_zoo.losses.discriminative import check_inputs, graph_zero, group_pixels, instance_means
 
 __all__ = ["unlabeled_push_loss"]
 
@@ -67,13 +67,13 @@ def unlabeled_push_loss(
     >>> float(unlabeled_push_loss(far, labels, delta_dist=2.0))
     0.0
     >>> near = torch.zeros(1, 1, 1, 4)
-    >>> float(unlabeled_push_loss(near, labels, delta_dist=2.0))
+    >>> round(float(unlabeled_push_loss(near, labels, delta_dist=2.0)), 4)
     4.0
     """
     if delta_dist <= 0:
         raise ValueError(f"delta_dist must be > 0, got {delta_dist}")
-    embeddings, labels = _check_inputs(embeddings, labels)
-    total = _graph_zero(embeddings)
+    embeddings, labels = check_inputs(embeddings, labels)
+    total = graph_zero(embeddings)
     for image, image_labels in zip(embeddings, labels):
         unlabeled = image_labels == ignore_label
         if not bool(unlabeled.any()):

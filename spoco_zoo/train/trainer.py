@@ -36,6 +36,7 @@ from torch import nn
 
 from spoco_zoo.config import TrainConfig
 from spoco_zoo.train.checkpoint import build_model, load_checkpoint, save_checkpoint
+from spoco_zoo.train.schedule import learning_rate
 
 __all__ = ["Trainer", "TrainResult", "resolve_device", "update_teacher"]
 
@@ -222,6 +223,8 @@ class Trainer:
         total, terms = self.loss_fn(student_emb.float(), labels, teacher_emb, generator=gen)
         if not torch.isfinite(total):
             raise FloatingPointError(f"step {step}: loss is {total.item()} (terms {terms}); lower the learning rate")
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(step, cfg.steps, cfg.lr, cfg.warmup_steps, cfg.lr_schedule, cfg.min_lr_fraction)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
