@@ -1,0 +1,283 @@
+"""Local clustering: cluster overlapping blocks, stitch their labels across block borders.
+
+Pixel embeddings are trained to separate the objects *within a training
+patch*; an embedding space of a few dimensions cannot hold hundreds of
+distinct clusters, so the embeddings of a large image are clustered locally:
+
+1. :func:`block_grid` cuts the image into *cores* of ``block_shape`` that
+   tile it; each block clusters a *window*: its core grown by ``overlap`` on
+   every side (clipped to the image).
+2. Each window is clustered on its own (any method of
+   :func:`spoco_zoo.cluster.cluster_embeddings`, every cluster kept).
+3. :func:`stitch_blocks` gives every block's clusters globally unique ids and
+   merges two clusters of neighbouring blocks when each is the other's best
+   match, by intersection over union, in the region the two windows share
+   (:func:`match_overlap`; union-find over the merges). Every pixel takes the
+   label of the block whose core holds it.
+
+The stitching works on any set of blocks with known windows -- in memory here,
+chunk by chunk in the out-of-core path -- and imports numpy only.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from spoco_zoo.errors import DataError
+
+__all__ = ["Block", "block_grid", "match_overlap", "UnionFind", "stitch_blocks", "cluster_blockwise"]
+
+#: Two clusters of neighbouring blocks merge when their IoU in the shared region reaches this.
+DEFAULT_MATCH_IOU = 0.5
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of a grid: the ``window`` it clusters and the ``core`` whose labels it owns."""
+
+    window: tuple[slice, ...]
+    core: tuple[slice, ...]
+
+
+def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
+    values = (int(value),) * ndim if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
+    if len(values) == 1:
+        values = values * ndim
+    if len(values) != ndim:
+        raise DataError(f"{name}: expected 1 or {ndim} values (one per spatial axis), got {list(values)}")
+    return values
+
+
+def block_grid(shape: Sequence[int], block_shape: int | Sequence[int], overlap: int | Sequence[int]) -> list[Block]:
+    """Blocks whose cores tile ``shape``, each with a window grown by ``overlap``.
+
+    Cores have ``block_shape`` (the last one along an axis may be smaller); an
+    axis shorter than its block size is one core. Windows are clipped to the image.
+
+    Examples
+    --------
+    >>> [(b.window, b.core) for b in block_grid((10,), 4, 1)]  # doctest: +NORMALIZE_WHITESPACE
+    [((slice(0, 5, None),), (slice(0, 4, None),)),
+     ((slice(3, 9, None),), (slice(4, 8, None),)),
+     ((slice(7, 10, None),), (slice(8, 10, None),))]
+    """
+    shape = tuple(int(s) for s in shape)
+    ndim = len(shape)
+    blocks_ = _per_axis(block_shape, ndim, "block_shape")
+    overlaps = _per_axis(overlap, ndim, "overlap")
+    if min(blocks_) < 1:
+        raise DataError(f"block_shape: must be positive, got {list(blocks_)}")
+    if min(overlaps) < 0:
+        raise DataError(f"overlap: must be >= 0, got {list(overlaps)}")
+    starts = [range(0, extent, size) for extent, size in zip(shape, blocks_)]
+    grid = []
+    for corner in itertools.product(*starts):
+        core = tuple(slice(c, min(c + b, e)) for c, b, e in zip(corner, blocks_, shape))
+        window = tuple(slice(max(0, s.start - o), min(e, s.stop + o)) for s, o, e in zip(core, overlaps, shape))
+        grid.append(Block(window=window, core=core))
+    return grid
+
+
+def _intersection(a: tuple[slice, ...], b: tuple[slice, ...]) -> tuple[slice, ...] | None:
+    region = tuple(slice(max(x.start, y.start), min(x.stop, y.stop)) for x, y in zip(a, b))
+    return region if all(s.start < s.stop for s in region) else None
+
+
+def _local(region: tuple[slice, ...], window: tuple[slice, ...]) -> tuple[slice, ...]:
+    return tuple(slice(r.start - w.start, r.stop - w.start) for r, w in zip(region, window))
+
+
+def _overlapping_pairs(blocks: Sequence[Block]) -> list[tuple[int, int]]:
+    """Index pairs ``i < j`` of blocks whose windows intersect."""
+    starts = np.array([[s.start for s in b.window] for b in blocks])
+    stops = np.array([[s.stop for s in b.window] for b in blocks])
+    pairs = []
+    for i in range(len(blocks)):
+        hit = np.all((starts[i + 1 :] < stops[i]) & (stops[i + 1 :] > starts[i]), axis=1)
+        pairs.extend((i, i + 1 + int(k)) for k in np.flatnonzero(hit))
+    return pairs
+
+
+def match_overlap(
+    labels_a: np.ndarray, labels_b: np.ndarray, min_iou: float = DEFAULT_MATCH_IOU
+) -> list[tuple[int, int]]:
+    """Pairs of labels that are each other's best match in a region both label images cover.
+
+    Parameters
+    ----------
+    labels_a, labels_b : numpy.ndarray
+        Integer labels of the *same* pixels from two blocks (0 = unlabeled, never matched).
+    min_iou : float
+        Smallest intersection over union (within the region) for a match.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(label in a, label in b)``, mutual best matches by IoU with ``IoU >= min_iou``.
+
+    Examples
+    --------
+    >>> a = np.array([1, 1, 1, 2, 2, 0])
+    >>> b = np.array([5, 5, 7, 7, 7, 7])
+    >>> match_overlap(a, b)
+    [(1, 5), (2, 7)]
+    """
+    if labels_a.shape != labels_b.shape:
+        raise DataError(f"labels: shapes {labels_a.shape} and {labels_b.shape} differ")
+    a = labels_a.reshape(-1).astype(np.int64)
+    b = labels_b.reshape(-1).astype(np.int64)
+    both = (a != 0) & (b != 0)
+    if not both.any():
+        return []
+    ids_a, inv_a, size_a = np.unique(a, return_inverse=True, return_counts=True)
+    ids_b, inv_b, size_b = np.unique(b, return_inverse=True, return_counts=True)
+    pair_keys, counts = np.unique(inv_a[both] * len(ids_b) + inv_b[both], return_counts=True)
+    ia, ib = pair_keys // len(ids_b), pair_keys % len(ids_b)
+    iou = counts / (size_a[ia] + size_b[ib] - counts)
+    best_for_a = np.full(len(ids_a), -1.0)
+    np.maximum.at(best_for_a, ia, iou)
+    best_for_b = np.full(len(ids_b), -1.0)
+    np.maximum.at(best_for_b, ib, iou)
+    keep = (iou >= min_iou) & (iou == best_for_a[ia]) & (iou == best_for_b[ib])
+    return [(int(x), int(y)) for x, y in zip(ids_a[ia[keep]], ids_b[ib[keep]])]
+
+
+class UnionFind:
+    """Disjoint sets over integer ids (path halving, union by smaller root id).
+
+    Examples
+    --------
+    >>> sets = UnionFind()
+    >>> sets.union(3, 7); sets.union(7, 9)
+    >>> sets.find(9), sets.find(4)
+    (3, 4)
+    """
+
+    def __init__(self) -> None:
+        self._parent: dict[int, int] = {}
+
+    def find(self, item: int) -> int:
+        """The representative (smallest id) of ``item``'s set."""
+        parent = self._parent
+        while parent.get(item, item) != item:
+            grand = parent.get(parent[item], parent[item])
+            parent[item] = grand
+            item = grand
+        return item
+
+    def union(self, a: int, b: int) -> None:
+        """Merge the sets of ``a`` and ``b``."""
+        root_a, root_b = self.find(a), self.find(b)
+        if root_a != root_b:
+            low, high = min(root_a, root_b), max(root_a, root_b)
+            self._parent[high] = low
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """Representatives of an array of ids (ids never merged map to themselves)."""
+        flat = np.asarray(ids).reshape(-1)
+        unique, inverse = np.unique(flat, return_inverse=True)
+        roots = np.array([self.find(int(u)) for u in unique], dtype=np.int64)
+        return roots[inverse].reshape(np.shape(ids))
+
+
+def stitch_blocks(
+    shape: Sequence[int],
+    blocks: Sequence[Block],
+    block_labels: Sequence[np.ndarray],
+    min_iou: float = DEFAULT_MATCH_IOU,
+) -> np.ndarray:
+    """One label image from the labels of overlapping blocks.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Spatial shape of the image.
+    blocks : sequence of Block
+        Windows and cores (e.g. from :func:`block_grid`; cores must tile the image).
+    block_labels : sequence of numpy.ndarray
+        Labels of each block's window (0 = background / unassigned, ids local to the block).
+    min_iou : float
+        IoU in the shared region from which two clusters of neighbouring blocks merge.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64`` labels ``[*shape]``: merged ids (not consecutive), 0 where every block said 0.
+
+    Examples
+    --------
+    >>> grid = block_grid((8,), 4, 2)
+    >>> first = np.array([1, 1, 1, 1, 2, 2])      # window 0..6
+    >>> second = np.array([3, 3, 4, 4, 4, 4])     # window 2..8: its 3 is the first block's 1
+    >>> out = stitch_blocks((8,), grid, [first, second])
+    >>> bool((out[:4] == out[0]).all()), bool(out[4] == out[7]), bool(out[0] != out[4])
+    (True, True, True)
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(blocks) != len(block_labels):
+        raise DataError(f"block_labels: {len(block_labels)} label arrays for {len(blocks)} blocks")
+    offsets, globals_ = [], []
+    next_id = 1
+    for block, labels in zip(blocks, block_labels):
+        expected = tuple(s.stop - s.start for s in block.window)
+        if tuple(labels.shape) != expected:
+            raise DataError(f"block_labels: labels of shape {labels.shape} for a window of shape {expected}")
+        labels = labels.astype(np.int64)
+        offsets.append(next_id)
+        globals_.append(np.where(labels > 0, labels + next_id, 0))
+        next_id += int(labels.max(initial=0)) + 1
+    sets = UnionFind()
+    for i, j in _overlapping_pairs(blocks):
+        region = _intersection(blocks[i].window, blocks[j].window)
+        if region is None:
+            continue
+        a = globals_[i][_local(region, blocks[i].window)]
+        b = globals_[j][_local(region, blocks[j].window)]
+        for x, y in match_overlap(a, b, min_iou):
+            sets.union(x, y)
+    out = np.zeros(shape, dtype=np.int64)
+    for block, labels in zip(blocks, globals_):
+        out[block.core] = labels[_local(block.core, block.window)]
+    return np.where(out > 0, sets.lookup(out), 0)
+
+
+def cluster_blockwise(
+    embeddings: np.ndarray,
+    cluster: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
+    block_shape: int | Sequence[int],
+    overlap: int | Sequence[int],
+    mask: np.ndarray | None = None,
+    min_iou: float = DEFAULT_MATCH_IOU,
+) -> np.ndarray:
+    """Cluster ``embeddings [E, *S]`` block by block and stitch the labels.
+
+    Parameters
+    ----------
+    embeddings : numpy.ndarray
+        ``[E, *S]`` pixel embeddings.
+    cluster : callable
+        ``cluster(window_embeddings, window_mask) -> labels`` for one window; must keep every
+        cluster (no background removal, no size filter: those need the whole image).
+    block_shape, overlap : int or sequence of int
+        Core size and overlap per spatial axis (see :func:`block_grid`).
+    mask : numpy.ndarray, optional
+        ``[*S]`` foreground mask passed to ``cluster`` window by window.
+    min_iou : float
+        See :func:`stitch_blocks`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64`` labels ``[*S]`` (ids not consecutive).
+    """
+    spatial = tuple(embeddings.shape[1:])
+    grid = block_grid(spatial, block_shape, overlap)
+    labels = []
+    for block in grid:
+        window_mask = None if mask is None else mask[block.window]
+        labels.append(np.asarray(cluster(embeddings[(slice(None), *block.window)], window_mask)))
+    return stitch_blocks(spatial, grid, labels, min_iou)
