@@ -20,9 +20,9 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from exporters.common import WEIGHT_FORMATS, ExportError, package_geometry, parse_formats
-from exporters.package import ExportResult, export_package
-from exporters.parity import compare_outputs
+from spoco_zoo.export.common import WEIGHT_FORMATS, ExportError, package_geometry, parse_formats
+from spoco_zoo.export.package import ExportResult, export_package
+from spoco_zoo.export.parity import compare_outputs
 from spoco_zoo.cli.main import app
 from spoco_zoo.train.checkpoint import CheckpointError, load_model
 
@@ -157,8 +157,27 @@ def test_legacy_onnx_exporter(random_checkpoint_2d: Path, tmp_path: Path) -> Non
     assert _rdf(result.path)["weights"]["onnx"].get("parent") is None  # the only (hence original) format
 
 
+def test_card_template_ships_as_package_data() -> None:
+    """The default model card is found through importlib.resources (so a wheel install has it)."""
+    import fnmatch
+    from importlib import resources
+
+    from spoco_zoo.export.card import default_template, render_model_card
+
+    template = resources.files("spoco_zoo.export").joinpath("templates").joinpath("spoco_model.md")
+    assert template.is_file() and default_template().read_text(encoding="utf-8") == template.read_text("utf-8")
+    text = template.read_text("utf-8")
+    assert "## Validation" in text and "${clustering_json}" in text
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["spoco_zoo.export"]
+    assert any(fnmatch.fnmatch("templates/spoco_model.md", g) for g in globs), globs
+    with pytest.raises(ExportError, match="unknown placeholder"):
+        render_model_card({"name": "x"})
+
+
 def test_architecture_sources_are_self_contained() -> None:
-    from exporters.architecture import embeddings_architecture, instances_architecture
+    from spoco_zoo.export.architecture import embeddings_architecture, instances_architecture
     from spoco_zoo.models import unet
 
     plain = embeddings_architecture({"in_channels": 1})
@@ -265,7 +284,7 @@ def test_validate_cli_2d_offline(package_2d: ExportResult, no_network: list[Any]
 
 def test_zoo_embeddings_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
     """bioimageio.core's pipeline on a raw image of a non-valid size == eager model on the normalised image."""
-    from exporters.predict import zoo_embeddings, zoo_predict
+    from spoco_zoo.export.predict import zoo_embeddings, zoo_predict
     from spoco_zoo.data.normalize import normalize
     from spoco_zoo.data.synthetic import make_synthetic_sample
 
@@ -291,7 +310,7 @@ def test_zoo_embeddings_2d(package_2d: ExportResult, random_checkpoint_2d: Path)
 
 
 def test_package_3d(package_3d: ExportResult) -> None:
-    from exporters.validate import validate_package
+    from spoco_zoo.export.validate import validate_package
 
     for fmt in ("torchscript", "onnx"):
         assert package_3d.parity[fmt].max_abs < 1e-4, package_3d.parity[fmt].summary()
@@ -341,7 +360,7 @@ def test_cli_export_and_validate(random_checkpoint_2d: Path, tmp_path: Path) -> 
 # ONNX Runtime alone: no torch, no spoco_zoo, no bioimageio
 # --------------------------------------------------------------------------------------------
 
-_BLOCKED = ("torch", "spoco_zoo", "exporters", "bioimageio", "xarray", "onnx")
+_BLOCKED = ("torch", "spoco_zoo", "bioimageio", "xarray", "onnx")
 _STANDALONE = """
 import importlib.abc, json, sys
 BLOCKED = {blocked!r}

@@ -184,7 +184,7 @@ def test_package_clustering_overrides() -> None:
 
 
 def test_segment_cli_model_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--model``: embeddings and clustering config come from ``exporters.predict.zoo_embeddings``."""
+    """``--model``: embeddings and clustering config come from ``spoco_zoo.export.predict.zoo_embeddings``."""
     import sys
     import types
 
@@ -196,7 +196,7 @@ def test_segment_cli_model_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         emb[0, :, 12:] = 3.0  # two well separated clusters: background (larger) and one object
         return emb, {"method": "mean_shift", "bandwidth": 0.5, "min_size": 0}
 
-    monkeypatch.setitem(sys.modules, "exporters.predict", types.SimpleNamespace(zoo_embeddings=zoo_embeddings))
+    monkeypatch.setitem(sys.modules, "spoco_zoo.export.predict", types.SimpleNamespace(zoo_embeddings=zoo_embeddings))
     src = _write_input(tmp_path / "raw.tif", (20, 20))
     package = tmp_path / "model.zip"
     package.write_bytes(b"PK")

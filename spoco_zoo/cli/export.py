@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from exporters.common import ExportError, parse_formats
+        from spoco_zoo.export.common import ExportError, parse_formats
         from spoco_zoo.errors import DataError
         from spoco_zoo.train.checkpoint import CheckpointError
 
@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: --weights {weights!r}: use 'student' or 'teacher'", err=True)
             raise typer.Exit(2)
 
-        from exporters.package import export_package
+        from spoco_zoo.export.package import export_package
 
         try:
             result = export_package(
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         if not validate:
             return
 
-        from exporters.validate import validate_package, validation_table
+        from spoco_zoo.export.validate import validate_package, validation_table
 
         report = validate_package(result.path, devices=device or None)
         console.print(validation_table(report))

@@ -10,7 +10,7 @@ Two routes:
   ``params``; mean-shift bandwidth / anchor ``delta_var`` = ``bandwidth`` or
   ``config.loss.delta_var``).
 * ``--model ZIP`` (an exported bioimage.io package): the raw image goes through
-  ``exporters.predict.zoo_embeddings`` (bioimageio.core does the package's own
+  ``spoco_zoo.export.predict.zoo_embeddings`` (bioimageio.core does the package's own
   preprocessing and tiling) and the embeddings are clustered with
   :func:`spoco_zoo.postprocess.embeddings_to_instances` using the package's
   ``config["spoco"]["clustering"]``.
@@ -267,7 +267,7 @@ def register(app: typer.Typer) -> None:
         else:
             assert model is not None
             try:
-                from exporters.predict import zoo_embeddings
+                from spoco_zoo.export.predict import zoo_embeddings
             except ImportError as err:
                 _fail(f"cannot run bioimage.io packages: {err}")
             from spoco_zoo.postprocess import embeddings_to_instances

@@ -2,7 +2,7 @@
 
 Prints a table (check, status, max error on the test tensors, message, time).
 Exit codes: 0 all passed; 1 any check failed; 2 bad arguments (missing package,
-unknown weight format). Needs no network (see :mod:`exporters.validate`).
+unknown weight format). Needs no network (see :mod:`spoco_zoo.export.validate`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ def register(app: typer.Typer) -> None:
         """Validate a model package like the bioimage.io model zoo, every weight format separately."""
         from rich.console import Console
 
-        from exporters.common import ExportError
-        from exporters.validate import validate_package, validation_table
+        from spoco_zoo.export.common import ExportError
+        from spoco_zoo.export.validate import validate_package, validation_table
 
         if not package.exists():
             typer.echo(f"error: {package}: no such package", err=True)

@@ -8,7 +8,7 @@ Layout of the description (see ``docs/design.md``, "Exported package"):
   ``zero_mean_unit_variance``) per sample and per channel (``axes`` = the
   spatial axes), so raw images go in;
 * output ``embeddings``: ``batch, channel (E), [z,] y, x``, spatial sizes by
-  ``SizeReference`` to ``raw`` and a halo (see :func:`exporters.common.package_geometry`);
+  ``SizeReference`` to ``raw`` and a halo (see :func:`spoco_zoo.export.common.package_geometry`);
 * optional output ``instances``: ``batch, channel (1), [z,] y, x`` int32 labels
   from the in-graph clustering, with a reproducibility allowance for label
   flips (``config.bioimageio.reproducibility_tolerance``);
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporters.common import PAPER_ARXIV_DOI, PAPER_CITATION, PAPER_DOI, ExportError, PackageGeometry
+from spoco_zoo.export.common import PAPER_ARXIV_DOI, PAPER_CITATION, PAPER_DOI, ExportError, PackageGeometry
 
 __all__ = ["WeightsFiles", "RdfContent", "build_model_descr", "SPATIAL_AXES"]
 
@@ -154,7 +154,7 @@ def build_model_descr(content: RdfContent) -> Any:
         WeightsDescr,
     )
 
-    from exporters._bioimageio_compat import ensure_compat
+    from spoco_zoo.export._bioimageio_compat import ensure_compat
 
     ensure_compat()
     c = content

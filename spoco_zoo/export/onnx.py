@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from exporters.common import ExportError
-from exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
+from spoco_zoo.export.common import ExportError
+from spoco_zoo.export.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
 
 __all__ = ["MIN_OPSET", "OnnxExport", "export_onnx", "run_onnx", "onnx_parity"]
 

@@ -71,7 +71,7 @@ def _load(package: str | Path) -> Any:
     from bioimageio.spec import InvalidDescr, load_description
     from bioimageio.spec.model import v0_5
 
-    from exporters._bioimageio_compat import ensure_compat
+    from spoco_zoo.export._bioimageio_compat import ensure_compat
 
     ensure_compat()
     path = Path(package)

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from exporters.common import ExportError
-from exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
+from spoco_zoo.export.common import ExportError
+from spoco_zoo.export.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
 
 __all__ = ["to_torchscript", "save_torchscript", "run_torchscript", "torchscript_parity"]
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from exporters.common import WEIGHT_FORMATS, parse_formats
+from spoco_zoo.export.common import WEIGHT_FORMATS, parse_formats
 
 __all__ = ["CheckResult", "ValidationReport", "validate_package", "validation_table"]
 
@@ -153,7 +153,7 @@ def validate_package(
     from bioimageio.core import test_model
     from bioimageio.spec import InvalidDescr, load_description
 
-    from exporters._bioimageio_compat import ensure_compat
+    from spoco_zoo.export._bioimageio_compat import ensure_compat
 
     ensure_compat()
     package = Path(package)

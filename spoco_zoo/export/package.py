@@ -16,7 +16,7 @@
 6. build the RDF with ``bioimageio.spec`` and save the package to a temporary
    file next to ``output``, then rename it into place (atomic).
 
-Validation with bioimageio.core is separate (:mod:`exporters.validate`); the
+Validation with bioimageio.core is separate (:mod:`spoco_zoo.export.validate`); the
 ``spoco-zoo export`` command runs it by default.
 """
 
@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from exporters.common import (
+from spoco_zoo.export.common import (
     PAPER_CITATION,
     PAPER_DOI,
     ExportError,
@@ -45,7 +45,7 @@ from exporters.common import (
     package_geometry,
     parse_formats,
 )
-from exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, compare_outputs
+from spoco_zoo.export.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, compare_outputs
 
 __all__ = ["ExportResult", "export_package", "clustering_config", "ingraph_available", "default_name"]
 
@@ -460,7 +460,7 @@ def export_package(
         Target ``.zip``; written atomically (temporary file in the same folder + rename),
         an existing file is replaced only when the export succeeded.
     formats:
-        Weight formats (see :func:`exporters.common.parse_formats`); default all three.
+        Weight formats (see :func:`spoco_zoo.export.common.parse_formats`); default all three.
     weights:
         ``"student"`` or ``"teacher"`` (EMA) weights of the checkpoint.
     name, authors, description, tags:
@@ -476,9 +476,9 @@ def export_package(
     seed:
         Seed of the synthetic test image.
     onnx_exporter, opset:
-        See :func:`exporters.onnx.export_onnx`.
+        See :func:`spoco_zoo.export.onnx.export_onnx`.
     torchscript_method:
-        See :func:`exporters.torchscript.to_torchscript`.
+        See :func:`spoco_zoo.export.torchscript.to_torchscript`.
     card_template:
         Model-card template (default ``model_cards/spoco_model.md``).
     tolerance, label_mismatch_ppm:
@@ -504,11 +504,11 @@ def export_package(
     import torch
     from bioimageio.spec import save_bioimageio_package
 
-    from exporters._bioimageio_compat import ensure_compat
-    from exporters.architecture import embeddings_architecture, instances_architecture, load_architecture
-    from exporters.card import render_model_card
-    from exporters.cover import make_cover, write_png
-    from exporters.rdf import RdfContent, WeightsFiles, build_model_descr
+    from spoco_zoo.export._bioimageio_compat import ensure_compat
+    from spoco_zoo.export.architecture import embeddings_architecture, instances_architecture, load_architecture
+    from spoco_zoo.export.card import render_model_card
+    from spoco_zoo.export.cover import make_cover, write_png
+    from spoco_zoo.export.rdf import RdfContent, WeightsFiles, build_model_descr
     from spoco_zoo.data.normalize import normalize
 
     ensure_compat()
@@ -605,7 +605,7 @@ def export_package(
             say(f"pytorch_state_dict: {path.stat().st_size / 1e6:.2f} MB, architecture {arch.filename}:{arch.callable}")
         example = torch.from_numpy(normalized)
         if "torchscript" in fmts:
-            from exporters.torchscript import save_torchscript, to_torchscript, torchscript_parity
+            from spoco_zoo.export.torchscript import save_torchscript, to_torchscript, torchscript_parity
 
             path = save_torchscript(
                 to_torchscript(model, example, method=torchscript_method), stage / "weights_torchscript.pt"
@@ -617,7 +617,7 @@ def export_package(
             files.comments["torchscript"] = "scripted and frozen with torch.jit from the eager model"
             say(f"torchscript: max |diff| {parity.max_abs:.2e}")
         if "onnx" in fmts:
-            from exporters.onnx import export_onnx, onnx_parity
+            from spoco_zoo.export.onnx import export_onnx, onnx_parity
 
             info = export_onnx(
                 model,

@@ -1,0 +1,33 @@
+"""Export: spoco-zoo checkpoints -> bioimage.io model packages (TorchScript, ONNX, state dict).
+
+Modules (heavy dependencies are imported inside functions, so importing this
+package is cheap):
+
+- :mod:`spoco_zoo.export.common` -- :class:`ExportError`, weight-format names, package geometry
+- :mod:`spoco_zoo.export.architecture` -- the architecture source file shipped with the state dict
+- :mod:`spoco_zoo.export.torchscript`, :mod:`spoco_zoo.export.onnx` -- conversions + parity checks
+- :mod:`spoco_zoo.export.rdf` -- the model description, built with ``bioimageio.spec``
+- :mod:`spoco_zoo.export.package` -- :func:`export_package` (checkpoint -> .zip)
+- :mod:`spoco_zoo.export.validate` -- spec validation + ``bioimageio.core.test_model`` per weight format
+- :mod:`spoco_zoo.export.predict` -- :func:`zoo_embeddings` (run a package via bioimageio.core)
+"""
+
+from spoco_zoo.export.common import WEIGHT_FORMATS, ExportError, parse_formats
+
+__all__ = ["ExportError", "WEIGHT_FORMATS", "parse_formats", "export_package", "validate_package", "zoo_embeddings"]
+
+
+def __getattr__(name: str):  # lazy re-exports (PEP 562)
+    if name == "export_package":
+        from spoco_zoo.export.package import export_package
+
+        return export_package
+    if name == "validate_package":
+        from spoco_zoo.export.validate import validate_package
+
+        return validate_package
+    if name == "zoo_embeddings":
+        from spoco_zoo.export.predict import zoo_embeddings
+
+        return zoo_embeddings
+    raise AttributeError(f"module 'spoco_zoo.export' has no attribute {name!r}")
