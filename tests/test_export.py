@@ -20,10 +20,10 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from spoco_zoo.cli.main import app
 from spoco_zoo.export.common import WEIGHT_FORMATS, ExportError, package_geometry, parse_formats
 from spoco_zoo.export.package import ExportResult, export_package
 from spoco_zoo.export.parity import compare_outputs
-from spoco_zoo.cli.main import app
 from spoco_zoo.train.checkpoint import CheckpointError, load_model
 
 FAST_INGRAPH = {"n_seeds": 256}
@@ -284,9 +284,9 @@ def test_validate_cli_2d_offline(package_2d: ExportResult, no_network: list[Any]
 
 def test_zoo_embeddings_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
     """bioimageio.core's pipeline on a raw image of a non-valid size == eager model on the normalised image."""
-    from spoco_zoo.export.predict import zoo_embeddings, zoo_predict
     from spoco_zoo.data.normalize import normalize
     from spoco_zoo.data.synthetic import make_synthetic_sample
+    from spoco_zoo.export.predict import zoo_embeddings, zoo_predict
 
     image = make_synthetic_sample((70, 66), 8, seed=3)[0][None]
     model, config = load_model(random_checkpoint_2d)

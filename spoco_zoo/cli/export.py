@@ -71,8 +71,8 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from spoco_zoo.export.common import ExportError, parse_formats
         from spoco_zoo.errors import DataError
+        from spoco_zoo.export.common import ExportError, parse_formats
         from spoco_zoo.train.checkpoint import CheckpointError
 
         console = Console(highlight=False)

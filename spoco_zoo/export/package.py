@@ -504,12 +504,12 @@ def export_package(
     import torch
     from bioimageio.spec import save_bioimageio_package
 
+    from spoco_zoo.data.normalize import normalize
     from spoco_zoo.export._bioimageio_compat import ensure_compat
     from spoco_zoo.export.architecture import embeddings_architecture, instances_architecture, load_architecture
     from spoco_zoo.export.card import render_model_card
     from spoco_zoo.export.cover import make_cover, write_png
     from spoco_zoo.export.rdf import RdfContent, WeightsFiles, build_model_descr
-    from spoco_zoo.data.normalize import normalize
 
     ensure_compat()
     started = time.perf_counter()
