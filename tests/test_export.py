@@ -21,10 +21,11 @@ import yaml
 from typer.testing import CliRunner
 
 from spoco_zoo.cli.main import app
-from spoco_zoo.export.common import WEIGHT_FORMATS, ExportError, package_geometry, parse_formats
+from spoco_zoo.errors import CheckpointError, ExportError
+from spoco_zoo.export.common import WEIGHT_FORMATS, package_geometry, parse_formats
 from spoco_zoo.export.package import ExportResult, export_package
 from spoco_zoo.export.parity import compare_outputs
-from spoco_zoo.train.checkpoint import CheckpointError, load_model
+from spoco_zoo.train.checkpoint import load_model
 
 FAST_INGRAPH = {"n_seeds": 256}
 runner = CliRunner()

@@ -71,9 +71,8 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from spoco_zoo.errors import DataError
-        from spoco_zoo.export.common import ExportError, parse_formats
-        from spoco_zoo.train.checkpoint import CheckpointError
+        from spoco_zoo.errors import CheckpointError, DataError, ExportError
+        from spoco_zoo.export.common import parse_formats
 
         console = Console(highlight=False)
         if not console.is_terminal:  # pipes/logs: do not squeeze the table into 80 columns

@@ -239,7 +239,8 @@ def register(app: typer.Typer) -> None:
 
         if checkpoint is not None:
             from spoco_zoo.data.normalize import normalize
-            from spoco_zoo.train.checkpoint import CheckpointError, load_model
+            from spoco_zoo.errors import CheckpointError
+            from spoco_zoo.train.checkpoint import load_model
 
             try:
                 net, config = load_model(checkpoint, weights=weights, map_location="cpu")  # type: ignore[arg-type]

@@ -53,8 +53,7 @@ def register(app: typer.Typer) -> None:
         is used with 10% of the objects annotated.
         """
         from spoco_zoo.config import apply_overrides, load_config
-        from spoco_zoo.errors import DataError
-        from spoco_zoo.train.checkpoint import CheckpointError
+        from spoco_zoo.errors import CheckpointError, DataError
         from spoco_zoo.train.trainer import Trainer
 
         sets = list(override)

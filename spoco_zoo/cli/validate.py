@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         """Validate a model package like the bioimage.io model zoo, every weight format separately."""
         from rich.console import Console
 
-        from spoco_zoo.export.common import ExportError
+        from spoco_zoo.errors import ExportError
         from spoco_zoo.export.validate import validate_package, validation_table
 
         if not package.exists():

@@ -12,7 +12,8 @@ package is cheap):
 - :mod:`spoco_zoo.export.predict` -- :func:`zoo_embeddings` (run a package via bioimageio.core)
 """
 
-from spoco_zoo.export.common import WEIGHT_FORMATS, ExportError, parse_formats
+from spoco_zoo.errors import ExportError
+from spoco_zoo.export.common import WEIGHT_FORMATS, parse_formats
 
 __all__ = ["ExportError", "WEIGHT_FORMATS", "parse_formats", "export_package", "validate_package", "zoo_embeddings"]
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spoco_zoo.export.common import ExportError
+from spoco_zoo.errors import ExportError
 
 __all__ = [
     "ArchitectureSource",

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spoco_zoo.export.common import ExportError
+from spoco_zoo.errors import ExportError
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable

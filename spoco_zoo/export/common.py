@@ -1,4 +1,4 @@
-"""Shared pieces of the exporters: the error type, weight-format names, geometry.
+"""Shared pieces of the export: weight-format names, package geometry, the paper citation.
 
 Imports numpy and the standard library only, so the CLI can parse options
 (``--formats``) without loading torch, onnx or bioimageio.
@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from spoco_zoo.errors import ExportError
+
 __all__ = [
-    "ExportError",
     "WEIGHT_FORMATS",
     "parse_formats",
     "PackageGeometry",
@@ -32,13 +33,6 @@ PAPER_CITATION = (
     "Wolny, A., Yu, Q., Pape, C., Kreshuk, A. Sparse Object-level Supervision for Instance "
     "Segmentation with Pixel Embeddings. CVPR 2022, pp. 4402-4411."
 )
-
-
-class ExportError(RuntimeError):
-    """An export step failed: bad option, unsupported config, conversion or parity failure.
-
-    The message says which step failed and, for parity failures, the numbers.
-    """
 
 
 def parse_formats(value: None | str | Iterable[str]) -> tuple[str, ...]:

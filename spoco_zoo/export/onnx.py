@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spoco_zoo.export.common import ExportError
+from spoco_zoo.errors import ExportError
 from spoco_zoo.export.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
 
 __all__ = ["MIN_OPSET", "OnnxExport", "export_onnx", "run_onnx", "onnx_parity"]

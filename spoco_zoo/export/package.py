@@ -416,7 +416,8 @@ def _card_values(
 
 
 def _load(checkpoint: Path, weights: str) -> tuple[dict[str, Any], Any, dict[str, Any]]:
-    from spoco_zoo.train.checkpoint import CheckpointError, load_checkpoint
+    from spoco_zoo.errors import CheckpointError
+    from spoco_zoo.train.checkpoint import load_checkpoint
 
     if weights not in ("student", "teacher"):
         raise ExportError(f"--weights {weights!r}: use 'student' or 'teacher'")
@@ -561,7 +562,7 @@ def export_package(
         try:
             model.load_state_dict(prefixed)
         except RuntimeError as err:
-            from spoco_zoo.train.checkpoint import CheckpointError
+            from spoco_zoo.errors import CheckpointError
 
             raise CheckpointError(f"{checkpoint}: weights do not fit the stored model config: {err}") from err
         parameter_count = int(sum(p.numel() for p in model.parameters()))

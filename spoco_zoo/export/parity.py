@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spoco_zoo.export.common import ExportError
+from spoco_zoo.errors import ExportError
 
 __all__ = [
     "EMBEDDINGS_TOLERANCE",

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spoco_zoo.export.common import PAPER_ARXIV_DOI, PAPER_CITATION, PAPER_DOI, ExportError, PackageGeometry
+from spoco_zoo.errors import ExportError
+from spoco_zoo.export.common import PAPER_ARXIV_DOI, PAPER_CITATION, PAPER_DOI, PackageGeometry
 
 __all__ = ["WeightsFiles", "RdfContent", "build_model_descr", "SPATIAL_AXES"]
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spoco_zoo.export.common import ExportError
+from spoco_zoo.errors import ExportError
 from spoco_zoo.export.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
 
 __all__ = ["to_torchscript", "save_torchscript", "run_torchscript", "torchscript_parity"]

@@ -27,17 +27,14 @@ from typing import Any, Literal
 import torch
 
 from spoco_zoo.config import TrainConfig
+from spoco_zoo.errors import CheckpointError
 from spoco_zoo.models.unet import UNet
 
-__all__ = ["CheckpointError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "build_model", "load_model"]
+__all__ = ["atomic_write_bytes", "save_checkpoint", "load_checkpoint", "build_model", "load_model"]
 
 FORMAT = "spoco-zoo-checkpoint"
 VERSION = 1
 _REQUIRED = ("config", "step", "model_state")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable or not a spoco-zoo checkpoint."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
