@@ -31,34 +31,19 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "tile_grid", "predict_embeddings", "segment_image"]
+from spoco_zoo.devices import resolve_device
+from spoco_zoo.progress import ProgressBar
+from spoco_zoo.shapes import pad_spatial, valid_size
+
+__all__ = ["tile_grid", "predict_embeddings"]
 
 Model = Callable[[torch.Tensor], torch.Tensor]
-
-
-def resolve_device(device: None | str | torch.device = "auto") -> torch.device:
-    """``None``/``"auto"`` -> CUDA when available else CPU; other values via :class:`torch.device`.
-
-    Raises
-    ------
-    ValueError
-        Unknown device string, or CUDA requested but not available.
-    """
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device: cannot use {device!r}: {err}") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {device!r} requested but CUDA is not available")
-    return dev
 
 
 def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
@@ -71,10 +56,6 @@ def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ..
     if len(values) != ndim:
         raise ValueError(f"{name}: expected 1 or {ndim} values (one per spatial axis), got {list(values)}")
     return values
-
-
-def _round_up(x: int, step: int) -> int:
-    return ((x + step - 1) // step) * step
 
 
 def tile_grid(
@@ -119,8 +100,8 @@ def tile_grid(
         tiles = _per_axis(tile_shape, ndim, "tile_shape")
         if min(tiles) < 1:
             raise ValueError(f"tile_shape must be positive, got {list(tiles)}")
-    core = tuple(min(_round_up(t, step), _round_up(s, step)) for t, s in zip(tiles, shape))
-    window = tuple(_round_up(c + 2 * h, step) for c, h in zip(core, halos))
+    core = tuple(min(valid_size(t, step), valid_size(s, step)) for t, s in zip(tiles, shape))
+    window = tuple(valid_size(c + 2 * h, step) for c, h in zip(core, halos))
     counts = tuple(math.ceil(s / c) for s, c in zip(shape, core))
     pad = tuple((h, (n - 1) * c + w - h - s) for h, n, c, w, s in zip(halos, counts, core, window, shape))
     return {
@@ -131,54 +112,6 @@ def tile_grid(
         "pad": pad,
         "n_tiles": int(np.prod(counts)),
     }
-
-
-def _pad(image: np.ndarray, pad: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Reflect padding of the spatial axes (symmetric for axes of length 1)."""
-    out = image
-    for axis, (before, after) in enumerate(pad, start=1):
-        if before == 0 and after == 0:
-            continue
-        widths = [(0, 0)] * image.ndim
-        widths[axis] = (before, after)
-        mode = "reflect" if image.shape[axis] > 1 else "symmetric"
-        out = np.pad(out, widths, mode=mode)
-    return out
-
-
-class _Progress:
-    """A rich progress bar over tiles (stderr), or nothing."""
-
-    def __init__(self, enabled: bool, total: int, description: str) -> None:
-        self.enabled = enabled and total > 1
-        self.total = total
-        self.description = description
-        self._bar: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._bar.__enter__()
-            self._task = self._bar.add_task(self.description, total=self.total)
-        return self
-
-    def advance(self) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
 
 
 def _tile_origins(counts: Sequence[int], core: Sequence[int]) -> Iterator[tuple[int, ...]]:
@@ -246,11 +179,14 @@ def predict_embeddings(
     dev = resolve_device(device)
     if isinstance(model, torch.nn.Module):
         model = model.to(dev)
-    padded = _pad(np.asarray(image, dtype=np.float32), grid["pad"])
+    padded = pad_spatial(np.asarray(image, dtype=np.float32), grid["pad"])
     core, window, halos = grid["core"], grid["window"], grid["halo"]
     shape = image.shape[1:]
     out: np.ndarray | None = None
-    with torch.no_grad(), _Progress(progress, grid["n_tiles"], "predict tiles") as bar:
+    bar = ProgressBar(
+        "predict tiles", grid["n_tiles"], enabled=progress and grid["n_tiles"] > 1, stderr=True, transient=True
+    )
+    with torch.no_grad(), bar:
         for origin in _tile_origins(grid["counts"], core):
             # window in padded coordinates starts at `origin` (core start - halo + halo)
             win = (slice(None),) + tuple(slice(o, o + w) for o, w in zip(origin, window))
@@ -272,40 +208,3 @@ def predict_embeddings(
             bar.advance()
     assert out is not None
     return out
-
-
-def segment_image(
-    model: Model,
-    image: np.ndarray,
-    method: str = "mean_shift",
-    params: Mapping[str, Any] | None = None,
-    mask: np.ndarray | None = None,
-    tile_shape: Sequence[int] | None = None,
-    halo: int | Sequence[int] = 16,
-    size_step: int | None = None,
-    device: None | str | torch.device = "auto",
-    progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings (:func:`predict_embeddings`) clustered into instances.
-
-    Parameters
-    ----------
-    method, params:
-        Clustering method (``mean_shift``, ``hdbscan``, ``consistency``) and its
-        keyword arguments, see :func:`spoco_zoo.cluster.cluster_embeddings`
-        (e.g. ``spoco_zoo.train.trainer.clustering_params(config)``).
-    mask:
-        Optional foreground mask ``[*S]`` for the clustering.
-    Other parameters:
-        As :func:`predict_embeddings`.
-
-    Returns
-    -------
-    labels, embeddings:
-        ``int32 [*S]`` instances (0 = background) and float32 ``[E, *S]`` embeddings.
-    """
-    from spoco_zoo.cluster import cluster_embeddings
-
-    embeddings = predict_embeddings(model, image, tile_shape, halo, size_step, device, progress)
-    labels = cluster_embeddings(embeddings, method, mask=mask, **dict(params or {}))
-    return np.asarray(labels, dtype=np.int32), embeddings

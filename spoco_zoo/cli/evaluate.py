@@ -89,10 +89,10 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
+        from spoco_zoo.atomic import atomic_write_bytes
         from spoco_zoo.data.io import read_labels
         from spoco_zoo.errors import DataError
         from spoco_zoo.metrics import METRIC_KEYS, evaluate_instances
-        from spoco_zoo.train.checkpoint import atomic_write_bytes
 
         rows: list[dict[str, object]] = []
         for stem, pred_path, gt_path in pairs:

@@ -229,8 +229,9 @@ def register(app: typer.Typer) -> None:
         import numpy as np
 
         from spoco_zoo.data.io import read_image, write_image, write_tiff
+        from spoco_zoo.devices import resolve_device
         from spoco_zoo.errors import DataError
-        from spoco_zoo.inference import predict_embeddings, resolve_device
+        from spoco_zoo.inference import predict_embeddings
 
         try:
             dev = resolve_device(device)

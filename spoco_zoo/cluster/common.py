@@ -33,12 +33,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from spoco_zoo.devices import resolve_device
 from spoco_zoo.errors import DataError
 
 __all__ = [
     "ArrayLike",
     "BACKGROUND_MODES",
-    "resolve_device",
     "validate_inputs",
     "to_points",
     "sq_norms",
@@ -58,16 +58,6 @@ BACKGROUND_MODES = ("largest", "none")
 
 #: Bytes one distance block may take (rows x columns x 4); keeps every method memory-bounded.
 BLOCK_BYTES = 64 * 1024 * 1024
-
-
-def resolve_device(device: None | str | torch.device) -> torch.device:
-    """``None`` -> CUDA when available, else CPU; strings are parsed by :class:`torch.device`."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise DataError(f"device: cannot use {device!r}: {err}") from err
 
 
 def _as_tensor(value: ArrayLike, name: str) -> torch.Tensor:

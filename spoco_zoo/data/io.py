@@ -33,12 +33,11 @@ with the file path.
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from spoco_zoo.atomic import atomic_path
 from spoco_zoo.errors import DataError
 
 __all__ = [
@@ -299,20 +298,12 @@ def check_has_objects(labels: np.ndarray, path: PathLike) -> None:
 
 
 # ---------------------------------------------------------------------------- writing
-def _atomic_tiff(path: Path, array: np.ndarray, **kwargs: object) -> Path:
-    """Write ``array`` to ``path`` via a temporary file in the same folder and :func:`os.replace`."""
+def _write_tiff(path: Path, array: np.ndarray, **kwargs: object) -> Path:
+    """Write ``array`` to ``path`` atomically (:func:`spoco_zoo.atomic.atomic_path`)."""
     import tifffile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a unique name opened normally (not mkstemp), so the file gets the usual umask permissions
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, array, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
@@ -354,7 +345,7 @@ def write_tiff(path: PathLike, labels: np.ndarray, ignore_label: int | None = No
         dtype = np.uint16 if high < 2**16 else np.uint32
     if high >= 2**32 or (low < 0 and high >= 2**31):
         raise DataError(f"{path}: label ids up to {high} do not fit a 32-bit TIFF")
-    return _atomic_tiff(path, labels.astype(dtype), compression="zlib", photometric="minisblack")
+    return _write_tiff(path, labels.astype(dtype), compression="zlib", photometric="minisblack")
 
 
 def write_image(path: PathLike, image: np.ndarray) -> Path:
@@ -372,4 +363,4 @@ def write_image(path: PathLike, image: np.ndarray) -> Path:
     image = image.astype(np.float32)
     if not np.all(np.isfinite(image)):
         raise DataError(f"{path}: image contains NaN or infinite values")
-    return _atomic_tiff(path, image, compression="zlib", photometric="minisblack")
+    return _write_tiff(path, image, compression="zlib", photometric="minisblack")

@@ -19,39 +19,21 @@ then renamed over the target, so a killed run never leaves a half-written file.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from spoco_zoo.atomic import atomic_write_bytes
 from spoco_zoo.config import TrainConfig
 from spoco_zoo.errors import CheckpointError
 from spoco_zoo.models.unet import UNet
 
-__all__ = ["atomic_write_bytes", "save_checkpoint", "load_checkpoint", "build_model", "load_model"]
+__all__ = ["save_checkpoint", "load_checkpoint", "build_model", "load_model"]
 
 FORMAT = "spoco-zoo-checkpoint"
 VERSION = 1
 _REQUIRED = ("config", "step", "model_state")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via temp file + fsync + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -35,23 +35,16 @@ import yaml
 from torch import nn
 
 from spoco_zoo.config import TrainConfig
+from spoco_zoo.devices import resolve_device
+from spoco_zoo.progress import ProgressBar, format_values
+from spoco_zoo.shapes import pad_to_shape
 from spoco_zoo.train.checkpoint import build_model, load_checkpoint, save_checkpoint
 from spoco_zoo.train.schedule import learning_rate
 
-__all__ = ["Trainer", "TrainResult", "resolve_device", "update_teacher"]
+__all__ = ["Trainer", "TrainResult", "update_teacher"]
 
 LAST = "last.pt"
 BEST = "best.pt"
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> cuda when available, else cpu; anything else as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 @torch.no_grad()
@@ -117,7 +110,8 @@ class Trainer:
         self.use_amp = bool(config.amp and self.device.type == "cuda")
 
     # ------------------------------------------------------------------ setup
-    def _build(self) -> None:
+    def setup(self) -> None:
+        """Build data, student, EMA teacher, optimiser and loss (``fit`` calls it; benchmarks may too)."""
         from spoco_zoo.data.dataset import build_datasets
         from spoco_zoo.losses.spoco import SpocoLoss
 
@@ -185,8 +179,8 @@ class Trainer:
         self.best_score = float(state.get("best_score", -math.inf))
 
     # ------------------------------------------------------------------- data
-    def _batch(self, step: int) -> dict[str, torch.Tensor]:
-        """The batch of ``step``: a pure function of (seed, step)."""
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        """The batch of ``step`` on the trainer's device: a pure function of (seed, step)."""
         size = self.config.data.batch_size
         n = len(self.train_set)
         items = [self.train_set[(step * size + i) % n] for i in range(size)]
@@ -201,11 +195,12 @@ class Trainer:
         return gen
 
     # ------------------------------------------------------------------- step
-    def _train_step(self, step: int) -> dict[str, float]:
+    def train_step(self, step: int) -> dict[str, float]:
+        """One optimisation step (two views, student + EMA teacher, loss, update); returns the loss terms."""
         from spoco_zoo.data.augment import GeometricTransform, intensity_augment
 
         cfg = self.config
-        batch = self._batch(step)
+        batch = self.batch(step)
         gen = self._step_generator(step)
         image, labels = batch["image"], batch["labels"]
         geo_student = GeometricTransform.random(cfg.model.spatial_dims, gen)
@@ -277,13 +272,8 @@ class Trainer:
     def _predict_full(self, image: np.ndarray) -> torch.Tensor:
         """Embeddings ``[E, *S]`` (cpu) of a whole image, padded to a valid size."""
         spatial = image.shape[1:]
-        target = self.student.valid_shape(spatial)
-        pad: list[int] = []
-        for size, tgt in zip(reversed(spatial), reversed(target)):
-            pad.extend([0, tgt - size])
-        x = torch.as_tensor(image, dtype=torch.float32)[None].to(self.device)
-        if any(pad):
-            x = torch.nn.functional.pad(x, pad, mode="reflect" if max(pad) < min(spatial) else "replicate")
+        padded = pad_to_shape(image, self.student.valid_shape(spatial))
+        x = torch.as_tensor(padded, dtype=torch.float32)[None].to(self.device)
         with torch.autocast(device_type=self.device.type, enabled=self.use_amp):
             emb = self.student(x)
         crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in spatial)
@@ -300,7 +290,7 @@ class Trainer:
         max_steps:
             Stop after this many steps in this call (the run stays resumable).
         """
-        self._build()
+        self.setup()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         last_path, best_path = self.out_dir / LAST, self.out_dir / BEST
         if resume:
@@ -326,23 +316,23 @@ class Trainer:
         except ValueError:  # not in the main thread: no signal handling
             previous = {}
         try:
-            with _progress(self.progress, total=cfg.steps, start=self.step) as bar:
+            with ProgressBar("train", cfg.steps, enabled=self.progress, completed=self.step) as bar:
                 while self.step < end:
-                    terms = self._train_step(self.step)
+                    terms = self.train_step(self.step)
                     self.step += 1
                     if self.step % cfg.log_every == 0 or self.step == end:
                         self.history.append({"step": float(self.step), **terms})
-                    bar.update(self.step, terms, self.metrics)
+                    bar.update(self.step, format_values(terms, self.metrics))
                     if self.on_step is not None:
                         self.on_step(self.step, terms)
                     if self.step % cfg.val_every == 0 or self.step == cfg.steps:
                         self.metrics = self.validate()
-                        bar.log(self.step, terms, self.metrics)
+                        bar.print(f"step {self.step}/{cfg.steps}: " + format_values(terms, self.metrics))
                         score = _score(self.metrics)
                         if score > self.best_score:
                             self.best_score = score
                             save_checkpoint(best_path, self._state())
-                        bar.update(self.step, terms, self.metrics)
+                        bar.update(self.step, format_values(terms, self.metrics))
                     if self.step % cfg.checkpoint_every == 0 or self.step == end:
                         save_checkpoint(last_path, self._state())
         except (_StopRequested, KeyboardInterrupt):
@@ -384,54 +374,3 @@ def _score(metrics: dict[str, float]) -> float:
     if "val_embedding_loss" in metrics:
         return -metrics["val_embedding_loss"]
     return -math.inf
-
-
-class _progress:
-    """Rich progress bar with the loss terms, or a no-op."""
-
-    def __init__(self, enabled: bool, total: int, start: int) -> None:
-        self.enabled, self.total, self.start = enabled, total, start
-
-    def __enter__(self) -> _progress:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("[bold]train"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[info]}"),
-            )
-            self._bar.__enter__()
-            self._task = self._bar.add_task("train", total=self.total, completed=self.start, info="")
-        return self
-
-    def update(self, step: int, terms: dict[str, float], metrics: dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        info = " ".join(f"{k}={v:.3f}" for k, v in terms.items())
-        if metrics:
-            info += " | " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items())
-        self._bar.update(self._task, completed=step, info=info)
-
-    def log(self, step: int, terms: dict[str, float], metrics: dict[str, float]) -> None:
-        """One permanent line (kept above the bar, and in non-terminal logs) per validation."""
-        if not self.enabled:
-            return
-        text = f"step {step}/{self.total}: " + " ".join(f"{k}={v:.3f}" for k, v in terms.items())
-        if metrics:
-            text += " | " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items())
-        self._bar.console.print(text, highlight=False)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.enabled:
-            self._bar.__exit__(*exc)
