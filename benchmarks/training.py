@@ -48,7 +48,7 @@ def main() -> None:
         }
     )
     trainer = Trainer(cfg, progress=False)
-    trainer._build()
+    trainer.setup()
     device = trainer.device
 
     def sync() -> None:
@@ -56,7 +56,7 @@ def main() -> None:
             torch.cuda.synchronize()
 
     # baseline: forward + backward of the student alone with a trivial loss
-    batches = [trainer._batch(i) for i in range(args.warmup + args.steps)]
+    batches = [trainer.batch(i) for i in range(args.warmup + args.steps)]
     for i, batch in enumerate(batches):
         if i == args.warmup:
             sync()
@@ -71,7 +71,7 @@ def main() -> None:
         if i == args.warmup:
             sync()
             t0 = time.perf_counter()
-        trainer._train_step(i)
+        trainer.train_step(i)
     sync()
     spoco = args.steps / (time.perf_counter() - t0)
 

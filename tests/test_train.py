@@ -70,7 +70,7 @@ def test_resume_is_exact(tmp_path: Path) -> None:
     assert saved["step"] == 4
 
     resumed = Trainer(partial_cfg, progress=False)
-    resumed._build()
+    resumed.setup()
     resumed._restore(tmp_path / "partial" / "last.pt")
     restored_state = resumed.optimizer.state_dict()["state"]
     for key, value in saved["optimizer_state"]["state"].items():
