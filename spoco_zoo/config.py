@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from spoco_zoo.cluster.settings import DEFAULT_DELTA_VAR, ClusteringMethod
+
 __all__ = [
     "ModelConfig",
     "LossConfig",
@@ -59,7 +61,7 @@ class ModelConfig(_Strict):
 class LossConfig(_Strict):
     """Weights and margins of the SPOCO loss terms."""
 
-    delta_var: float = Field(0.5, gt=0, description="pull margin (intra-object)")
+    delta_var: float = Field(DEFAULT_DELTA_VAR, gt=0, description="pull margin (intra-object)")
     delta_dist: float = Field(2.0, gt=0, description="push margin (between object means)")
     alpha: float = Field(1.0, ge=0, description="weight of the pull term inside the embedding loss")
     beta: float = Field(1.0, ge=0, description="weight of the push term inside the embedding loss")
@@ -193,12 +195,12 @@ class DataConfig(_Strict):
 class ClusteringConfig(_Strict):
     """Recommended clustering of the embeddings into instances.
 
-    ``bandwidth`` / ``threshold`` default (None) to values derived from the
-    loss margins: mean-shift bandwidth = delta_var, and anchor clustering keeps
-    pixels whose kernel value exceeds 0.5 (distance below delta_var).
+    ``bandwidth`` (the kernel width of mean-shift and anchor clustering) defaults (None) to the
+    loss's pull margin ``delta_var``; ``params`` are further keyword arguments of the method.
+    The rules live in :mod:`spoco_zoo.cluster.settings` (``recommended_clustering``).
     """
 
-    method: Literal["mean_shift", "hdbscan", "consistency"] = "mean_shift"
+    method: ClusteringMethod = "mean_shift"
     bandwidth: float | None = Field(None, gt=0)
     min_size: int = Field(16, ge=0)
     params: dict[str, Any] = Field(default_factory=dict)
@@ -295,7 +297,3 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
             raise ValueError(f"override {item!r}: unknown key {parts[-1]!r}")
         node[parts[-1]] = _parse_value(value)
     return TrainConfig.model_validate(data)
-
-
-def shape_tuple(shape: list[int]) -> tuple[int, ...]:
-    return tuple(int(s) for s in shape)

@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from spoco_zoo.cluster.settings import INGRAPH, POSTPROCESS_METHODS, fill_kernel_width, ingraph_kwargs
+
 __all__ = ["embeddings_to_instances"]
 
-#: Methods and the keys of their config that are not function parameters.
-METHODS = ("mean_shift", "consistency", "hdbscan", "ingraph")
+#: Keys of a clustering config that are not parameters of the method.
 _META_KEYS = ("method", "params", "ingraph", "description")
-#: ``bandwidth`` when neither the clustering config nor ``spoco.loss.delta_var`` gives one.
-DEFAULT_DELTA_VAR = 0.5
 
 
 def _as_array(embeddings: Any) -> np.ndarray | torch.Tensor:
@@ -81,13 +80,13 @@ def _squeeze_batch(emb: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     return emb
 
 
-def _clustering_section(config: Any) -> tuple[dict[str, Any], float]:
-    """``(clustering dict, delta_var)`` from a clustering dict or an RDF (``spoco``) config."""
+def _clustering_section(config: Any) -> tuple[dict[str, Any], float | None]:
+    """``(clustering dict, loss delta_var or None)`` from a clustering dict or an RDF (``spoco``) config."""
     if hasattr(config, "model_dump"):  # a pydantic ClusteringConfig / TrainConfig
         config = config.model_dump(mode="json")
     if not isinstance(config, Mapping):
         raise ValueError(f"config: expected a dict, got {type(config).__name__}")
-    delta_var = DEFAULT_DELTA_VAR
+    delta_var: float | None = None
     node: Mapping[str, Any] = config
     if "method" not in node and isinstance(node.get("config"), Mapping):
         node = node["config"]  # the whole RDF
@@ -110,27 +109,25 @@ def _resolve(config: Any) -> tuple[str, dict[str, Any]]:
     """Method name and its keyword arguments (``params`` merged in first, ``bandwidth`` resolved)."""
     clustering, delta_var = _clustering_section(config)
     method = clustering.get("method")
-    if method not in METHODS:
-        raise ValueError(f"config: unknown clustering method {method!r}; expected one of {METHODS}")
+    if method not in POSTPROCESS_METHODS:
+        raise ValueError(f"config: unknown clustering method {method!r}; expected one of {POSTPROCESS_METHODS}")
     params = clustering.get("params") or {}
     if not isinstance(params, Mapping):
         raise ValueError(f"config.params: expected a dict, got {type(params).__name__}")
     kwargs: dict[str, Any] = dict(params)
     kwargs.update({k: v for k, v in clustering.items() if k not in _META_KEYS})
-    if method == "ingraph" and clustering.get("ingraph") is not None:
+    if method == INGRAPH and clustering.get("ingraph") is not None:
         # the exporter's record of the arguments compiled into the model: use exactly those
         kwargs = clustering["ingraph"]
         if not isinstance(kwargs, Mapping):
             raise ValueError(f"config.ingraph: expected a dict, got {type(kwargs).__name__}")
         kwargs = dict(kwargs)
-    if method != "hdbscan" and kwargs.get("bandwidth") is None and kwargs.get("delta_var") is None:
-        # the kernel width defaults to the training pull margin, as in spoco_zoo.train.trainer
-        kwargs["bandwidth"] = delta_var
-    return method, kwargs
+    # the kernel width defaults to the training pull margin (spoco_zoo.cluster.settings)
+    return method, fill_kernel_width(method, kwargs, delta_var)
 
 
 def _run_ingraph(emb: np.ndarray | torch.Tensor, kwargs: dict[str, Any]) -> np.ndarray:
-    from spoco_zoo.cluster.ingraph import InGraphClustering, ingraph_kwargs
+    from spoco_zoo.cluster.ingraph import InGraphClustering
 
     module = InGraphClustering(**ingraph_kwargs(kwargs))
     tensor = torch.as_tensor(emb).detach().to(device="cpu", dtype=torch.float32)
@@ -178,7 +175,7 @@ def embeddings_to_instances(embeddings: Any, config: Any) -> np.ndarray:
     """
     method, kwargs = _resolve(config)
     emb = _squeeze_batch(_as_array(embeddings))
-    if method == "ingraph":
+    if method == INGRAPH:
         return _run_ingraph(emb, kwargs)
     if method == "hdbscan" and importlib.util.find_spec("hdbscan") is None:
         raise ImportError(

@@ -6,9 +6,9 @@ Two routes:
   the model's ``spatial_dims``, normalised with the checkpoint's
   ``config.data.normalization``, predicted in tiles (:mod:`spoco_zoo.inference`)
   and clustered with :func:`spoco_zoo.cluster.cluster_embeddings`. Default
-  clustering: the checkpoint's ``config.clustering`` (method, ``min_size``,
-  ``params``; mean-shift bandwidth / anchor ``delta_var`` = ``bandwidth`` or
-  ``config.loss.delta_var``).
+  clustering: the checkpoint's recommendation
+  (:func:`spoco_zoo.cluster.settings.recommended_clustering`: method, kernel width
+  = ``bandwidth`` or ``config.loss.delta_var``, ``min_size``, ``params``).
 * ``--model ZIP`` (an exported bioimage.io package): the raw image goes through
   ``spoco_zoo.export.predict.zoo_embeddings`` (bioimageio.core does the package's own
   preprocessing and tiling) and the embeddings are clustered with
@@ -35,11 +35,10 @@ from typing import Any, NoReturn
 
 import typer
 
+from spoco_zoo.cluster.settings import GENERIC_PARAMS, METHODS, recommended_clustering
+
 #: Supported input suffixes, longest first (the stem drops them).
 INPUT_SUFFIXES = (".ome.tiff", ".ome.tif", ".zarr.zip", ".tiff", ".tif", ".hdf5", ".hdf", ".h5", ".zarr")
-#: Clustering methods of ``--method``.
-CLI_METHODS = ("mean_shift", "hdbscan", "consistency")
-_GENERIC_KEYS = ("min_size", "background")
 
 
 def input_stem(path: Path) -> str:
@@ -118,22 +117,12 @@ def checkpoint_clustering(
 ) -> tuple[str, dict[str, Any]]:
     """Method and ``cluster_embeddings`` keyword arguments for a checkpoint's ``TrainConfig``.
 
-    Defaults come from ``spoco_zoo.train.trainer.clustering_params(config)``; a
-    different ``method`` keeps only ``min_size`` and gets ``bandwidth`` /
-    ``delta_var`` = ``config.loss.delta_var``; ``params`` and ``min_size`` override.
+    Defaults come from :func:`spoco_zoo.cluster.settings.recommended_clustering` (a
+    different ``method`` keeps ``min_size`` and gets the kernel width
+    ``config.loss.delta_var``); ``params`` and ``min_size`` override.
     """
-    from spoco_zoo.train.trainer import clustering_params
-
-    default_method = config.clustering.method
-    chosen = method or default_method
-    if chosen == default_method:
-        kwargs = dict(clustering_params(config))
-    else:
-        kwargs = {"min_size": config.clustering.min_size}
-        if chosen == "mean_shift":
-            kwargs["bandwidth"] = config.loss.delta_var
-        elif chosen == "consistency":
-            kwargs["delta_var"] = config.loss.delta_var
+    kwargs = recommended_clustering(config.clustering, config.loss, method=method)
+    chosen = kwargs.pop("method")
     kwargs.update(params)
     if min_size is not None:
         kwargs["min_size"] = int(min_size)
@@ -160,7 +149,7 @@ def package_clustering(
             raise ValueError(f"the package config has no clustering method (keys {sorted(node)}); pass --method")
         node["method"] = method
     if method is not None and method != node["method"]:
-        kept = {k: node[k] for k in _GENERIC_KEYS if k in node}
+        kept = {k: node[k] for k in GENERIC_PARAMS if k in node}
         node.clear()
         node.update(kept, method=method)
     node.update(params)
@@ -206,8 +195,8 @@ def register(app: typer.Typer) -> None:
                 "give exactly one of --checkpoint (spoco-zoo checkpoint) or --model (bioimage.io package)",
                 param_hint="--checkpoint / --model",
             )
-        if method is not None and method not in CLI_METHODS:
-            raise typer.BadParameter(f"{method!r} is not one of {', '.join(CLI_METHODS)}", param_hint="--method")
+        if method is not None and method not in METHODS:
+            raise typer.BadParameter(f"{method!r} is not one of {', '.join(METHODS)}", param_hint="--method")
         if weights not in ("student", "teacher"):
             raise typer.BadParameter(f"{weights!r} is not student or teacher", param_hint="--weights")
         params = parse_params(param)

@@ -7,8 +7,9 @@ Methods (all ``(embeddings, mask=None, **params) -> numpy.int32 labels``, see
 * ``"hdbscan"`` -- :func:`spoco_zoo.cluster.density.hdbscan_cluster` (``hdbscan`` package).
 * ``"consistency"`` -- :func:`spoco_zoo.cluster.consistency.anchor_cluster` (SPOCO kernel anchors).
 
-Importing this package imports numpy and torch only; a method's module (and, for ``"hdbscan"``,
-the ``hdbscan`` / scikit-learn packages) is imported on first use.
+Importing this package imports the standard library only; a method's module (numpy and torch,
+and for ``"hdbscan"`` the ``hdbscan`` / scikit-learn packages) is imported on first use. Method
+names, parameter names and defaults come from :mod:`spoco_zoo.cluster.settings`.
 """
 
 from __future__ import annotations
@@ -16,18 +17,18 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from spoco_zoo.cluster.common import ArrayLike
+from spoco_zoo.cluster.settings import METHODS, check_method, method_kwargs
 from spoco_zoo.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from spoco_zoo.cluster.common import ArrayLike
 
 # ``mean_shift`` is not re-exported: ``spoco_zoo.cluster.mean_shift`` is the module of that name.
 __all__ = ["METHODS", "cluster_embeddings", "get_method", "hdbscan_cluster", "anchor_cluster"]
-
-#: Names accepted by :func:`cluster_embeddings` (``ClusteringConfig.method``).
-METHODS: tuple[str, ...] = ("mean_shift", "hdbscan", "consistency")
 
 _TARGETS: dict[str, tuple[str, str]] = {
     "mean_shift": ("spoco_zoo.cluster.mean_shift", "mean_shift"),
@@ -35,15 +36,10 @@ _TARGETS: dict[str, tuple[str, str]] = {
     "consistency": ("spoco_zoo.cluster.consistency", "anchor_cluster"),
 }
 
-#: The kernel width has one name in the config (``bandwidth``) and one per method.
-_WIDTH_NAME = {"mean_shift": "bandwidth", "consistency": "delta_var", "hdbscan": None}
-
 
 def get_method(method: str) -> Callable[..., np.ndarray]:
     """The clustering function registered under ``method`` (imported on first use)."""
-    if method not in _TARGETS:
-        raise DataError(f"method: unknown clustering method {method!r}; choose one of {', '.join(METHODS)}")
-    module, name = _TARGETS[method]
+    module, name = _TARGETS[check_method(method)]
     return getattr(importlib.import_module(module), name)
 
 
@@ -54,9 +50,9 @@ def cluster_embeddings(
 
     ``params`` are the method's keyword parameters. Values ``None`` mean "the method's default"
     (so a ``ClusteringConfig`` with ``bandwidth=None`` can be passed as is). The kernel width may
-    be given under either name: ``bandwidth`` (the config's name; mean-shift's parameter) or
-    ``delta_var`` (the anchor clustering's parameter) -- it is passed on under the method's own
-    name; HDBSCAN has no kernel width and ignores both.
+    be given under either name, ``bandwidth`` or ``delta_var``; it is passed on under the method's
+    own name (:func:`spoco_zoo.cluster.settings.method_kwargs`). The dict of
+    :func:`spoco_zoo.cluster.settings.recommended_clustering` can be passed as ``**params``.
 
     Raises
     ------
@@ -66,19 +62,13 @@ def cluster_embeddings(
 
     Examples
     --------
+    >>> import numpy as np
     >>> emb = np.zeros((2, 4, 6), np.float32); emb[0, :, 4:] = 3.0
     >>> cluster_embeddings(emb, "mean_shift", bandwidth=0.5, device="cpu")[0].tolist()
     [0, 0, 0, 0, 1, 1]
     """
     func = get_method(method)
-    given = {k: v for k, v in params.items() if v is not None}
-    widths = {k: given.pop(k) for k in ("bandwidth", "delta_var") if k in given}
-    target = _WIDTH_NAME[method]
-    if target is not None and widths:
-        values = set(float(v) for v in widths.values())
-        if len(values) > 1:
-            raise DataError(f"bandwidth/delta_var: conflicting kernel widths {widths} for method {method!r}")
-        given[target] = values.pop()
+    given = method_kwargs(method, params)
     accepted = [p.name for p in inspect.signature(func).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
     unknown = sorted(set(given) - set(accepted))
     if unknown:

@@ -39,12 +39,11 @@ for mean-shift.
 """
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["InGraphClustering", "ingraph_kwargs"]
+__all__ = ["InGraphClustering"]
 
 
 class InGraphClustering(nn.Module):
@@ -100,7 +99,7 @@ class InGraphClustering(nn.Module):
 
     def __init__(
         self,
-        bandwidth: float = 0.5,
+        bandwidth: float = 0.5,  # spoco_zoo.cluster.settings.DEFAULT_DELTA_VAR (this file imports torch only)
         n_seeds: int = 2048,
         n_samples: int = 8192,
         n_iter: int = 15,
@@ -265,68 +264,3 @@ class InGraphClustering(nn.Module):
         rhs = torch.cat([centres * -2.0, cn], dim=2).transpose(1, 2)  # [B, E + 1, K]
         score = torch.bmm(torch.cat([x, torch.ones_like(x[:, :, :1])], dim=2), rhs)  # [B, N, K]
         return torch.min(score, dim=-1)
-
-
-def ingraph_kwargs(clustering: dict[str, Any]) -> dict[str, Any]:
-    """Constructor kwargs of :class:`InGraphClustering` for a clustering config.
-
-    ``clustering`` is a ``ClusteringConfig``-like dict (the RDF's
-    ``config["spoco"]["clustering"]``): ``bandwidth`` (``None`` -> 0.5, the default
-    ``delta_var``), ``kernel`` ("flat"/"gaussian"), ``min_size``, ``background``
-    ("largest"/"none"), optional ``params`` (merged first, top level wins), and
-    any constructor argument by name (``n_seeds``, ``n_iter``, ``max_instances``,
-    ...). ``method`` and ``seed`` are ignored (the in-graph stage is deterministic
-    and always mean-shift). Unknown keys raise ``ValueError``.
-
-    >>> ingraph_kwargs({"method": "mean_shift", "bandwidth": 0.4, "kernel": "gaussian", "min_size": 16})
-    {'bandwidth': 0.4, 'gaussian': True, 'min_size': 16}
-    """
-    if not isinstance(clustering, dict):
-        raise ValueError(f"clustering: expected a dict, got {type(clustering).__name__}")
-    merged: dict[str, Any] = dict(clustering.get("params") or {})
-    merged.update({k: v for k, v in clustering.items() if k != "params"})
-    names = [
-        "bandwidth",
-        "n_seeds",
-        "n_samples",
-        "n_iter",
-        "gaussian",
-        "max_instances",
-        "merge_radius",
-        "background_largest",
-        "min_size",
-        "min_seeds",
-        "max_distance",
-        "n_jumps",
-    ]
-    ignored = ["method", "seed", "device", "delta_var", "ingraph", "description"]
-    out: dict[str, Any] = {}
-    for key, value in merged.items():
-        if key in ignored or value is None:
-            continue
-        if key == "kernel":
-            if value not in ("flat", "gaussian"):
-                raise ValueError(f"clustering.kernel must be 'flat' or 'gaussian', got {value!r}")
-            out["gaussian"] = value == "gaussian"
-        elif key == "background":
-            if value not in ("largest", "none"):
-                raise ValueError(f"clustering.background must be 'largest' or 'none', got {value!r}")
-            out["background_largest"] = value == "largest"
-        elif key in names:
-            out[key] = value
-        else:
-            raise ValueError(f"clustering.{key}: not a parameter of the in-graph clustering (known: {names})")
-    if "bandwidth" not in out and merged.get("delta_var") is not None:
-        out["bandwidth"] = float(merged["delta_var"])
-    for key in ("bandwidth", "merge_radius", "max_distance"):
-        if key in out:
-            out[key] = float(out[key])
-    for key in ("n_seeds", "n_samples", "n_iter", "max_instances", "min_size", "min_seeds", "n_jumps"):
-        if key in out:
-            if isinstance(out[key], bool) or int(out[key]) != out[key]:
-                raise ValueError(f"clustering.{key} must be an integer, got {out[key]!r}")
-            out[key] = int(out[key])
-    for key in ("gaussian", "background_largest"):
-        if key in out:
-            out[key] = bool(out[key])
-    return out

@@ -115,32 +115,19 @@ def clustering_config(config: Any, ingraph: Mapping[str, Any] | None = None) -> 
     the in-graph output, ``"ingraph"``: the constructor arguments compiled into the model.
     The dict is accepted as is by :func:`spoco_zoo.postprocess.embeddings_to_instances`.
     """
-    clus = config.clustering
-    out: dict[str, Any] = {"method": clus.method}
-    if clus.method in ("mean_shift", "consistency"):
-        out["bandwidth"] = float(clus.bandwidth or config.loss.delta_var)
-    out["min_size"] = int(clus.min_size)
-    out["background"] = "largest"
-    out.update(clus.params)
+    from spoco_zoo.cluster.settings import recommended_clustering
+
+    out = recommended_clustering(config.clustering, config.loss)
     if ingraph is not None:
         out["ingraph"] = dict(ingraph)
     return _json_safe(out)
 
 
 def _ingraph_kwargs(config: Any, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    from spoco_zoo.cluster.ingraph import ingraph_kwargs
+    from spoco_zoo.cluster.settings import recommended_ingraph
 
-    base: dict[str, Any] = {
-        "bandwidth": float(config.clustering.bandwidth or config.loss.delta_var),
-        "min_size": int(config.clustering.min_size),
-        "background": "largest",
-    }
-    kernel = config.clustering.params.get("kernel")
-    if kernel in ("flat", "gaussian"):
-        base["kernel"] = kernel
-    base.update(dict(options or {}))
     try:
-        return ingraph_kwargs(base)
+        return recommended_ingraph(config.clustering, config.loss, options)
     except ValueError as err:
         raise ExportError(f"in-graph clustering options: {err}") from err
 

@@ -235,6 +235,7 @@ class Trainer:
         Falls back to the embedding loss when no dense validation labels exist.
         """
         from spoco_zoo.cluster import cluster_embeddings
+        from spoco_zoo.cluster.settings import recommended_clustering
         from spoco_zoo.losses.discriminative import embedding_loss
         from spoco_zoo.metrics import evaluate_instances
 
@@ -263,7 +264,7 @@ class Trainer:
             )
             if (labels == cfg.data.ignore_label).any():
                 continue  # sparse validation labels: no instance metrics
-            pred = cluster_embeddings(emb.numpy(), cfg.clustering.method, **clustering_params(cfg))
+            pred = cluster_embeddings(emb.numpy(), **recommended_clustering(cfg.clustering, cfg.loss))
             result = evaluate_instances(pred, labels)
             for key in ("sbd", "map", "ap50"):
                 scores[key].append(float(result[key]))
@@ -353,18 +354,6 @@ class Trainer:
             interrupted=interrupted,
             steps_per_second=(self.step - first_step) / elapsed if elapsed > 0 else math.nan,
         )
-
-
-def clustering_params(config: TrainConfig) -> dict[str, Any]:
-    """Keyword arguments for ``cluster_embeddings`` recommended by a training config."""
-    clus = config.clustering
-    params: dict[str, Any] = {"min_size": clus.min_size}
-    if clus.method == "mean_shift":
-        params["bandwidth"] = clus.bandwidth or config.loss.delta_var
-    elif clus.method == "consistency":
-        params["delta_var"] = clus.bandwidth or config.loss.delta_var
-    params.update(clus.params)
-    return params
 
 
 def _score(metrics: dict[str, float]) -> float:

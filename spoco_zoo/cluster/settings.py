@@ -1,0 +1,293 @@
+"""The clustering rules, in one place: methods, parameter names and defaults from the loss margins.
+
+Everyone who turns a training config (or a package's RDF) into a clustering call asks this
+module: the trainer's validation, ``spoco-zoo segment``, the exporter (the RDF's
+``config["spoco"]["clustering"]`` and the in-graph stage), :mod:`spoco_zoo.postprocess` and the
+dispatcher :func:`spoco_zoo.cluster.cluster_embeddings`.
+
+Rules
+-----
+* Methods: :data:`METHODS` (``ClusteringConfig.method``, ``--method``), plus ``"ingraph"`` for
+  Python consumers of a package (:data:`POSTPROCESS_METHODS`).
+* Kernel width: one config name, ``bandwidth``. It defaults to the training pull margin
+  ``loss.delta_var`` (the SPOCO Gaussian kernel is 0.5 at that distance), and
+  :data:`DEFAULT_DELTA_VAR` when no loss config is known. Each method receives it under its own
+  parameter name (:data:`KERNEL_WIDTH_PARAM`: mean-shift ``bandwidth``, anchor clustering
+  ``delta_var``; HDBSCAN has none).
+* Generic parameters of every method: ``min_size`` and ``background`` (``"largest"``).
+
+A new clustering option (say, a block size and overlap for tiled clustering) is added here: its
+default in :func:`recommended_clustering`, its name in :data:`GENERIC_PARAMS` when every method
+takes it, and its in-graph spelling in :func:`ingraph_kwargs`.
+
+Imports the standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from spoco_zoo.errors import DataError
+
+if TYPE_CHECKING:
+    from spoco_zoo.config import ClusteringConfig, LossConfig
+
+__all__ = [
+    "ClusteringMethod",
+    "METHODS",
+    "INGRAPH",
+    "POSTPROCESS_METHODS",
+    "DEFAULT_DELTA_VAR",
+    "KERNEL_WIDTH_PARAM",
+    "GENERIC_PARAMS",
+    "INGRAPH_PARAMS",
+    "check_method",
+    "uses_kernel_width",
+    "kernel_width",
+    "recommended_clustering",
+    "method_kwargs",
+    "fill_kernel_width",
+    "ingraph_kwargs",
+    "recommended_ingraph",
+]
+
+#: Clustering methods of a training config (``ClusteringConfig.method``) and of ``--method``.
+ClusteringMethod = Literal["mean_shift", "hdbscan", "consistency"]
+METHODS: tuple[str, ...] = get_args(ClusteringMethod)
+#: The clustering stage compiled into an exported package, run in Python.
+INGRAPH = "ingraph"
+#: Methods accepted by :func:`spoco_zoo.postprocess.embeddings_to_instances`.
+POSTPROCESS_METHODS: tuple[str, ...] = (*METHODS, INGRAPH)
+
+#: Default pull margin of the loss (``LossConfig.delta_var``) and so of the kernel width.
+DEFAULT_DELTA_VAR = 0.5
+
+#: The kernel width's parameter name per method (``None``: the method has no kernel width).
+KERNEL_WIDTH_PARAM: dict[str, str | None] = {
+    "mean_shift": "bandwidth",
+    "consistency": "delta_var",
+    "hdbscan": None,
+    INGRAPH: "bandwidth",
+}
+#: Names under which a config may give the kernel width.
+WIDTH_NAMES = ("bandwidth", "delta_var")
+#: Parameters every method takes (applied by :func:`spoco_zoo.cluster.common.finalize`).
+GENERIC_PARAMS = ("min_size", "background")
+#: Constructor parameters of :class:`spoco_zoo.cluster.ingraph.InGraphClustering`.
+INGRAPH_PARAMS = (
+    "bandwidth",
+    "n_seeds",
+    "n_samples",
+    "n_iter",
+    "gaussian",
+    "max_instances",
+    "merge_radius",
+    "background_largest",
+    "min_size",
+    "min_seeds",
+    "max_distance",
+    "n_jumps",
+)
+_INGRAPH_IGNORED = ("method", "seed", "device", "delta_var", "ingraph", "description")
+_INGRAPH_INTS = ("n_seeds", "n_samples", "n_iter", "max_instances", "min_size", "min_seeds", "n_jumps")
+
+
+def check_method(method: Any, allowed: tuple[str, ...] = METHODS) -> str:
+    """``method`` if it is one of ``allowed``; else :class:`DataError` listing them.
+
+    >>> check_method("mean_shift")
+    'mean_shift'
+    """
+    if method not in allowed:
+        raise DataError(f"method: unknown clustering method {method!r}; choose one of {', '.join(allowed)}")
+    return str(method)
+
+
+def uses_kernel_width(method: str) -> bool:
+    """Whether ``method`` has a kernel width (mean-shift, anchor and in-graph clustering do, HDBSCAN not)."""
+    return KERNEL_WIDTH_PARAM.get(method) is not None
+
+
+def _delta_var(loss: LossConfig | Mapping[str, Any] | None) -> float:
+    if loss is None:
+        return DEFAULT_DELTA_VAR
+    value = loss.get("delta_var") if isinstance(loss, Mapping) else loss.delta_var
+    return DEFAULT_DELTA_VAR if value is None else float(value)
+
+
+def kernel_width(clustering: ClusteringConfig, loss: LossConfig | Mapping[str, Any] | None = None) -> float:
+    """``clustering.bandwidth``, else the loss's pull margin ``delta_var`` (else :data:`DEFAULT_DELTA_VAR`).
+
+    >>> from spoco_zoo.config import ClusteringConfig, LossConfig
+    >>> kernel_width(ClusteringConfig(), LossConfig(delta_var=0.4))
+    0.4
+    """
+    return float(clustering.bandwidth) if clustering.bandwidth else _delta_var(loss)
+
+
+def recommended_clustering(
+    clustering: ClusteringConfig,
+    loss: LossConfig | Mapping[str, Any] | None = None,
+    *,
+    method: str | None = None,
+) -> dict[str, Any]:
+    """The recommended clustering of a training config, as a clustering dict.
+
+    Parameters
+    ----------
+    clustering, loss:
+        ``TrainConfig.clustering`` and ``TrainConfig.loss`` (the loss only provides ``delta_var``).
+    method:
+        Another method than ``clustering.method``: its kernel width is then ``loss.delta_var`` and
+        ``clustering.bandwidth`` / ``clustering.params`` (meant for the configured method) are dropped;
+        ``min_size`` and ``background`` are kept.
+
+    Returns
+    -------
+    dict
+        ``{"method", "bandwidth" (methods with a kernel width), "min_size", "background": "largest",
+        **clustering.params}`` -- the RDF's ``config["spoco"]["clustering"]`` and, as keyword
+        arguments, what :func:`spoco_zoo.cluster.cluster_embeddings` takes.
+
+    Examples
+    --------
+    >>> from spoco_zoo.config import ClusteringConfig, LossConfig
+    >>> recommended_clustering(ClusteringConfig(params={"kernel": "flat"}), LossConfig(delta_var=0.4))
+    {'method': 'mean_shift', 'bandwidth': 0.4, 'min_size': 16, 'background': 'largest', 'kernel': 'flat'}
+    >>> recommended_clustering(ClusteringConfig(bandwidth=0.3), None, method="consistency")["bandwidth"]
+    0.5
+    """
+    chosen = check_method(method or clustering.method)
+    same = chosen == clustering.method
+    out: dict[str, Any] = {"method": chosen}
+    if uses_kernel_width(chosen):
+        out["bandwidth"] = kernel_width(clustering, loss) if same else _delta_var(loss)
+    out["min_size"] = int(clustering.min_size)
+    out["background"] = "largest"
+    if same:
+        out.update(clustering.params)
+    return out
+
+
+def method_kwargs(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of ``method``'s function from clustering parameters.
+
+    ``None`` values are dropped (the method's default applies) and the kernel width, given as
+    ``bandwidth`` or ``delta_var``, is passed under the method's own name (dropped for HDBSCAN).
+
+    Raises
+    ------
+    DataError
+        Unknown method, or ``bandwidth`` and ``delta_var`` given with different values.
+
+    >>> method_kwargs("consistency", {"bandwidth": 0.4, "min_size": 4, "seed": None})
+    {'min_size': 4, 'delta_var': 0.4}
+    """
+    check_method(method, POSTPROCESS_METHODS)
+    given = {k: v for k, v in params.items() if v is not None}
+    widths = {k: given.pop(k) for k in WIDTH_NAMES if k in given}
+    target = KERNEL_WIDTH_PARAM[method]
+    if target is not None and widths:
+        values = {float(v) for v in widths.values()}
+        if len(values) > 1:
+            raise DataError(f"bandwidth/delta_var: conflicting kernel widths {widths} for method {method!r}")
+        given[target] = values.pop()
+    return given
+
+
+def fill_kernel_width(method: str, params: Mapping[str, Any], delta_var: float | None = None) -> dict[str, Any]:
+    """``params`` with ``bandwidth = delta_var`` added when ``method`` has a kernel width and none is given.
+
+    >>> fill_kernel_width("mean_shift", {"min_size": 4}, 0.3)
+    {'min_size': 4, 'bandwidth': 0.3}
+    >>> fill_kernel_width("hdbscan", {"min_size": 4}, 0.3)
+    {'min_size': 4}
+    """
+    out = dict(params)
+    if uses_kernel_width(method) and all(out.get(name) is None for name in WIDTH_NAMES):
+        out["bandwidth"] = DEFAULT_DELTA_VAR if delta_var is None else float(delta_var)
+    return out
+
+
+def ingraph_kwargs(clustering: Mapping[str, Any]) -> dict[str, Any]:
+    """Constructor kwargs of :class:`~spoco_zoo.cluster.ingraph.InGraphClustering` for a clustering config.
+
+    ``clustering`` is a ``ClusteringConfig``-like dict (the RDF's
+    ``config["spoco"]["clustering"]``): ``bandwidth`` (or ``delta_var``; ``None`` -> the
+    constructor's default, :data:`DEFAULT_DELTA_VAR`), ``kernel`` ("flat"/"gaussian"),
+    ``min_size``, ``background`` ("largest"/"none"), optional ``params`` (merged first, top
+    level wins), and any constructor argument by name (:data:`INGRAPH_PARAMS`). ``method`` and
+    ``seed`` are ignored (the in-graph stage is deterministic and always mean-shift).
+
+    Raises
+    ------
+    DataError
+        Unknown keys or values of the wrong kind (a ``ValueError``).
+
+    >>> ingraph_kwargs({"method": "mean_shift", "bandwidth": 0.4, "kernel": "gaussian", "min_size": 16})
+    {'bandwidth': 0.4, 'gaussian': True, 'min_size': 16}
+    """
+    if not isinstance(clustering, Mapping):
+        raise DataError(f"clustering: expected a dict, got {type(clustering).__name__}")
+    merged: dict[str, Any] = dict(clustering.get("params") or {})
+    merged.update({k: v for k, v in clustering.items() if k != "params"})
+    out: dict[str, Any] = {}
+    for key, value in merged.items():
+        if key in _INGRAPH_IGNORED or value is None:
+            continue
+        if key == "kernel":
+            if value not in ("flat", "gaussian"):
+                raise DataError(f"clustering.kernel must be 'flat' or 'gaussian', got {value!r}")
+            out["gaussian"] = value == "gaussian"
+        elif key == "background":
+            if value not in ("largest", "none"):
+                raise DataError(f"clustering.background must be 'largest' or 'none', got {value!r}")
+            out["background_largest"] = value == "largest"
+        elif key in INGRAPH_PARAMS:
+            out[key] = value
+        else:
+            raise DataError(
+                f"clustering.{key}: not a parameter of the in-graph clustering (known: {list(INGRAPH_PARAMS)})"
+            )
+    if "bandwidth" not in out and merged.get("delta_var") is not None:
+        out["bandwidth"] = float(merged["delta_var"])
+    for key in ("bandwidth", "merge_radius", "max_distance"):
+        if key in out:
+            out[key] = float(out[key])
+    for key in _INGRAPH_INTS:
+        if key in out:
+            if isinstance(out[key], bool) or int(out[key]) != out[key]:
+                raise DataError(f"clustering.{key} must be an integer, got {out[key]!r}")
+            out[key] = int(out[key])
+    for key in ("gaussian", "background_largest"):
+        if key in out:
+            out[key] = bool(out[key])
+    return out
+
+
+def recommended_ingraph(
+    clustering: ClusteringConfig,
+    loss: LossConfig | Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Constructor kwargs of the in-graph clustering compiled into an exported package.
+
+    The kernel width (:func:`kernel_width`), ``min_size``, ``background="largest"`` and a
+    ``kernel`` from ``clustering.params``, then ``options`` (``n_seeds``, ``max_instances``, ...)
+    on top; see :func:`ingraph_kwargs`.
+
+    >>> from spoco_zoo.config import ClusteringConfig
+    >>> recommended_ingraph(ClusteringConfig(min_size=8), {"delta_var": 0.4}, {"n_seeds": 256})
+    {'bandwidth': 0.4, 'min_size': 8, 'background_largest': True, 'n_seeds': 256}
+    """
+    base: dict[str, Any] = {
+        "bandwidth": kernel_width(clustering, loss),
+        "min_size": int(clustering.min_size),
+        "background": "largest",
+    }
+    kernel = clustering.params.get("kernel")
+    if kernel in ("flat", "gaussian"):
+        base["kernel"] = kernel
+    base.update(dict(options or {}))
+    return ingraph_kwargs(base)

@@ -1,0 +1,112 @@
+"""spoco_zoo.cluster.settings: the one owner of clustering methods, parameter names and defaults."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import typing
+
+import numpy as np
+import pytest
+
+from spoco_zoo.cli.segment import checkpoint_clustering, package_clustering
+from spoco_zoo.cluster import cluster_embeddings
+from spoco_zoo.cluster.ingraph import InGraphClustering
+from spoco_zoo.cluster.settings import (
+    DEFAULT_DELTA_VAR,
+    INGRAPH_PARAMS,
+    METHODS,
+    POSTPROCESS_METHODS,
+    fill_kernel_width,
+    method_kwargs,
+    recommended_clustering,
+    recommended_ingraph,
+)
+from spoco_zoo.config import ClusteringConfig, LossConfig, TrainConfig
+from spoco_zoo.errors import DataError
+
+
+def test_method_list_and_defaults_have_one_source() -> None:
+    assert METHODS == ("mean_shift", "hdbscan", "consistency")
+    assert POSTPROCESS_METHODS == (*METHODS, "ingraph")
+    annotation = typing.get_type_hints(ClusteringConfig)["method"]
+    assert typing.get_args(annotation) == METHODS
+    assert LossConfig().delta_var == DEFAULT_DELTA_VAR == 0.5
+    signature = inspect.signature(InGraphClustering.__init__).parameters
+    assert tuple(name for name in signature if name != "self") == INGRAPH_PARAMS
+    assert signature["bandwidth"].default == DEFAULT_DELTA_VAR
+
+
+def test_recommended_clustering_derives_the_kernel_width_from_the_loss() -> None:
+    loss = LossConfig(delta_var=0.4, delta_dist=2.0)
+    assert recommended_clustering(ClusteringConfig(), loss) == {
+        "method": "mean_shift",
+        "bandwidth": 0.4,
+        "min_size": 16,
+        "background": "largest",
+    }
+    explicit = ClusteringConfig(method="consistency", bandwidth=0.3, min_size=4, params={"threshold": 0.6})
+    assert recommended_clustering(explicit, loss) == {
+        "method": "consistency",
+        "bandwidth": 0.3,
+        "min_size": 4,
+        "background": "largest",
+        "threshold": 0.6,
+    }
+    # another method: the configured bandwidth and params were meant for the configured one
+    assert recommended_clustering(explicit, loss, method="mean_shift") == {
+        "method": "mean_shift",
+        "bandwidth": 0.4,
+        "min_size": 4,
+        "background": "largest",
+    }
+    assert "bandwidth" not in recommended_clustering(ClusteringConfig(method="hdbscan"), loss)
+    assert recommended_clustering(ClusteringConfig(), None)["bandwidth"] == DEFAULT_DELTA_VAR
+    with pytest.raises(DataError, match="choose one of mean_shift, hdbscan, consistency"):
+        recommended_clustering(ClusteringConfig(), loss, method="kmeans")
+
+
+def test_method_kwargs_use_each_methods_own_name() -> None:
+    assert method_kwargs("mean_shift", {"bandwidth": 0.4, "min_size": 3}) == {"bandwidth": 0.4, "min_size": 3}
+    assert method_kwargs("consistency", {"bandwidth": 0.4}) == {"delta_var": 0.4}
+    assert method_kwargs("consistency", {"delta_var": 0.4, "bandwidth": 0.4}) == {"delta_var": 0.4}
+    assert method_kwargs("hdbscan", {"bandwidth": 0.4, "min_size": 3, "seed": None}) == {"min_size": 3}
+    with pytest.raises(DataError, match="conflicting kernel widths"):
+        method_kwargs("consistency", {"delta_var": 0.4, "bandwidth": 0.5})
+    assert fill_kernel_width("consistency", {}, 0.25) == {"bandwidth": 0.25}
+    assert fill_kernel_width("consistency", {"delta_var": 0.3}, 0.25) == {"delta_var": 0.3}
+    assert fill_kernel_width("ingraph", {}, None) == {"bandwidth": DEFAULT_DELTA_VAR}
+
+
+def test_every_caller_gets_the_same_recommendation() -> None:
+    """segment (checkpoint route), the trainer's validation and the export ask the same function."""
+    config = TrainConfig.model_validate(
+        {"loss": {"delta_var": 0.3, "delta_dist": 1.5}, "clustering": {"method": "consistency", "min_size": 2}}
+    )
+    method, kwargs = checkpoint_clustering(config, None, {}, None)
+    assert (method, kwargs) == ("consistency", {"bandwidth": 0.3, "min_size": 2, "background": "largest"})
+    method, kwargs = checkpoint_clustering(config, "mean_shift", {"kernel": "gaussian"}, 7)
+    assert (method, kwargs["bandwidth"], kwargs["min_size"], kwargs["kernel"]) == ("mean_shift", 0.3, 7, "gaussian")
+    assert recommended_ingraph(config.clustering, config.loss, {"n_seeds": 64}) == {
+        "bandwidth": 0.3,
+        "min_size": 2,
+        "background_largest": True,
+        "n_seeds": 64,
+    }
+    # the recommendation runs as is: two blobs 3 units apart, kernel width 0.3
+    emb = np.zeros((2, 6, 8), np.float32)
+    emb[0, :, 4:] = 3.0
+    labels = cluster_embeddings(emb, **recommended_clustering(config.clustering, config.loss))
+    assert labels.tolist() == [[0, 0, 0, 0, 1, 1, 1, 1]] * 6
+    rdf = {"spoco": {"clustering": {"method": "hdbscan", "min_size": 5}, "loss": {"delta_var": 0.3}}}
+    assert package_clustering(rdf, "consistency", {}, None)["spoco"]["clustering"] == {
+        "min_size": 5,
+        "method": "consistency",
+    }
+
+
+def test_segment_command_does_not_import_the_trainer() -> None:
+    code = "import sys, spoco_zoo.cli.segment; print('spoco_zoo.train.trainer' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"
