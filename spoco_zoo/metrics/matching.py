@@ -41,6 +41,8 @@ __all__ = [
     "match_count",
     "average_precision",
     "matched_f1",
+    "ap_from_table",
+    "f1_from_table",
 ]
 
 #: IoU thresholds 0.50, 0.55, ..., 0.95 (COCO / DSB2018 / StarDist).
@@ -319,7 +321,8 @@ def _threshold_key(t: float) -> str:
     return f"ap@{t:.2f}"
 
 
-def _ap_scores(c: Contingency, thresholds: Sequence[float]) -> dict[str, float]:
+def ap_from_table(c: Contingency, thresholds: Sequence[float]) -> dict[str, float]:
+    """:func:`average_precision` from a contingency table."""
     thresholds = tuple(float(t) for t in thresholds)
     if not thresholds:
         raise ValueError("thresholds: need at least one IoU threshold")
@@ -368,10 +371,11 @@ def average_precision(
         ``thresholds``). Both images without objects: every AP is 1; exactly one
         without objects: every AP is 0.
     """
-    return _ap_scores(contingency_table(pred, gt, ignore_label), thresholds)
+    return ap_from_table(contingency_table(pred, gt, ignore_label), thresholds)
 
 
-def _f1_scores(c: Contingency, threshold: float) -> dict[str, float]:
+def f1_from_table(c: Contingency, threshold: float) -> dict[str, float]:
+    """:func:`matched_f1` (plus ``tp``, ``fp``, ``fn``) from a contingency table."""
     tp = match_count(c.object_pairs(), threshold)
     n_pred, n_gt = c.n_pred, c.n_gt
     if n_pred == 0 and n_gt == 0:
@@ -404,4 +408,4 @@ def matched_f1(
     dict
         ``f1``, ``precision``, ``recall`` and the counts ``tp``, ``fp``, ``fn`` (as floats).
     """
-    return _f1_scores(contingency_table(pred, gt, ignore_label), threshold)
+    return f1_from_table(contingency_table(pred, gt, ignore_label), threshold)

@@ -25,7 +25,7 @@ import numpy as np
 
 from spoco_zoo.metrics.matching import Contingency, contingency_table
 
-__all__ = ["adapted_rand_error", "variation_of_information"]
+__all__ = ["adapted_rand_error", "variation_of_information", "are_from_table", "voi_from_table"]
 
 
 def _identical(c: Contingency) -> bool:
@@ -33,7 +33,8 @@ def _identical(c: Contingency) -> bool:
     return c.table.nnz == c.gt_ids.size == c.pred_ids.size
 
 
-def _are(c: Contingency) -> float:
+def are_from_table(c: Contingency) -> float:
+    """:func:`adapted_rand_error` from a contingency table."""
     if c.n_pixels == 0 or _identical(c):
         return 0.0
     from skimage.metrics import adapted_rand_error as _sk_are
@@ -48,7 +49,8 @@ def _are(c: Contingency) -> float:
     return 1.0 if not np.isfinite(are) else are
 
 
-def _voi(c: Contingency) -> tuple[float, float]:
+def voi_from_table(c: Contingency) -> tuple[float, float]:
+    """:func:`variation_of_information` ``(split, merge)`` from a contingency table."""
     if c.n_pixels == 0 or _identical(c):
         return 0.0, 0.0
     from skimage.metrics import variation_of_information as _sk_voi
@@ -77,7 +79,7 @@ def adapted_rand_error(pred: np.ndarray, gt: np.ndarray, ignore_label: int | Non
         ``1 - 2 P R / (P + R)`` of the Rand pair precision ``P`` and recall ``R``;
         0 for identical partitions.
     """
-    return _are(contingency_table(pred, gt, ignore_label))
+    return are_from_table(contingency_table(pred, gt, ignore_label))
 
 
 def variation_of_information(pred: np.ndarray, gt: np.ndarray, ignore_label: int | None = None) -> tuple[float, float]:
@@ -95,4 +97,4 @@ def variation_of_information(pred: np.ndarray, gt: np.ndarray, ignore_label: int
     split, merge:
         ``H(pred | gt)`` (false splits) and ``H(gt | pred)`` (false merges).
     """
-    return _voi(contingency_table(pred, gt, ignore_label))
+    return voi_from_table(contingency_table(pred, gt, ignore_label))

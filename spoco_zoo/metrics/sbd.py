@@ -12,7 +12,7 @@ import numpy as np
 
 from spoco_zoo.metrics.matching import Contingency, contingency_table
 
-__all__ = ["best_dice", "symmetric_best_dice"]
+__all__ = ["best_dice", "symmetric_best_dice", "sbd_from_table"]
 
 
 def _best_dice(c: Contingency, over: str) -> float:
@@ -56,8 +56,9 @@ def symmetric_best_dice(pred: np.ndarray, gt: np.ndarray, ignore_label: int | No
     float
         In ``[0, 1]``, 1 for a perfect segmentation.
     """
-    return _sbd(contingency_table(pred, gt, ignore_label))
+    return sbd_from_table(contingency_table(pred, gt, ignore_label))
 
 
-def _sbd(c: Contingency) -> float:
+def sbd_from_table(c: Contingency) -> float:
+    """:func:`symmetric_best_dice` from a contingency table."""
     return min(_best_dice(c, "pred"), _best_dice(c, "gt"))
