@@ -71,7 +71,7 @@ def test_resume_is_exact(tmp_path: Path) -> None:
 
     resumed = Trainer(partial_cfg, progress=False)
     resumed.setup()
-    resumed._restore(tmp_path / "partial" / "last.pt")
+    resumed.restore(tmp_path / "partial" / "last.pt")
     restored_state = resumed.optimizer.state_dict()["state"]
     for key, value in saved["optimizer_state"]["state"].items():
         for name, tensor in value.items():

@@ -152,7 +152,8 @@ class Trainer:
             "history": list(self.history),
         }
 
-    def _restore(self, path: Path) -> None:
+    def restore(self, path: Path) -> None:
+        """Load model, teacher, optimiser, scaler, RNG state and history from a checkpoint (after :meth:`setup`)."""
         state = load_checkpoint(path, map_location=self.device)
         stored: TrainConfig = state["config"]
         if stored.model != self.config.model:
@@ -297,7 +298,7 @@ class Trainer:
         if resume:
             if not last_path.is_file():
                 raise FileNotFoundError(f"{last_path}: nothing to resume from")
-            self._restore(last_path)
+            self.restore(last_path)
         elif last_path.exists():
             raise FileExistsError(f"{last_path} exists: pass --resume to continue that run or choose another --out")
         (self.out_dir / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
