@@ -50,8 +50,8 @@ def register(app: typer.Typer) -> None:
         tag: list[str] = typer.Option(
             [], "--tag", help="Extra tag (repeatable), e.g. --tag fluorescence-light-microscopy."
         ),
-        instances: bool | None = typer.Option(
-            None, "--instances/--no-instances", help="Add the in-graph 'instances' output (default: when available)."
+        instances: bool = typer.Option(
+            True, "--instances/--no-instances", help="Add the in-graph 'instances' output (default: yes)."
         ),
         ingraph: list[str] = typer.Option(
             [], "--ingraph", help="In-graph clustering option KEY=VALUE, e.g. n_seeds=1024."

@@ -257,10 +257,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"model: {checkpoint} ({weights}, {dims}D) on {dev}; clustering: {chosen} {kwargs}")
         else:
             assert model is not None
-            try:
-                from spoco_zoo.export.predict import zoo_embeddings
-            except ImportError as err:
-                _fail(f"cannot run bioimage.io packages: {err}")
+            from spoco_zoo.export.predict import zoo_embeddings
             from spoco_zoo.postprocess import embeddings_to_instances
 
             if tile is not None:

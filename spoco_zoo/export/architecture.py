@@ -101,10 +101,8 @@ def _unet_path() -> Path:
 
 
 def _ingraph_path() -> Path:
-    try:
-        from spoco_zoo.cluster import ingraph
-    except ImportError as err:  # pragma: no cover - the module ships with spoco-zoo
-        raise ExportError(f"instance output needs spoco_zoo.cluster.ingraph, which cannot be imported: {err}") from err
+    from spoco_zoo.cluster import ingraph
+
     return Path(ingraph.__file__)
 
 

@@ -1,19 +1,28 @@
-"""Model documentation (the package's ``README.md``) from a template in ``templates/``."""
+"""The model card: the package's ``README.md``, rendered from ``templates/spoco_model.md``.
+
+:func:`card_values` writes the prose for the placeholders from the checkpoint and the export
+(training data, preprocessing, outputs, parity, clustering, hints per tool);
+:func:`render_model_card` fills the template (package data, found with :mod:`importlib.resources`).
+"""
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from spoco_zoo.errors import ExportError
+from spoco_zoo.export.common import PAPER_CITATION, PAPER_DOI, PackageGeometry
+from spoco_zoo.export.parity import ParityResult
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
-__all__ = ["DEFAULT_TEMPLATE", "default_template", "render_model_card"]
+__all__ = ["DEFAULT_TEMPLATE", "default_template", "render_model_card", "card_values", "ingraph_effective"]
 
 DEFAULT_TEMPLATE = "spoco_model.md"
 
@@ -54,3 +63,198 @@ def render_model_card(values: Mapping[str, object], template: Path | None = None
         raise ExportError(f"{origin}: unknown placeholder ${{{err.args[0]}}} (known: {sorted(values)})") from err
     except ValueError as err:
         raise ExportError(f"{origin}: invalid placeholder syntax ({err}); write a literal dollar sign as $$") from err
+
+
+def ingraph_effective(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Constructor arguments of the in-graph clustering with its defaults filled in."""
+    from spoco_zoo.cluster.ingraph import InGraphClustering
+
+    module = InGraphClustering(**dict(kwargs))
+    names = ("bandwidth", "n_seeds", "n_iter", "gaussian", "max_instances", "min_size")
+    return {n: getattr(module, n) for n in names if hasattr(module, n)}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def card_values(
+    *,
+    name: str,
+    description: str,
+    config: Any,
+    state: Mapping[str, Any],
+    weights: str,
+    formats: Sequence[str],
+    instances: bool,
+    geo: PackageGeometry,
+    parameter_count: int,
+    parity: Mapping[str, ParityResult],
+    clustering: Mapping[str, Any],
+    test_origin: str,
+) -> dict[str, Any]:
+    """Values of the template's placeholders for one export (see ``templates/README.md``).
+
+    Parameters
+    ----------
+    name, description:
+        RDF name and description.
+    config, state:
+        The checkpoint's ``TrainConfig`` and checkpoint dict (step, metrics).
+    weights:
+        ``"student"`` or ``"teacher"``.
+    formats, parity:
+        Exported weight formats and their parity with eager PyTorch.
+    instances:
+        Whether the package has the in-graph ``instances`` output.
+    geo, parameter_count:
+        Package geometry and the network's parameter count.
+    clustering:
+        The RDF's ``config["spoco"]["clustering"]``.
+    test_origin:
+        How the test image was made.
+    """
+    from spoco_zoo import __version__
+
+    model, loss, data = config.model, config.loss, config.data
+    dims = model.spatial_dims
+    spatial = "z, y, x" if dims == 3 else "y, x"
+    norm = data.normalization
+    if norm.mode == "percentile":
+        preprocessing = (
+            f"`scale_range` per image and per channel: `(x - lo) / (hi - lo + {norm.eps:g})` where `lo` and `hi` "
+            f"are the {norm.p_low:g} and {norm.p_high:g} percentiles of the channel's intensities over the spatial "
+            "axes (no clipping) -- exactly the normalisation used in training."
+        )
+    else:
+        preprocessing = (
+            f"`zero_mean_unit_variance` per image and per channel over the spatial axes (eps {norm.eps:g}) "
+            "-- exactly the normalisation used in training."
+        )
+    if data.train_images is None:
+        syn = data.synthetic
+        training_data = (
+            f"spoco-zoo's built-in synthetic images ({syn.n_train} training / {syn.n_val} validation images of "
+            f"{'x'.join(map(str, syn.shape))} pixels, about {syn.n_objects} crowded, touching objects each, "
+            f"seed {syn.seed})"
+        )
+        short = "synthetic data"
+    else:
+        training_data = (
+            f"{len(data.train_images)} user-provided training image(s) ({len(data.val_images or [])} for validation)"
+        )
+        short = "the user's training images"
+    metrics = {k: v for k, v in dict(state.get("metrics") or {}).items()}
+    if metrics:
+        rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in sorted(metrics.items()))
+        metrics_text = (
+            f"Validation metrics stored in the checkpoint (step {state.get('step', '?')}):\n\n"
+            f"| metric | value |\n| --- | --- |\n{rows}"
+        )
+    else:
+        metrics_text = "The checkpoint stores no validation metrics (evaluate with `spoco-zoo evaluate`)."
+    parity_rows = ["| weights | max abs difference to eager PyTorch | label pixels differing |", "| --- | --- | --- |"]
+    for fmt in formats:
+        p = parity.get(fmt)
+        if p is None:
+            continue
+        labels = ", ".join(f"{c.label_mismatches}/{c.label_pixels}" for c in p.cases) if instances else "n/a"
+        parity_rows.append(f"| {fmt} | {p.max_abs:.2e} | {labels} |")
+    loss_rows = "\n".join(
+        f"| {k} | {_fmt(v)} |"
+        for k, v in loss.model_dump().items()
+        if k
+        in (
+            "delta_var",
+            "delta_dist",
+            "alpha",
+            "beta",
+            "gamma",
+            "embedding_weight",
+            "instance_weight",
+            "consistency_weight",
+            "anchors_per_object",
+            "consistency_anchors",
+            "kernel",
+        )
+    )
+    if instances:
+        ig = ingraph_effective(clustering.get("ingraph", {}))
+        instances_row = (
+            "| output `instances` | axes `"
+            + ", ".join(["b", "c", *spatial.split(", ")])
+            + "`, 1 channel, int32 labels (0 = background) |\n"
+        )
+        instances_text = (
+            "The package has two outputs. `embeddings` are the raw network output. `instances` are label "
+            "images computed *inside the model graph* by a fixed-iteration mean-shift clustering of the "
+            f"embeddings ({'Gaussian' if ig.get('gaussian') else 'flat'} kernel, "
+            f"bandwidth {_fmt(ig.get('bandwidth'))}, "
+            f"{ig.get('n_seeds')} sampled seeds, {ig.get('n_iter')} iterations, "
+            f"at most {ig.get('max_instances')} clusters "
+            "including background), so tools "
+            "that only run the network (deepImageJ, ilastik, bioimageio.core) get instances directly. "
+            "For the best quality, cluster the `embeddings` with the recommended Python clustering below."
+        )
+        limits = (
+            "- The in-graph `instances` are per input window: when a tool predicts in tiles, labels are not "
+            "consistent across tiles. Predict whole images, or cluster the stitched `embeddings` instead.\n"
+        )
+        dij = "the `instances` output can be shown as a label image."
+        ila = "the `instances` output is a label image."
+    else:
+        instances_row = ""
+        instances_text = (
+            "The package outputs the embeddings only. Turn them into instances with the recommended "
+            "clustering below (`spoco_zoo.postprocess.embeddings_to_instances`)."
+        )
+        limits = ""
+        dij = "the embeddings still need clustering outside deepImageJ."
+        ila = "instances need clustering outside ilastik."
+    return {
+        "name": name,
+        "description": description,
+        "spoco_zoo_version": __version__,
+        "export_date": _dt.date.today().isoformat(),
+        "weights": weights,
+        "steps": state.get("step", "?"),
+        "spatial_dims": f"{dims}D",
+        "embedding_dim": model.embedding_dim,
+        "depth": model.depth,
+        "base_features": model.base_features,
+        "norm": model.norm,
+        "parameter_count": f"{parameter_count:,}",
+        "input_axes": ", ".join(["b", "c", *spatial.split(", ")]),
+        "output_axes": ", ".join(["b", "c", *spatial.split(", ")]),
+        "in_channels": model.in_channels,
+        "min_size": geo.min_size,
+        "step": geo.step,
+        "halo": geo.halo,
+        "formats": ", ".join(f"`{f}`" for f in formats),
+        "instances_row": instances_row,
+        "preprocessing": preprocessing,
+        "instances_text": instances_text,
+        "training_data": training_data,
+        "training_data_short": short,
+        "object_fraction": f"{100 * data.object_fraction:g}%"
+        if not data.labels_are_sparse
+        else "a subset (labels given sparse)",
+        "patch_shape": "x".join(map(str, data.patch_shape)),
+        "batch_size": data.batch_size,
+        "lr": _fmt(config.lr),
+        "ema_momentum": _fmt(loss.ema_momentum),
+        "loss_rows": loss_rows,
+        "metrics": metrics_text + f"\n\nTest tensors: {test_origin}.",
+        "parity": "\n".join(parity_rows),
+        "channel_axes_hint": "C, " + spatial,
+        "spatial_axes_hint": spatial,
+        "clustering_json": json.dumps(dict(clustering), indent=2),
+        "deepimagej_hint": dij,
+        "ilastik_hint": ila,
+        "instances_limitations": limits,
+        "citation": PAPER_CITATION,
+        "doi": PAPER_DOI,
+        "license": "MIT (weights and this description).",
+    }

@@ -6,10 +6,15 @@ Imports numpy and the standard library only, so the CLI can parse options
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from spoco_zoo.errors import ExportError
+from spoco_zoo.shapes import valid_size
 
 __all__ = [
     "WEIGHT_FORMATS",
@@ -20,6 +25,7 @@ __all__ = [
     "PAPER_DOI",
     "PAPER_ARXIV_DOI",
     "PAPER_CITATION",
+    "json_safe",
 ]
 
 #: Weight formats we can write, in the order they are exported and tested.
@@ -96,8 +102,7 @@ class PackageGeometry:
 
     def valid(self, size: int) -> int:
         """Smallest valid extent ``>= size``."""
-        size = max(int(size), self.min_size)
-        return self.min_size + -(-(size - self.min_size) // self.step) * self.step
+        return valid_size(size, self.step, self.min_size)
 
 
 def package_geometry(depth: int) -> PackageGeometry:
@@ -116,3 +121,14 @@ def default_test_shape(
     if len(shape) != spatial_dims:
         raise ExportError(f"test shape {tuple(shape)} has {len(shape)} axes, the model has {spatial_dims} spatial axes")
     return tuple(geometry.valid(s) for s in shape)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON types (numpy scalars -> numbers, other objects -> ``str``).
+
+    >>> json_safe({"a": np.float32(0.5), "b": (1, 2)})
+    {'a': 0.5, 'b': [1, 2]}
+    """
+    return json.loads(
+        json.dumps(value, default=lambda v: float(v) if isinstance(v, (np.floating, np.integer)) else str(v))
+    )

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from spoco_zoo.shapes import pad_to_shape, valid_shape, valid_size
+
 __all__ = ["ZooPrediction", "zoo_predict", "zoo_embeddings", "package_config"]
 
 _AXES = {2: ("y", "x"), 3: ("z", "y", "x")}
@@ -71,9 +73,6 @@ def _load(package: str | Path) -> Any:
     from bioimageio.spec import InvalidDescr, load_description
     from bioimageio.spec.model import v0_5
 
-    from spoco_zoo.export._bioimageio_compat import ensure_compat
-
-    ensure_compat()
     path = Path(package)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model package")
@@ -106,11 +105,6 @@ def _geometry(descr: Any) -> tuple[int, int, int]:
     if not isinstance(size, v0_5.ParameterizedSize):
         raise ValueError("spoco-zoo packages have parameterized spatial sizes")
     return int(size.min), int(size.step), int(halo)
-
-
-def _valid(size: int, min_size: int, step: int) -> int:
-    size = max(int(size), min_size)
-    return min_size + -(-(size - min_size) // step) * step
 
 
 def zoo_predict(
@@ -183,11 +177,7 @@ def zoo_predict(
         if not tiled:
             pp.apply_preprocessing(sample)
             data = sample.members[MemberId("raw")].data.to_numpy()
-            target = [_valid(s, min_size, step) for s in spatial]
-            pad = [(0, 0), (0, 0)] + [(0, t - s) for s, t in zip(spatial, target)]
-            if any(p[1] for p in pad):
-                mode = "symmetric" if all(t - s <= s for s, t in zip(spatial, target)) else "edge"
-                data = np.pad(data, pad, mode=mode)
+            data = pad_to_shape(data, valid_shape(spatial, step, min_size), mode="symmetric")
             padded = Sample(
                 members={MemberId("raw"): Tensor.from_numpy(data, dims=raw_dims)}, stat=sample.stat, id="image"
             )
@@ -200,7 +190,7 @@ def zoo_predict(
                 raise ValueError(f"tile_shape {tuple(wanted)} must have {dims} axes")
             block = {AxisId("batch"): 1, AxisId("channel"): channels}
             for a, s, w in zip(axes, spatial, wanted):
-                size = _valid(min(max(int(w), 2 * halo + step), s), min_size, step)
+                size = valid_size(min(max(int(w), 2 * halo + step), s), step, min_size)
                 while size > s and size - step >= min_size:
                     size -= step
                 block[AxisId(a)] = size

@@ -155,9 +155,6 @@ def build_model_descr(content: RdfContent) -> Any:
         WeightsDescr,
     )
 
-    from spoco_zoo.export._bioimageio_compat import ensure_compat
-
-    ensure_compat()
     c = content
     axes = SPATIAL_AXES[c.spatial_dims]
     geo = c.geometry

@@ -153,9 +153,6 @@ def validate_package(
     from bioimageio.core import test_model
     from bioimageio.spec import InvalidDescr, load_description
 
-    from spoco_zoo.export._bioimageio_compat import ensure_compat
-
-    ensure_compat()
     package = Path(package)
     if not package.exists():
         raise FileNotFoundError(f"{package}: no such package")

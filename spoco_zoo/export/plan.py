@@ -1,0 +1,147 @@
+"""The plan of one export: options checked, checkpoint loaded, geometry and clustering derived.
+
+Everything :func:`spoco_zoo.export.package.export_package` needs to know is decided here,
+before any file is written; a bad option or checkpoint fails fast.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from spoco_zoo.errors import CheckpointError, ExportError
+from spoco_zoo.export.common import PackageGeometry, default_test_shape, package_geometry, parse_formats
+from spoco_zoo.export.metadata import clustering_config, ingraph_settings
+from spoco_zoo.export.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM
+
+__all__ = ["WeightOptions", "ExportPlan", "plan_export", "check_options", "load_weights"]
+
+
+@dataclass
+class WeightOptions:
+    """How to convert and how strictly to compare (see :func:`spoco_zoo.export.package.export_package`)."""
+
+    opset: int = 18
+    onnx_exporter: Literal["auto", "dynamo", "legacy"] = "auto"
+    torchscript_method: Literal["auto", "script", "trace"] = "auto"
+    tolerance: float = EMBEDDINGS_TOLERANCE
+    label_mismatch_ppm: float = LABEL_MISMATCH_PPM
+
+
+def check_options(
+    output: Path,
+    formats: None | str | Sequence[str],
+    options: WeightOptions,
+) -> tuple[str, ...]:
+    """Validate the export options before any work; returns the weight formats.
+
+    Raises
+    ------
+    ExportError
+        A target that is not a ``.zip``, an unknown format, exporter or TorchScript method, a
+        non-positive tolerance or an ONNX opset below 17.
+    """
+    fmts = parse_formats(formats)
+    if output.suffix.lower() != ".zip":
+        raise ExportError(f"--output {output}: a bioimage.io package must be a .zip file")
+    if not math.isfinite(options.tolerance) or options.tolerance <= 0:
+        raise ExportError(f"tolerance must be positive, got {options.tolerance}")
+    if options.onnx_exporter not in ("auto", "dynamo", "legacy"):
+        raise ExportError(f"--onnx-exporter {options.onnx_exporter!r}: use auto, dynamo or legacy")
+    if "onnx" in fmts and options.opset < 17:
+        raise ExportError(f"--opset {options.opset}: ONNX weights need opset >= 17")
+    if options.torchscript_method not in ("auto", "script", "trace"):
+        raise ExportError(f"torchscript_method {options.torchscript_method!r}: use auto, script or trace")
+    return fmts
+
+
+def load_weights(checkpoint: Path, weights: str) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """``(checkpoint dict, TrainConfig, state dict of the chosen weights)``.
+
+    Raises
+    ------
+    ExportError
+        ``weights`` is neither ``"student"`` nor ``"teacher"``.
+    CheckpointError
+        Missing, corrupt or incompatible checkpoint, or one without the chosen weights.
+    """
+    from spoco_zoo.train.checkpoint import load_checkpoint
+
+    if weights not in ("student", "teacher"):
+        raise ExportError(f"--weights {weights!r}: use 'student' or 'teacher'")
+    state = load_checkpoint(Path(checkpoint))
+    key = "model_state" if weights == "student" else "teacher_state"
+    if key not in state:
+        raise CheckpointError(f"{checkpoint}: checkpoint has no {weights} weights ({key})")
+    return state, state["config"], state[key]
+
+
+@dataclass
+class ExportPlan:
+    """What one export makes, decided before any file is written (see :func:`plan_export`)."""
+
+    checkpoint: Path
+    output: Path
+    formats: tuple[str, ...]
+    weights: str
+    state: dict[str, Any]
+    config: Any
+    model_state: dict[str, Any]
+    instances: bool
+    ingraph: dict[str, Any] | None
+    clustering: dict[str, Any]
+    geometry: PackageGeometry
+    shape: tuple[int, ...]
+    options: WeightOptions = field(default_factory=WeightOptions)
+    name: str = ""
+    description: str = ""
+    authors: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    version: str | None = None
+
+    @property
+    def spatial_dims(self) -> int:
+        return int(self.config.model.spatial_dims)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return ("embeddings", "instances") if self.instances else ("embeddings",)
+
+    def summary(self) -> str:
+        model = self.config.model
+        return f"{model.spatial_dims}D U-Net depth {model.depth}, E={model.embedding_dim}, {self.weights} weights"
+
+
+def plan_export(
+    checkpoint: Path,
+    output: Path,
+    formats: None | str | Sequence[str],
+    weights: str,
+    options: WeightOptions,
+    instances: bool,
+    ingraph_options: Mapping[str, Any] | None,
+    test_shape: Sequence[int] | None,
+) -> ExportPlan:
+    """Check the options, load the checkpoint and derive geometry, test shape and clustering."""
+    fmts = check_options(output, formats, options)
+    state, config, model_state = load_weights(checkpoint, weights)
+    geometry = package_geometry(config.model.depth)
+    ingraph = ingraph_settings(config, ingraph_options) if instances else None
+    return ExportPlan(
+        checkpoint=checkpoint,
+        output=output,
+        formats=fmts,
+        weights=weights,
+        state=state,
+        config=config,
+        model_state=model_state,
+        instances=instances,
+        ingraph=ingraph,
+        clustering=clustering_config(config, ingraph),
+        geometry=geometry,
+        shape=default_test_shape(config.model.spatial_dims, geometry, test_shape),
+        options=options,
+    )
