@@ -9,6 +9,7 @@ validation, tiled inference, package prediction).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -37,7 +38,9 @@ def valid_shape(shape: Sequence[int], step: int, minimum: int = 0) -> tuple[int,
     return tuple(valid_size(s, step, minimum) for s in shape)
 
 
-def pad_spatial(array: np.ndarray, widths: Sequence[tuple[int, int]], mode: str = "reflect") -> np.ndarray:
+def pad_spatial(
+    array: np.ndarray, widths: Sequence[tuple[int, int]], mode: Literal["reflect", "symmetric"] = "reflect"
+) -> np.ndarray:
     """Pad the last ``len(widths)`` axes of ``array`` by ``(before, after)`` each.
 
     ``mode`` is numpy's ``"reflect"`` or ``"symmetric"``; padding longer than an axis repeats the
@@ -68,7 +71,9 @@ def pad_spatial(array: np.ndarray, widths: Sequence[tuple[int, int]], mode: str 
     return out
 
 
-def pad_to_shape(array: np.ndarray, shape: Sequence[int], mode: str = "reflect") -> np.ndarray:
+def pad_to_shape(
+    array: np.ndarray, shape: Sequence[int], mode: Literal["reflect", "symmetric"] = "reflect"
+) -> np.ndarray:
     """Pad the trailing (spatial) axes of ``array`` at their far end up to ``shape``.
 
     The original image stays at the origin, so ``out[..., :s0, :s1]`` crops back. See

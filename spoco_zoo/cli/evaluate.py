@@ -97,16 +97,17 @@ def register(app: typer.Typer) -> None:
         rows: list[dict[str, object]] = []
         for stem, pred_path, gt_path in pairs:
             try:
-                pred = read_labels(pred_path)
-                gt = read_labels(gt_path, ignore_label=ignore_label)
+                pred_labels = read_labels(pred_path)
+                gt_labels = read_labels(gt_path, ignore_label=ignore_label)
             except DataError as err:
                 _fail(str(err))
-            if pred.shape != gt.shape:
+            if pred_labels.shape != gt_labels.shape:
                 _fail(
-                    f"{pred_path}: prediction shape {pred.shape} does not match ground truth {gt_path} shape {gt.shape}"
+                    f"{pred_path}: prediction shape {pred_labels.shape} does not match ground truth {gt_path} "
+                    f"shape {gt_labels.shape}"
                 )
             try:
-                scores = evaluate_instances(pred, gt, ignore_label=ignore_label)
+                scores = evaluate_instances(pred_labels, gt_labels, ignore_label=ignore_label)
             except ValueError as err:
                 _fail(f"{pred_path} vs {gt_path}: {err}")
             rows.append({"image": stem, **scores, "pred": str(pred_path), "gt": str(gt_path)})

@@ -241,6 +241,8 @@ def register(app: typer.Typer) -> None:
             dims = config.model.spatial_dims
             tile_shape = parse_shape(tile, dims, "--tile")
             halo_shape = parse_shape(halo, dims, "--halo")
+            if halo_shape is None:
+                raise typer.BadParameter("give one value, or one per axis (0 for no context)", param_hint="--halo")
             chosen, kwargs = checkpoint_clustering(config, method, params, min_size)
 
             def run(path: Path) -> tuple[Any, Any]:

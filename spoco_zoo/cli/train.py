@@ -74,13 +74,13 @@ def register(app: typer.Typer) -> None:
         ):
             if value is not None:
                 sets.append(f"{key}={value}")
-        for key, value, hint in (
+        for key, paths, hint in (
             ("data.train_images", images, "--images"),
             ("data.train_labels", labels, "--labels"),
             ("data.val_images", val_images, "--val-images"),
             ("data.val_labels", val_labels, "--val-labels"),
         ):
-            files = _expand(value, hint)
+            files = _expand(paths, hint)
             if files is not None:
                 sets.append(f"{key}=[{', '.join(repr(f) for f in files)}]")
         try:

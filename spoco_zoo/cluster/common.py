@@ -260,9 +260,7 @@ def finalize(
         ids = set_largest_to_background(ids)
     ids = remove_small(ids, int(min_size))
     if index is None:
-        full = ids.reshape(tuple(spatial_shape))
-    else:
-        full = np.zeros(int(np.prod(spatial_shape)), dtype=np.int64)
-        full[index.cpu().numpy()] = ids
-        full = full.reshape(tuple(spatial_shape))
-    return relabel_sequential(full)
+        return relabel_sequential(ids.reshape(tuple(spatial_shape)))
+    full = np.zeros(int(np.prod(spatial_shape)), dtype=np.int64)
+    full[index.cpu().numpy()] = ids
+    return relabel_sequential(full.reshape(tuple(spatial_shape)))

@@ -116,6 +116,7 @@ def hdbscan_cluster(
     else:
         sample_labels = np.full(len(sel), -1, dtype=np.int64)
     clustered = sample_labels >= 0
+    assignment: np.ndarray | torch.Tensor
     if not clustered.any():
         assignment = np.zeros(n, dtype=np.int64)
     elif assign == "centroid":

@@ -127,8 +127,10 @@ class SparseInstanceDataset(Dataset):
         if not any(missing):
             return image, labels
         widths = [(m // 2, m - m // 2) for m in missing]
-        mode = "reflect" if min(labels.shape) > 1 else "edge"
-        image = np.pad(image, [(0, 0)] + widths, mode=mode)
+        if min(labels.shape) > 1:
+            image = np.pad(image, [(0, 0)] + widths, mode="reflect")
+        else:
+            image = np.pad(image, [(0, 0)] + widths, mode="edge")
         labels = np.pad(labels, widths, mode="constant", constant_values=self.ignore_label)
         return image, labels
 

@@ -34,6 +34,7 @@ with the file path.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -113,7 +114,11 @@ def _read_zarr(path: Path, key: str | None) -> np.ndarray:
                 raise DataError(f"{path}: key {key!r} given but the file is a single array")
             return np.asarray(node[...])
         keys = [name for name, member in node.members(max_depth=None) if isinstance(member, zarr.Array)]
-        return np.asarray(node[_pick_key(path, sorted(keys), key)][...])
+        chosen = _pick_key(path, sorted(keys), key)
+        member = node[chosen]
+        if not isinstance(member, zarr.Array):
+            raise DataError(f"{path}: {chosen!r} is a group, not an array")
+        return np.asarray(member[...])
     finally:
         if store is not None:
             store.close()
@@ -298,7 +303,7 @@ def check_has_objects(labels: np.ndarray, path: PathLike) -> None:
 
 
 # ---------------------------------------------------------------------------- writing
-def _write_tiff(path: Path, array: np.ndarray, **kwargs: object) -> Path:
+def _write_tiff(path: Path, array: np.ndarray, **kwargs: Any) -> Path:
     """Write ``array`` to ``path`` atomically (:func:`spoco_zoo.atomic.atomic_path`)."""
     import tifffile
 

@@ -125,15 +125,15 @@ def _body_lines(path: Path) -> tuple[list[str], bool]:
         is_docstring = (
             i == 0
             and isinstance(node, ast.Expr)
-            and isinstance(getattr(node, "value", None), ast.Constant)
+            and isinstance(node.value, ast.Constant)
             and isinstance(node.value.value, str)
         )
         is_future = isinstance(node, ast.ImportFrom) and node.module == "__future__"
+        if isinstance(node, ast.ImportFrom) and is_future:
+            future = future or any(alias.name == "annotations" for alias in node.names)
         is_all = isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
         )
-        if is_future:
-            future = future or any(alias.name == "annotations" for alias in node.names)
         if is_docstring or is_future or is_all:
             drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
     lines = [line for no, line in enumerate(text.splitlines(), start=1) if no not in drop]

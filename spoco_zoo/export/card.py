@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import string
+import sys
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -20,7 +21,10 @@ from spoco_zoo.export.common import PAPER_CITATION, PAPER_DOI, PackageGeometry
 from spoco_zoo.export.parity import ParityResult
 
 if TYPE_CHECKING:
-    from importlib.resources.abc import Traversable
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
 
 __all__ = ["DEFAULT_TEMPLATE", "default_template", "render_model_card", "card_values", "ingraph_effective"]
 

@@ -144,8 +144,8 @@ def export_onnx(
     path = Path(path)
     model = model.eval()
     errors: list[str] = []
-    used = None
-    order = ["dynamo", "legacy"] if exporter == "auto" else [exporter]
+    used: Literal["dynamo", "legacy"] | None = None
+    order: list[Literal["dynamo", "legacy"]] = ["dynamo", "legacy"] if exporter == "auto" else [exporter]
     for name in order:
         if path.exists():
             path.unlink()

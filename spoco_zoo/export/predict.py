@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -171,7 +171,7 @@ def zoo_predict(
         id="image",
     )
     with create_prediction_pipeline(
-        descr, weight_format=weight_format, devices=list(devices) if devices else None
+        descr, weight_format=cast(Any, weight_format), devices=list(devices) if devices else None
     ) as pp:
         used = weight_format or _ADAPTERS.get(type(getattr(pp, "_adapter", None)).__name__)
         if not tiled:

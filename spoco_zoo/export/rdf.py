@@ -222,7 +222,7 @@ def build_model_descr(content: RdfContent) -> Any:
             else ("torchscript" if w.torchscript is not None else "onnx")
         )
 
-        def parent_of(fmt: str) -> str | None:
+        def parent_of(fmt: str) -> Any:
             # the first exported format is the "original"; the others were converted from it
             return None if fmt == root else root
 
@@ -269,17 +269,19 @@ def build_model_descr(content: RdfContent) -> Any:
             inputs=[raw],
             outputs=outputs,
             weights=WeightsDescr(**entries),
-            **({"version": c.version} if c.version else {}),
-            config=Config(
-                bioimageio=BioimageioConfig(
-                    reproducibility_tolerance=tolerances,
-                    architecture_type="unet",
-                    architecture_description="U-Net producing pixel embeddings (SPOCO)",
-                    task="instance-segmentation",
-                    model_parameter_count=c.parameter_count,
-                    training=training,
-                ),
-                spoco=c.spoco_config,
+            version=Version(c.version) if c.version else None,
+            config=Config.model_validate(
+                {
+                    "bioimageio": BioimageioConfig(
+                        reproducibility_tolerance=tolerances,
+                        architecture_type="unet",
+                        architecture_description="U-Net producing pixel embeddings (SPOCO)",
+                        task="instance-segmentation",
+                        model_parameter_count=c.parameter_count,
+                        training=training,
+                    ),
+                    "spoco": c.spoco_config,  # an extra section of Config
+                }
             ),
         )
     except ExportError:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -96,13 +96,14 @@ def _summary_errors(summary: Any, limit: int = 2) -> list[str]:
 
 
 def _measure(descr: Any, weight_format: str, devices: Sequence[str] | None) -> dict[str, float]:
+    # weight-format names are checked by bioimageio.core itself; its signature wants a Literal
     """Largest deviation of the reproduced test outputs from the packaged ones."""
     from bioimageio.core import create_prediction_pipeline
     from bioimageio.core.digest_spec import get_test_input_sample, get_test_output_sample
 
     sample = get_test_input_sample(descr)
     expected = get_test_output_sample(descr)
-    with create_prediction_pipeline(descr, weight_format=weight_format, devices=devices) as pp:
+    with create_prediction_pipeline(descr, weight_format=cast(Any, weight_format), devices=devices) as pp:
         out = pp.predict_sample_without_blocking(sample, skip_input_padding=True, skip_output_cropping=True)
     errors: dict[str, float] = {}
     for member, tensor in expected.members.items():
@@ -152,6 +153,7 @@ def validate_package(
     """
     from bioimageio.core import test_model
     from bioimageio.spec import InvalidDescr, load_description
+    from bioimageio.spec.model import v0_4, v0_5
 
     package = Path(package)
     if not package.exists():
@@ -170,6 +172,10 @@ def validate_package(
     if isinstance(descr, InvalidDescr):
         msgs = _summary_errors(descr.validation_summary, limit=3) or [str(descr.validation_summary.status)]
         report.checks.append(CheckResult("rdf", False, message="; ".join(msgs), seconds=time.perf_counter() - started))
+        return report
+    if not isinstance(descr, (v0_4.ModelDescr, v0_5.ModelDescr)):
+        message = f"not a model description ({descr.type} {descr.format_version})"
+        report.checks.append(CheckResult("rdf", False, message=message, seconds=time.perf_counter() - started))
         return report
     summary = descr.validation_summary
     warnings = sum(len(getattr(d, "warnings", []) or []) for d in summary.details)
@@ -191,7 +197,7 @@ def validate_package(
             report.checks.append(CheckResult(wf, False, message="weight format not in the package"))
             continue
         try:
-            result = test_model(package, weight_format=wf, devices=list(devices) if devices else None)
+            result = test_model(package, weight_format=cast(Any, wf), devices=list(devices) if devices else None)
             passed = result.status == "passed"
             msgs = _summary_errors(result)
         except Exception as err:  # bioimageio.core should not raise, but be safe

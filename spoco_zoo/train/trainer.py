@@ -88,7 +88,8 @@ class Trainer:
 
     Examples
     --------
-    >>> cfg = TrainConfig.model_validate({"steps": 2, "out_dir": "/tmp/spoco-doc",
+    >>> import tempfile
+    >>> cfg = TrainConfig.model_validate({"steps": 2, "out_dir": tempfile.mkdtemp(),
     ...     "data": {"patch_shape": [32, 32], "batch_size": 1,
     ...              "synthetic": {"n_train": 1, "n_val": 1, "shape": [64, 64], "n_objects": 6}},
     ...     "model": {"depth": 2, "base_features": 4}})
