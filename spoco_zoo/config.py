@@ -1,4 +1,4 @@
-"""Validated configuration for training, shared by the trainer, exporters and CLI.
+"""Validated configuration for training, shared by the trainer, the export and the CLI.
 
 Configs are pydantic models: they are validated once, at the edge (YAML file,
 CLI overrides), and passed around as typed objects. ``TrainConfig`` is stored
