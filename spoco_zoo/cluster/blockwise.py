@@ -95,7 +95,7 @@ def _overlapping_pairs(blocks: Sequence[Block]) -> list[tuple[int, int]]:
     """Index pairs ``i < j`` of blocks whose windows intersect."""
     starts = np.array([[s.start for s in b.window] for b in blocks])
     stops = np.array([[s.stop for s in b.window] for b in blocks])
-    pairs = []
+    pairs: list[tuple[int, int]] = []
     for i in range(len(blocks)):
         hit = np.all((starts[i + 1 :] < stops[i]) & (stops[i + 1 :] > starts[i]), axis=1)
         pairs.extend((i, i + 1 + int(k)) for k in np.flatnonzero(hit))
@@ -279,5 +279,5 @@ def cluster_blockwise(
     labels = []
     for block in grid:
         window_mask = None if mask is None else mask[block.window]
-        labels.append(np.asarray(cluster(embeddings[(slice(None), *block.window)], window_mask)))
+        labels.append(np.asarray(cluster(embeddings[(slice(None),) + tuple(block.window)], window_mask)))
     return stitch_blocks(spatial, grid, labels, min_iou)
