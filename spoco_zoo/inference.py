@@ -18,8 +18,8 @@ cut off beyond the halo (a U-Net's receptive field is wide, but the weight of
 its far edge is small: choose ``halo`` >= 16 for depth 2-3).
 
 .. note::
-   Networks with **group or instance normalisation** (the spoco-zoo default,
-   ``norm="group"``) normalise with statistics of the whole input window, so
+   Networks with **group or instance normalisation** (``norm="group"``, the
+   spoco-zoo default before BatchNorm became it) normalise with statistics of the whole input window, so
    their output depends on the tile size and tiled results differ from a
    single pass (and between tile sizes). Networks with ``norm="batch"`` in eval
    mode (running statistics) or ``norm="none"`` are tile-size independent.

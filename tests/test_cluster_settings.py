@@ -40,11 +40,13 @@ def test_method_list_and_defaults_have_one_source() -> None:
 
 def test_recommended_clustering_derives_the_kernel_width_from_the_loss() -> None:
     loss = LossConfig(delta_var=0.4, delta_dist=2.0)
+    local = {"block_shape": None, "overlap": None, "split_components": True}
     assert recommended_clustering(ClusteringConfig(), loss) == {
         "method": "mean_shift",
         "bandwidth": 0.4,
         "min_size": 16,
         "background": "largest",
+        **local,
     }
     explicit = ClusteringConfig(method="consistency", bandwidth=0.3, min_size=4, params={"threshold": 0.6})
     assert recommended_clustering(explicit, loss) == {
@@ -52,6 +54,7 @@ def test_recommended_clustering_derives_the_kernel_width_from_the_loss() -> None
         "bandwidth": 0.3,
         "min_size": 4,
         "background": "largest",
+        **local,
         "threshold": 0.6,
     }
     # another method: the configured bandwidth and params were meant for the configured one
@@ -60,7 +63,15 @@ def test_recommended_clustering_derives_the_kernel_width_from_the_loss() -> None
         "bandwidth": 0.4,
         "min_size": 4,
         "background": "largest",
+        **local,
     }
+    # local clustering: blocks of the training patch, a quarter-block overlap, unless configured
+    patched = recommended_clustering(ClusteringConfig(), loss, patch_shape=[256, 128])
+    assert patched["block_shape"] == [256, 128] and patched["overlap"] == [64, 32]
+    chosen = ClusteringConfig(block_shape=[512, 512], overlap=[40, 40], split_components=False)
+    assert recommended_clustering(chosen, loss, patch_shape=[256, 128])["block_shape"] == [512, 512]
+    assert recommended_clustering(chosen, loss)["overlap"] == [40, 40]
+    assert recommended_clustering(chosen, loss)["split_components"] is False
     assert "bandwidth" not in recommended_clustering(ClusteringConfig(method="hdbscan"), loss)
     assert recommended_clustering(ClusteringConfig(), None)["bandwidth"] == DEFAULT_DELTA_VAR
     with pytest.raises(DataError, match="choose one of mean_shift, hdbscan, consistency"):
@@ -85,7 +96,8 @@ def test_every_caller_gets_the_same_recommendation() -> None:
         {"loss": {"delta_var": 0.3, "delta_dist": 1.5}, "clustering": {"method": "consistency", "min_size": 2}}
     )
     method, kwargs = checkpoint_clustering(config, None, {}, None)
-    assert (method, kwargs) == ("consistency", {"bandwidth": 0.3, "min_size": 2, "background": "largest"})
+    local = {"block_shape": [256, 256], "overlap": [64, 64], "split_components": True}  # the training patch
+    assert (method, kwargs) == ("consistency", {"bandwidth": 0.3, "min_size": 2, "background": "largest", **local})
     method, kwargs = checkpoint_clustering(config, "mean_shift", {"kernel": "gaussian"}, 7)
     assert (method, kwargs["bandwidth"], kwargs["min_size"], kwargs["kernel"]) == ("mean_shift", 0.3, 7, "gaussian")
     assert recommended_ingraph(config.clustering, config.loss, {"n_seeds": 64}) == {

@@ -121,7 +121,7 @@ def checkpoint_clustering(
     different ``method`` keeps ``min_size`` and gets the kernel width
     ``config.loss.delta_var``); ``params`` and ``min_size`` override.
     """
-    kwargs = recommended_clustering(config.clustering, config.loss, method=method)
+    kwargs = recommended_clustering(config.clustering, config.loss, method=method, patch_shape=config.data.patch_shape)
     chosen = kwargs.pop("method")
     kwargs.update(params)
     if min_size is not None:

@@ -19,7 +19,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from spoco_zoo.cluster.settings import METHODS, check_method, method_kwargs
+from spoco_zoo.cluster.settings import LOCAL_PARAMS, METHODS, check_method, method_kwargs
 from spoco_zoo.errors import DataError
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from spoco_zoo.cluster.common import ArrayLike
 
 # ``mean_shift`` is not re-exported: ``spoco_zoo.cluster.mean_shift`` is the module of that name.
-__all__ = ["METHODS", "cluster_embeddings", "get_method", "hdbscan_cluster", "anchor_cluster"]
+__all__ = ["METHODS", "cluster_embeddings", "run_method", "get_method", "hdbscan_cluster", "anchor_cluster"]
 
 _TARGETS: dict[str, tuple[str, str]] = {
     "mean_shift": ("spoco_zoo.cluster.mean_shift", "mean_shift"),
@@ -54,6 +54,11 @@ def cluster_embeddings(
     own name (:func:`spoco_zoo.cluster.settings.method_kwargs`). The dict of
     :func:`spoco_zoo.cluster.settings.recommended_clustering` can be passed as ``**params``.
 
+    With any of the local-clustering parameters (``block_shape``, ``overlap``,
+    ``split_components=True``; :data:`spoco_zoo.cluster.settings.LOCAL_PARAMS`) the method runs
+    inside :func:`spoco_zoo.cluster.instances.segment_embeddings`: block by block, stitched, and
+    with clusters split into connected components.
+
     Raises
     ------
     DataError
@@ -66,6 +71,34 @@ def cluster_embeddings(
     >>> emb = np.zeros((2, 4, 6), np.float32); emb[0, :, 4:] = 3.0
     >>> cluster_embeddings(emb, "mean_shift", bandwidth=0.5, device="cpu")[0].tolist()
     [0, 0, 0, 0, 1, 1]
+    """
+    local = {key: params.pop(key) for key in LOCAL_PARAMS if key in params}
+    block_shape = local.get("block_shape")
+    split = local.get("split_components")
+    if block_shape is not None or split:
+        from spoco_zoo.cluster.instances import segment_embeddings
+
+        return segment_embeddings(
+            embeddings,
+            method,
+            mask,
+            block_shape=block_shape,
+            overlap=local.get("overlap") or 0,
+            split_components=True if split is None else bool(split),
+            **params,
+        )
+    return run_method(embeddings, method, mask, **params)
+
+
+def run_method(
+    embeddings: ArrayLike, method: str = "mean_shift", mask: ArrayLike | None = None, **params: Any
+) -> np.ndarray:
+    """One clustering method on the whole image, with its own parameters only (no local clustering).
+
+    Raises
+    ------
+    DataError
+        Unknown ``method`` or parameters the method does not take.
     """
     func = get_method(method)
     given = method_kwargs(method, params)

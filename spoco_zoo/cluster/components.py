@@ -18,7 +18,7 @@ import torch
 
 from spoco_zoo.errors import DataError
 
-__all__ = ["split_connected_components"]
+__all__ = ["split_connected_components", "absorb_small_components"]
 
 
 def _neighbour_pairs(flat: torch.Tensor, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,3 +92,76 @@ def split_connected_components(labels: np.ndarray | torch.Tensor) -> np.ndarray:
     if not bool((flat == 0).any()):
         ids = ids + 1
     return ids.reshape(shape).to(torch.int32).cpu().numpy()
+
+
+def _border_pairs(labels: np.ndarray, small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` for every face-adjacent pixel pair with ``a != b`` and ``a`` a small label (both directions)."""
+    firsts, seconds = [], []
+    for axis in range(labels.ndim):
+        if labels.shape[axis] < 2:
+            continue
+        low = np.take(labels, np.arange(labels.shape[axis] - 1), axis=axis).reshape(-1)
+        high = np.take(labels, np.arange(1, labels.shape[axis]), axis=axis).reshape(-1)
+        for a, b in ((low, high), (high, low)):
+            keep = (a != b) & small[a]
+            firsts.append(a[keep])
+            seconds.append(b[keep])
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def absorb_small_components(labels: np.ndarray, min_size: int, max_rounds: int = 8) -> np.ndarray:
+    """Merge every object smaller than ``min_size`` into the neighbour it shares the longest border with.
+
+    Clustering pixel embeddings leaves small fragments where pixels between two objects fall into
+    a third cluster; splitting clusters into connected components turns them into objects of
+    their own. Each fragment takes the label of its neighbour (the background included) with the
+    most shared face-adjacent pixel pairs, preferring neighbours that are not small themselves;
+    fragments that merge into another fragment are looked at again in the next round.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Integer labels ``[*S]``, 0 = background.
+    min_size : int
+        Objects with fewer pixels are absorbed (``<= 1``: nothing changes).
+    max_rounds : int
+        Upper bound on merge rounds.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64`` labels (ids not renumbered). An object with no neighbour at all is kept.
+
+    Examples
+    --------
+    >>> labels = np.array([[1, 1, 1, 2, 2],
+    ...                    [1, 3, 1, 2, 2],
+    ...                    [1, 1, 1, 2, 4]])
+    >>> absorb_small_components(labels, min_size=2).tolist()
+    [[1, 1, 1, 2, 2], [1, 1, 1, 2, 2], [1, 1, 1, 2, 2]]
+    """
+    out = np.asarray(labels).astype(np.int64, copy=True)
+    if min_size <= 1 or out.size == 0:
+        return out
+    if out.min() < 0:
+        raise DataError("labels: negative ids are not supported")
+    for _ in range(max_rounds):
+        sizes = np.bincount(out.reshape(-1))
+        small = sizes < min_size
+        small[0] = False
+        if not small[out].any():
+            break
+        first, second = _border_pairs(out, small)
+        if first.size == 0:
+            break
+        width = np.int64(len(sizes))
+        pairs, counts = np.unique(first * width + second, return_counts=True)
+        source, target = pairs // width, pairs % width
+        # rank the candidate targets of each fragment: not small first, then the longest border
+        order = np.lexsort((-counts, small[target], source))
+        best = np.ones(len(order), dtype=bool)
+        best[1:] = source[order][1:] != source[order][:-1]
+        mapping = np.arange(len(sizes), dtype=np.int64)
+        mapping[source[order][best]] = target[order][best]
+        out = mapping[out]
+    return out

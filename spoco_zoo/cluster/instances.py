@@ -13,7 +13,10 @@
    (:func:`~spoco_zoo.cluster.components.split_connected_components`):
    embeddings separate neighbouring objects, so two far-apart objects that
    share a cluster become two instances;
-4. **min_size**: smaller objects become 0; ids are made consecutive.
+4. **min_size**: smaller objects -- mostly fragments of pixels between two objects that fell
+   into a third cluster -- merge into the neighbour they share the longest border with (the
+   background included, :func:`~spoco_zoo.cluster.components.absorb_small_components`); ids are
+   made consecutive.
 
 Imports numpy and torch only.
 """
@@ -26,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from spoco_zoo.cluster.blockwise import cluster_blockwise
-from spoco_zoo.cluster.common import ArrayLike, relabel_sequential, remove_small, set_largest_to_background
-from spoco_zoo.cluster.components import split_connected_components
+from spoco_zoo.cluster.common import ArrayLike, relabel_sequential, set_largest_to_background
+from spoco_zoo.cluster.components import absorb_small_components, split_connected_components
 from spoco_zoo.errors import DataError
 
 __all__ = ["segment_embeddings"]
@@ -66,7 +69,7 @@ def segment_embeddings(
     background : {"largest", "none"}
         ``"largest"``: without a mask, the largest cluster is the background.
     min_size : int
-        Objects with fewer pixels become background.
+        Objects with fewer pixels merge into their neighbour with the longest shared border.
     **params
         Parameters of the clustering method (e.g. ``bandwidth``).
 
@@ -83,7 +86,7 @@ def segment_embeddings(
     >>> int(labels.max()), int(labels[1, 2]), int(labels[1, 9])
     (2, 1, 2)
     """
-    from spoco_zoo.cluster import cluster_embeddings
+    from spoco_zoo.cluster import run_method
 
     if background not in ("largest", "none"):
         raise DataError(f"background: must be 'largest' or 'none', got {background!r}")
@@ -93,7 +96,7 @@ def segment_embeddings(
     mask_array = None if mask is None else np.asarray(mask) != 0
 
     def cluster(window: np.ndarray, window_mask: np.ndarray | None) -> np.ndarray:
-        return cluster_embeddings(window, method, window_mask, background="none", min_size=0, **params)
+        return run_method(window, method, window_mask, background="none", min_size=0, **params)
 
     if emb.ndim not in (3, 4):
         raise DataError(f"embeddings: expected [E, y, x] or [E, z, y, x], got shape {tuple(emb.shape)}")
@@ -105,5 +108,5 @@ def segment_embeddings(
         labels = set_largest_to_background(labels)
     if split_components:
         labels = split_connected_components(labels).astype(np.int64)
-    labels = remove_small(labels, int(min_size))
+    labels = absorb_small_components(labels, int(min_size))
     return relabel_sequential(labels)

@@ -15,6 +15,11 @@ Rules
   parameter name (:data:`KERNEL_WIDTH_PARAM`: mean-shift ``bandwidth``, anchor clustering
   ``delta_var``; HDBSCAN has none).
 * Generic parameters of every method: ``min_size`` and ``background`` (``"largest"``).
+* Local clustering (:data:`LOCAL_PARAMS`, applied by
+  :func:`spoco_zoo.cluster.instances.segment_embeddings`): ``block_shape`` defaults to the
+  training patch shape -- the embedding separates the objects of one training patch, so that is
+  the scale to cluster at -- ``overlap`` to :func:`default_overlap` of it, and every cluster is
+  split into connected components (``split_components``).
 
 A new clustering option (say, a block size and overlap for tiled clustering) is added here: its
 default in :func:`recommended_clustering`, its name in :data:`GENERIC_PARAMS` when every method
@@ -25,7 +30,7 @@ Imports the standard library only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from spoco_zoo.errors import DataError
@@ -41,6 +46,8 @@ __all__ = [
     "DEFAULT_DELTA_VAR",
     "KERNEL_WIDTH_PARAM",
     "GENERIC_PARAMS",
+    "LOCAL_PARAMS",
+    "default_overlap",
     "INGRAPH_PARAMS",
     "check_method",
     "uses_kernel_width",
@@ -74,6 +81,10 @@ KERNEL_WIDTH_PARAM: dict[str, str | None] = {
 WIDTH_NAMES = ("bandwidth", "delta_var")
 #: Parameters every method takes (applied by :func:`spoco_zoo.cluster.common.finalize`).
 GENERIC_PARAMS = ("min_size", "background")
+#: Parameters of the local clustering pipeline around any method (block size, overlap, splitting).
+LOCAL_PARAMS = ("block_shape", "overlap", "split_components")
+#: Smallest overlap between blocks, in pixels.
+MIN_OVERLAP = 16
 #: Constructor parameters of :class:`spoco_zoo.cluster.ingraph.InGraphClustering`.
 INGRAPH_PARAMS = (
     "bandwidth",
@@ -89,7 +100,7 @@ INGRAPH_PARAMS = (
     "max_distance",
     "n_jumps",
 )
-_INGRAPH_IGNORED = ("method", "seed", "device", "delta_var", "ingraph", "description")
+_INGRAPH_IGNORED = ("method", "seed", "device", "delta_var", "ingraph", "description", *LOCAL_PARAMS)
 _INGRAPH_INTS = ("n_seeds", "n_samples", "n_iter", "max_instances", "min_size", "min_seeds", "n_jumps")
 
 
@@ -126,11 +137,21 @@ def kernel_width(clustering: ClusteringConfig, loss: LossConfig | Mapping[str, A
     return float(clustering.bandwidth) if clustering.bandwidth else _delta_var(loss)
 
 
+def default_overlap(block_shape: Sequence[int]) -> list[int]:
+    """Overlap between neighbouring blocks: a quarter of the block, at least :data:`MIN_OVERLAP` pixels.
+
+    >>> default_overlap([256, 256]), default_overlap([32, 128, 128])
+    ([64, 64], [16, 32, 32])
+    """
+    return [max(MIN_OVERLAP, int(size) // 4) for size in block_shape]
+
+
 def recommended_clustering(
     clustering: ClusteringConfig,
     loss: LossConfig | Mapping[str, Any] | None = None,
     *,
     method: str | None = None,
+    patch_shape: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """The recommended clustering of a training config, as a clustering dict.
 
@@ -141,20 +162,29 @@ def recommended_clustering(
     method:
         Another method than ``clustering.method``: its kernel width is then ``loss.delta_var`` and
         ``clustering.bandwidth`` / ``clustering.params`` (meant for the configured method) are dropped;
-        ``min_size`` and ``background`` are kept.
+        ``min_size``, ``background`` and the local-clustering settings are kept.
+    patch_shape:
+        The training patch shape (``TrainConfig.data.patch_shape``): the block size of local
+        clustering unless ``clustering.block_shape`` is set; with neither, the image is clustered
+        in one piece.
 
     Returns
     -------
     dict
         ``{"method", "bandwidth" (methods with a kernel width), "min_size", "background": "largest",
-        **clustering.params}`` -- the RDF's ``config["spoco"]["clustering"]`` and, as keyword
-        arguments, what :func:`spoco_zoo.cluster.cluster_embeddings` takes.
+        "block_shape", "overlap", "split_components", **clustering.params}`` -- the RDF's
+        ``config["spoco"]["clustering"]`` and, as keyword arguments, what
+        :func:`spoco_zoo.cluster.cluster_embeddings` takes.
 
     Examples
     --------
     >>> from spoco_zoo.config import ClusteringConfig, LossConfig
     >>> recommended_clustering(ClusteringConfig(params={"kernel": "flat"}), LossConfig(delta_var=0.4))
-    {'method': 'mean_shift', 'bandwidth': 0.4, 'min_size': 16, 'background': 'largest', 'kernel': 'flat'}
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'method': 'mean_shift', 'bandwidth': 0.4, 'min_size': 16, 'background': 'largest',
+     'block_shape': None, 'overlap': None, 'split_components': True, 'kernel': 'flat'}
+    >>> recommended_clustering(ClusteringConfig(), None, patch_shape=[256, 256])["overlap"]
+    [64, 64]
     >>> recommended_clustering(ClusteringConfig(bandwidth=0.3), None, method="consistency")["bandwidth"]
     0.5
     """
@@ -165,6 +195,13 @@ def recommended_clustering(
         out["bandwidth"] = kernel_width(clustering, loss) if same else _delta_var(loss)
     out["min_size"] = int(clustering.min_size)
     out["background"] = "largest"
+    block = clustering.block_shape or (list(patch_shape) if patch_shape is not None else None)
+    out["block_shape"] = None if block is None else [int(b) for b in block]
+    if block is None:
+        out["overlap"] = None
+    else:
+        out["overlap"] = list(clustering.overlap) if clustering.overlap is not None else default_overlap(block)
+    out["split_components"] = bool(clustering.split_components)
     if same:
         out.update(clustering.params)
     return out

@@ -70,7 +70,7 @@ def clustering_config(config: Any, ingraph: Mapping[str, Any] | None = None) -> 
     in-graph output, ``"ingraph"``: the constructor arguments compiled into the model. The dict
     is accepted as is by :func:`spoco_zoo.postprocess.embeddings_to_instances`.
     """
-    out = recommended_clustering(config.clustering, config.loss)
+    out = recommended_clustering(config.clustering, config.loss, patch_shape=config.data.patch_shape)
     if ingraph is not None:
         out["ingraph"] = dict(ingraph)
     return json_safe(out)

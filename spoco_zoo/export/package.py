@@ -142,17 +142,17 @@ def write_cover(path: Path, tensors: ExportTensors, clustering: Mapping[str, Any
     """Cover image (input | PCA of the embeddings | instances) of the test image; returns a summary.
 
     The instances come from the package's recommended clustering
-    (:func:`spoco_zoo.postprocess.embeddings_to_instances`); for 3D models the middle z slice
-    is clustered and shown.
+    (:func:`spoco_zoo.postprocess.embeddings_to_instances`); for 3D models the volume is
+    clustered and its middle z slice shown.
     """
     from spoco_zoo.export.cover import make_cover, write_png
     from spoco_zoo.postprocess import embeddings_to_instances
 
     embeddings, image = tensors.reference[0][0][0], tensors.image
+    labels = np.asarray(embeddings_to_instances(embeddings, dict(clustering)))
     if embeddings.ndim == 4:  # [E, z, y, x]: the middle z slice
         mid = embeddings.shape[1] // 2
-        embeddings, image = embeddings[:, mid], image[:, mid]
-    labels = np.asarray(embeddings_to_instances(embeddings, dict(clustering)))
+        embeddings, image, labels = embeddings[:, mid], image[:, mid], labels[mid]
     write_png(path, make_cover(image, embeddings, labels))
     return f"{clustering['method']}, {len(np.unique(labels[labels > 0]))} instances on the test image"
 

@@ -14,7 +14,7 @@ outputs are cropped back -- identical to running the eager network on the
 normalised image. Larger images are predicted in overlapping blocks with the
 package's halo (``predict_sample_with_fixed_blocking``); normalisation
 statistics are still those of the whole image. With group normalisation
-(spoco-zoo's default) tiled embeddings differ slightly from a single pass, and
+(models trained with `norm="group"`) tiled embeddings differ slightly from a single pass, and
 the in-graph ``instances`` output is not returned for tiled predictions (labels
 would not be consistent across tiles) -- cluster the embeddings instead.
 """

@@ -266,7 +266,9 @@ class Trainer:
             )
             if (labels == cfg.data.ignore_label).any():
                 continue  # sparse validation labels: no instance metrics
-            pred = cluster_embeddings(emb.numpy(), **recommended_clustering(cfg.clustering, cfg.loss))
+            pred = cluster_embeddings(
+                emb.numpy(), **recommended_clustering(cfg.clustering, cfg.loss, patch_shape=cfg.data.patch_shape)
+            )
             result = evaluate_instances(pred, labels)
             for key in ("sbd", "map", "ap50"):
                 scores[key].append(float(result[key]))
