@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_env.sh
 OUT=${OUT:-runs/quickstart}
-STEPS=${STEPS:-1500}
 rm -rf "$OUT"
-spoco-zoo train --out "$OUT" --steps "$STEPS" --object-fraction 0.1
+# the CPU preset (spoco_zoo/presets.py); STEPS=N overrides its step budget
+spoco-zoo train --preset cpu --out "$OUT" ${STEPS:+--steps "$STEPS"} --object-fraction 0.1
 spoco-zoo export "$OUT/best.pt" --output "$OUT/model.zip"
 spoco-zoo validate "$OUT/model.zip"
 spoco-zoo synthetic "$OUT/test_data" --n 3 --seed 1234

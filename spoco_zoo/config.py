@@ -205,7 +205,15 @@ class ClusteringConfig(_Strict):
 
     method: ClusteringMethod = "mean_shift"
     bandwidth: float | None = Field(None, gt=0)
-    min_size: int = Field(16, ge=0)
+    min_size: int | None = Field(
+        None,
+        ge=0,
+        description="objects smaller than this merge into a neighbour; None: a quarter of the median "
+        "annotated object size, set when training starts",
+    )
+    tune: bool = Field(
+        True, description="choose bandwidth and min_size on the dense validation images when training ends"
+    )
     block_shape: list[int] | None = Field(
         None, description="cluster locally in blocks of this size; None: the training patch shape"
     )
@@ -263,16 +271,22 @@ class TrainConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-def load_config(path: Path | None = None) -> TrainConfig:
-    """Read a YAML config; a missing path gives the defaults.
+def load_config(path: Path | None = None, preset: str | None = None) -> TrainConfig:
+    """The defaults, then a preset (:mod:`spoco_zoo.presets`), then a YAML config file.
+
+    >>> load_config(preset="cpu").steps
+    1500
 
     Raises
     ------
     ValueError
-        Naming the file when it cannot be parsed or fails validation.
+        Naming the file when it cannot be parsed or fails validation, or an unknown preset.
     """
+    from spoco_zoo.presets import merge_nested, preset_values
+
+    values: dict[str, Any] = {} if preset is None else preset_values(preset)
     if path is None:
-        return TrainConfig()
+        return TrainConfig.model_validate(values)
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -281,7 +295,7 @@ def load_config(path: Path | None = None) -> TrainConfig:
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: config must be a mapping, got {type(raw).__name__}")
     try:
-        return TrainConfig.model_validate(raw)
+        return TrainConfig.model_validate(merge_nested(values, raw))
     except ValueError as err:
         raise ValueError(f"{path}: invalid config:\n{err}") from err
 

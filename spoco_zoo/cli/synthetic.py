@@ -21,6 +21,12 @@ def register(app: typer.Typer) -> None:
         object_fraction: float | None = typer.Option(
             None, "--object-fraction", help="Also write sparse labels keeping this fraction of objects."
         ),
+        label_convention: str = typer.Option(
+            "objects_and_background",
+            "--label-convention",
+            help="Sparse labels as objects_and_background (0 = background, -1 = not annotated) or "
+            "objects_only (painted objects, 0 = unknown).",
+        ),
     ) -> None:
         """Generate crowded, touching synthetic objects with dense ground truth (no download)."""
         from spoco_zoo.data.synthetic import write_synthetic_dataset
@@ -29,6 +35,14 @@ def register(app: typer.Typer) -> None:
             shape = [32, 128, 128] if three_d else [256, 256]
         if len(shape) not in (2, 3):
             raise typer.BadParameter(f"shape {shape} must have 2 or 3 axes", param_hint="--shape")
-        paths = write_synthetic_dataset(out, n, shape, n_objects, seed, sparse_fraction=object_fraction)
+        from spoco_zoo.data.conventions import LABEL_CONVENTIONS
+
+        if label_convention not in LABEL_CONVENTIONS:
+            raise typer.BadParameter(
+                f"{label_convention!r} is not one of {', '.join(LABEL_CONVENTIONS)}", param_hint="--label-convention"
+            )
+        paths = write_synthetic_dataset(
+            out, n, shape, n_objects, seed, sparse_fraction=object_fraction, convention=label_convention
+        )
         for key, files in paths.items():
             typer.echo(f"{key}: {len(files)} files in {Path(files[0]).parent if files else out}")

@@ -31,6 +31,9 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
         config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (defaults otherwise)."),
+        preset: str | None = typer.Option(
+            None, "--preset", help="cpu | gpu: a recipe below --config and --set (default: the gpu defaults)."
+        ),
         override: list[str] = typer.Option([], "--set", help="Override a config key: --set loss.delta_var=0.4"),
         out: Path | None = typer.Option(None, "--out", "-o", help="Output directory (config out_dir)."),
         steps: int | None = typer.Option(None, help="Number of optimisation steps."),
@@ -40,6 +43,12 @@ def register(app: typer.Typer) -> None:
         val_labels: list[Path] | None = typer.Option(None, "--val-labels", help="Dense validation labels."),
         object_fraction: float | None = typer.Option(
             None, "--object-fraction", help="Fraction of objects kept as annotated (paper protocol)."
+        ),
+        label_convention: str | None = typer.Option(
+            None,
+            "--label-convention",
+            help="objects_and_background (0 = background, -1 = not annotated; default) or objects_only "
+            "(painted objects, every other pixel unknown).",
         ),
         three_d: bool = typer.Option(False, "--3d", help="Train a 3D model (synthetic default: 3D volumes)."),
         device: str | None = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
@@ -69,6 +78,7 @@ def register(app: typer.Typer) -> None:
         for key, value in (
             ("steps", steps),
             ("data.object_fraction", object_fraction),
+            ("data.label_convention", label_convention),
             ("device", device),
             ("seed", seed),
         ):
@@ -84,7 +94,7 @@ def register(app: typer.Typer) -> None:
             if files is not None:
                 sets.append(f"{key}=[{', '.join(repr(f) for f in files)}]")
         try:
-            cfg = apply_overrides(load_config(config), sets)
+            cfg = apply_overrides(load_config(config, preset), sets)
         except ValueError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from err

@@ -48,6 +48,8 @@ __all__ = [
     "GENERIC_PARAMS",
     "LOCAL_PARAMS",
     "default_overlap",
+    "DEFAULT_MIN_SIZE",
+    "min_size_from_objects",
     "INGRAPH_PARAMS",
     "check_method",
     "uses_kernel_width",
@@ -85,6 +87,10 @@ GENERIC_PARAMS = ("min_size", "background")
 LOCAL_PARAMS = ("block_shape", "overlap", "split_components")
 #: Smallest overlap between blocks, in pixels.
 MIN_OVERLAP = 16
+#: ``min_size`` when it is neither configured nor derived from annotations.
+DEFAULT_MIN_SIZE = 16
+#: Derived ``min_size``: this fraction of the median annotated object size (pixels / voxels).
+MIN_SIZE_FRACTION = 0.25
 #: Constructor parameters of :class:`spoco_zoo.cluster.ingraph.InGraphClustering`.
 INGRAPH_PARAMS = (
     "bandwidth",
@@ -135,6 +141,23 @@ def kernel_width(clustering: ClusteringConfig, loss: LossConfig | Mapping[str, A
     0.4
     """
     return float(clustering.bandwidth) if clustering.bandwidth else _delta_var(loss)
+
+
+def min_size_from_objects(object_sizes: Sequence[int]) -> int:
+    """``min_size`` for objects of these sizes: :data:`MIN_SIZE_FRACTION` of the median, at least 1.
+
+    Fragments smaller than this merge into a neighbour; a real object is rarely a quarter of
+    the typical one.
+
+    >>> min_size_from_objects([1000, 1200, 1400]), min_size_from_objects([])
+    (300, 16)
+    """
+    sizes = sorted(int(s) for s in object_sizes)
+    if not sizes:
+        return DEFAULT_MIN_SIZE
+    middle = len(sizes) // 2
+    median = sizes[middle] if len(sizes) % 2 else (sizes[middle - 1] + sizes[middle]) / 2
+    return max(1, round(MIN_SIZE_FRACTION * median))
 
 
 def default_overlap(block_shape: Sequence[int]) -> list[int]:
@@ -193,7 +216,7 @@ def recommended_clustering(
     out: dict[str, Any] = {"method": chosen}
     if uses_kernel_width(chosen):
         out["bandwidth"] = kernel_width(clustering, loss) if same else _delta_var(loss)
-    out["min_size"] = int(clustering.min_size)
+    out["min_size"] = DEFAULT_MIN_SIZE if clustering.min_size is None else int(clustering.min_size)
     out["background"] = "largest"
     block = clustering.block_shape or (list(patch_shape) if patch_shape is not None else None)
     out["block_shape"] = None if block is None else [int(b) for b in block]
@@ -320,7 +343,7 @@ def recommended_ingraph(
     """
     base: dict[str, Any] = {
         "bandwidth": kernel_width(clustering, loss),
-        "min_size": int(clustering.min_size),
+        "min_size": DEFAULT_MIN_SIZE if clustering.min_size is None else int(clustering.min_size),
         "background": "largest",
     }
     kernel = clustering.params.get("kernel")

@@ -101,6 +101,14 @@ class SparseInstanceDataset(Dataset):
             self.labels.append(labels)
             self._annotated.append(np.flatnonzero(labels > 0))
 
+    def object_sizes(self) -> list[int]:
+        """Pixel counts of every annotated object (id > 0) of every image."""
+        sizes: list[int] = []
+        for labels in self.labels:
+            counts = np.bincount(labels[labels > 0].ravel())
+            sizes.extend(int(c) for c in counts if c > 0)
+        return sizes
+
     @property
     def in_channels(self) -> int:
         """Number of image channels."""

@@ -209,13 +209,15 @@ def write_synthetic_dataset(
     n_objects: int,
     seed: int,
     sparse_fraction: float | None = None,
+    convention: str = "objects_and_background",
 ) -> dict[str, list[Path]]:
     """Write a synthetic dataset as TIFF files.
 
     Files: ``images/sample_000.tif`` (float32 raw image), ``labels/sample_000.tif``
     (dense labels, uint16/uint32) and, with ``sparse_fraction``,
-    ``sparse_labels/sample_000.tif`` (signed, ``-1`` = not annotated; see
-    :func:`spoco_zoo.data.sparsify.sparsify`, seeded with ``(seed, i)``).
+    ``sparse_labels/sample_000.tif`` in the annotation ``convention`` (see
+    :mod:`spoco_zoo.data.conventions`: ``-1`` = not annotated, or ``0`` = unknown for
+    ``"objects_only"``; :func:`spoco_zoo.data.sparsify.sparsify`, seeded with ``(seed, i)``).
 
     Returns
     -------
@@ -237,7 +239,10 @@ def write_synthetic_dataset(
         paths["images"].append(out / "images" / name)
         paths["labels"].append(out / "labels" / name)
         if sparse_fraction is not None:
-            sparse = sparsify(labels, sparse_fraction, seed=(int(seed), i))
-            write_tiff(out / "sparse_labels" / name, sparse, ignore_label=-1)
+            sparse = sparsify(labels, sparse_fraction, seed=(int(seed), i), convention=convention)
+            if convention == "objects_only":
+                write_tiff(out / "sparse_labels" / name, sparse)
+            else:
+                write_tiff(out / "sparse_labels" / name, sparse, ignore_label=-1)
             paths["sparse_labels"].append(out / "sparse_labels" / name)
     return paths

@@ -171,11 +171,12 @@ def consistency_loss(
         raise DataError(f"teacher: shape {tuple(teacher.shape)} does not match student shape {tuple(student.shape)}")
     student, labels = check_inputs(student, labels, name="student")
     teacher = teacher.detach().to(device=student.device, dtype=torch.float32)
-    losses = [
-        _image_consistency_dice(s, t, lab, delta_var, ignore_label, max_anchors, min_uncovered, generator)
-        for s, t, lab in zip(student, teacher, labels)
-    ]
-    losses = torch.cat(losses)
-    if losses.numel() == 0:
+    per_anchor = torch.cat(
+        [
+            _image_consistency_dice(s, t, lab, delta_var, ignore_label, max_anchors, min_uncovered, generator)
+            for s, t, lab in zip(student, teacher, labels)
+        ]
+    )
+    if per_anchor.numel() == 0:
         return graph_zero(student)
-    return losses.mean()
+    return per_anchor.mean()

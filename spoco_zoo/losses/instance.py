@@ -245,13 +245,14 @@ def instance_loss(
     if anchor not in ("pixel", "mean"):
         raise ValueError(f"anchor must be 'pixel' or 'mean', got {anchor!r}")
     embeddings, labels = check_inputs(embeddings, labels)
-    losses = [
-        _image_instance_dice(
-            image, image_labels, delta_var, ignore_label, anchors_per_object, generator, include_background, anchor
-        )
-        for image, image_labels in zip(embeddings, labels)
-    ]
-    losses = torch.cat(losses)
-    if losses.numel() == 0:
+    per_anchor = torch.cat(
+        [
+            _image_instance_dice(
+                image, image_labels, delta_var, ignore_label, anchors_per_object, generator, include_background, anchor
+            )
+            for image, image_labels in zip(embeddings, labels)
+        ]
+    )
+    if per_anchor.numel() == 0:
         return graph_zero(embeddings)
-    return losses.mean()
+    return per_anchor.mean()

@@ -147,9 +147,10 @@ class SpocoLoss(nn.Module):
                 if cfg.unlabeled_push_weight > 0
                 else zero
             )
-            use_consistency = teacher_embeddings is not None and cfg.consistency_weight > 0
             terms["consistency"] = (
-                self._consistency_term(embeddings, teacher_embeddings, labels, generator) if use_consistency else zero
+                self._consistency_term(embeddings, teacher_embeddings, labels, generator)
+                if teacher_embeddings is not None and cfg.consistency_weight > 0
+                else zero
             )
             total = (
                 cfg.embedding_weight * terms["embedding"]

@@ -24,7 +24,7 @@ import copy
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from spoco_zoo.progress import ProgressBar, format_values
 from spoco_zoo.shapes import pad_to_shape
 from spoco_zoo.train.checkpoint import build_model, load_checkpoint, save_checkpoint
 from spoco_zoo.train.schedule import learning_rate
+from spoco_zoo.train.tuning import TuningResult
 
 __all__ = ["Trainer", "TrainResult", "update_teacher"]
 
@@ -122,6 +123,7 @@ class Trainer:
         self.train_set, self.val_samples = build_datasets(
             cfg.data, cfg.model.spatial_dims, cfg.seed, samples_per_epoch=cfg.steps * cfg.data.batch_size
         )
+        self._derive_min_size()
         if self.train_set.in_channels != cfg.model.in_channels:
             raise ValueError(
                 f"training images have {self.train_set.in_channels} channels but model.in_channels "
@@ -138,6 +140,16 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.metrics: dict[str, float] = {}
         self.best_score = -math.inf
+
+    def _derive_min_size(self) -> None:
+        """Fill ``clustering.min_size`` from the annotated objects when it is not configured."""
+        from spoco_zoo.cluster.settings import min_size_from_objects
+
+        clustering = self.config.clustering
+        if clustering.min_size is not None:
+            return
+        derived = min_size_from_objects(self.train_set.object_sizes())
+        self.config = self.config.model_copy(update={"clustering": clustering.model_copy(update={"min_size": derived})})
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -274,13 +286,52 @@ class Trainer:
                 scores[key].append(float(result[key]))
         return {k: float(np.mean(v)) for k, v in scores.items() if v}
 
-    def _predict_full(self, image: np.ndarray) -> torch.Tensor:
+    @torch.no_grad()
+    def tune_postprocessing(self, checkpoint: Path, also: Sequence[Path] = ()) -> TuningResult | None:
+        """Choose ``bandwidth`` and ``min_size`` on the dense validation images and store them.
+
+        The student weights of ``checkpoint`` embed the validation images; the combination with
+        the best SBD + mAP (:func:`spoco_zoo.train.tuning.tune_clustering`) is written into the
+        clustering config of ``checkpoint`` and of the checkpoints in ``also``. Nothing happens
+        (``None``) without dense validation labels or for a method without a kernel width.
+        """
+        from spoco_zoo.cluster.settings import recommended_clustering, uses_kernel_width
+        from spoco_zoo.train.tuning import tune_clustering
+
+        cfg = self.config
+        dense = [(image, labels) for image, labels in self.val_samples if not (labels == cfg.data.ignore_label).any()]
+        if not dense or not uses_kernel_width(cfg.clustering.method):
+            return None
+        state = load_checkpoint(checkpoint, map_location=self.device)
+        model = copy.deepcopy(self.student)
+        model.load_state_dict(state["model_state"])
+        model.eval()
+        embeddings = [self._predict_full(image, model).numpy() for image, _ in dense]
+        clustering = recommended_clustering(cfg.clustering, cfg.loss, patch_shape=cfg.data.patch_shape)
+        result = tune_clustering(embeddings, [labels for _, labels in dense], clustering)
+        tuned = cfg.clustering.model_copy(update={"bandwidth": result.bandwidth, "min_size": result.min_size})
+        self.config = cfg.model_copy(update={"clustering": tuned})
+        for path in (checkpoint, *also):
+            stored = load_checkpoint(path, map_location="cpu")
+            stored["config"] = stored["config"].model_copy(update={"clustering": tuned})
+            stored["tuning"] = result.table
+            save_checkpoint(path, stored)
+        if self.progress:
+            print(
+                f"post-processing tuned on {len(dense)} validation image(s): bandwidth {result.bandwidth:g}, "
+                f"min_size {result.min_size} (SBD + mAP {result.score:.3f})",
+                flush=True,
+            )
+        return result
+
+    def _predict_full(self, image: np.ndarray, model: nn.Module | None = None) -> torch.Tensor:
         """Embeddings ``[E, *S]`` (cpu) of a whole image, padded to a valid size."""
         spatial = image.shape[1:]
+        network = self.student if model is None else model
         padded = pad_to_shape(image, self.student.valid_shape(spatial))
         x = torch.as_tensor(padded, dtype=torch.float32)[None].to(self.device)
         with torch.autocast(device_type=self.device.type, enabled=self.use_amp):
-            emb = self.student(x)
+            emb = network(x)
         crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in spatial)
         return emb[crop][0].float().cpu()
 
@@ -349,6 +400,8 @@ class Trainer:
         elapsed = time.perf_counter() - started
         if not best_path.exists():
             save_checkpoint(best_path, self._state())
+        if not interrupted and self.step == cfg.steps and cfg.clustering.tune:
+            self.tune_postprocessing(best_path, also=[last_path])
         return TrainResult(
             step=self.step,
             last_checkpoint=last_path,

@@ -1,0 +1,246 @@
+"""Instance-segmentation accuracy: sparse vs dense training, both annotation conventions, 2D and 3D.
+
+Every run trains with ``spoco-zoo train --preset PRESET`` (the command a user runs) under one
+fixed step budget, then scores *fresh* held-out synthetic images -- generated with a seed no
+training run uses -- with the model's default segmentation (the recommended clustering stored in
+its checkpoint, as ``spoco-zoo segment --checkpoint`` runs it). A classical pipeline (blur, Otsu
+threshold, distance-transform watershed; :func:`spoco_zoo.baselines.classical_segmentation`, its
+two parameters chosen on separate tuning images) is scored on the same images. The large-image
+row segments one 2048x2048 image with the 10 % model and compares it with that model's figure on
+the 256x256 images.
+
+    python benchmarks/accuracy.py --preset cpu --jobs 2            # all runs, 2 CPU cores
+    python benchmarks/accuracy.py --preset gpu --jobs 6            # one GPU, six runs side by side
+    python benchmarks/accuracy.py --runs 2d-0.1 --steps 300 --no-large --n-test 2   # a quick look
+
+Prints one table (SBD, mAP, AP50 per run and the classical baseline), the sparse/dense SBD
+ratios and the large-image row; ``--json`` writes the same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Seed of the held-out test images (training uses the synthetic config's seed, 0).
+TEST_SEED = 4242
+#: Seed of the images the classical baseline's parameters are chosen on.
+TUNE_SEED = 777
+
+
+@dataclass
+class Run:
+    """One training run of the benchmark."""
+
+    name: str
+    fraction: float
+    convention: str = "objects_and_background"
+    dims: int = 2
+    extra: list[str] = field(default_factory=list)
+
+
+RUNS = [
+    Run("2d-0.1", 0.1),
+    Run("2d-0.3", 0.3),
+    Run("2d-1.0", 1.0),
+    Run("2d-0.1-objects-only", 0.1, convention="objects_only"),
+    Run("3d-0.1", 0.1, dims=3),
+    Run("3d-1.0", 1.0, dims=3),
+]
+
+
+def train_command(run: Run, preset: str, out: Path, steps: int | None) -> list[str]:
+    cmd = [sys.executable, "-m", "spoco_zoo.cli.main", "train", "--preset", preset, "--out", str(out)]
+    cmd += ["--object-fraction", str(run.fraction), "--label-convention", run.convention, "--no-progress"]
+    if run.dims == 3:
+        cmd.append("--3d")
+    if steps is not None:
+        cmd += ["--steps", str(steps)]
+    for item in run.extra:
+        cmd += ["--set", item]
+    return cmd
+
+
+def train_all(runs: list[Run], args: argparse.Namespace) -> dict[str, float]:
+    """Train every run (``args.jobs`` at a time); returns wall seconds per run."""
+    env = dict(os.environ)
+    threads = max(1, (os.cpu_count() or 1) // max(1, args.jobs))
+    env.setdefault("OMP_NUM_THREADS", str(threads))
+    pending = list(runs)
+    active: list[tuple[Run, subprocess.Popen[bytes], float, Any]] = []
+    seconds: dict[str, float] = {}
+    while pending or active:
+        while pending and len(active) < args.jobs:
+            run = pending.pop(0)
+            out = args.out / run.name
+            if (out / "best.pt").exists() and args.reuse:
+                print(f"[{run.name}] reusing {out / 'best.pt'}", flush=True)
+                continue
+            out.mkdir(parents=True, exist_ok=True)
+            log = open(out / "train.log", "wb")  # noqa: SIM115 - closed when the process ends
+            cmd = train_command(run, args.preset, out, args.steps)
+            print(f"[{run.name}] {' '.join(cmd[2:])}", flush=True)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            active.append((run, proc, time.perf_counter(), log))
+        time.sleep(2)
+        for item in list(active):
+            run, proc, started, log = item
+            if proc.poll() is None:
+                continue
+            log.close()
+            active.remove(item)
+            seconds[run.name] = time.perf_counter() - started
+            status = "ok" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see {log.name})"
+            print(f"[{run.name}] trained in {seconds[run.name]:.0f} s: {status}", flush=True)
+    return seconds
+
+
+def test_images(dims: int, n: int, seed: int, shape: list[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    from spoco_zoo.data.synthetic import make_synthetic_dataset
+
+    if dims == 2:
+        return make_synthetic_dataset(n, shape or [256, 256], 40, seed)
+    return make_synthetic_dataset(n, shape or [32, 128, 128], 40, seed)
+
+
+def segment(checkpoint: Path, image: np.ndarray, device: str) -> np.ndarray:
+    """The default segmentation of one raw image: ``spoco-zoo segment --checkpoint``'s steps."""
+    from spoco_zoo.cluster import cluster_embeddings
+    from spoco_zoo.cluster.settings import recommended_clustering
+    from spoco_zoo.data.normalize import normalize
+    from spoco_zoo.inference import predict_embeddings
+    from spoco_zoo.train.checkpoint import load_model
+
+    model, config = load_model(checkpoint)
+    normalised = normalize(image[None], config.data.normalization)
+    emb = predict_embeddings(model, normalised, None, 0, model.size_step, device)
+    params = recommended_clustering(config.clustering, config.loss, patch_shape=config.data.patch_shape)
+    return cluster_embeddings(emb, **params)
+
+
+def mean_scores(results: list[dict[str, float]]) -> dict[str, float]:
+    return {key: float(np.mean([r[key] for r in results])) for key in ("sbd", "map", "ap50")}
+
+
+def classical_scores(dims: int, images: list[tuple[np.ndarray, np.ndarray]], n_tune: int) -> dict[str, Any]:
+    """The classical baseline on ``images``, its parameters chosen on separate tuning images."""
+    from spoco_zoo.baselines import classical_segmentation
+    from spoco_zoo.metrics import evaluate_instances
+
+    tuning = test_images(dims, n_tune, TUNE_SEED)
+    grid = [(sigma, distance) for sigma in (1.0, 2.0, 3.0) for distance in (5, 8, 12, 16)]
+
+    def score(params: tuple[float, int], data: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+        sigma, distance = params
+        results = [
+            evaluate_instances(classical_segmentation(img, sigma=sigma, min_distance=distance), gt) for img, gt in data
+        ]
+        return mean_scores(results)
+
+    best = max(grid, key=lambda p: sum(score(p, tuning)[k] for k in ("sbd", "map")))
+    return {"sigma": best[0], "min_distance": best[1], **score(best, images)}
+
+
+def evaluate_run(run: Run, checkpoint: Path, images: list[tuple[np.ndarray, np.ndarray]], device: str) -> dict:
+    from spoco_zoo.metrics import evaluate_instances
+
+    return mean_scores([evaluate_instances(segment(checkpoint, img, device), gt) for img, gt in images])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="cpu", choices=["cpu", "gpu"])
+    parser.add_argument("--steps", type=int, default=None, help="step budget per run (default: the preset's)")
+    parser.add_argument("--runs", default=",".join(r.name for r in RUNS), help="comma-separated run names")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side")
+    parser.add_argument("--out", type=Path, default=Path("runs/accuracy"))
+    parser.add_argument("--n-test", type=int, default=4, help="held-out images per dimensionality")
+    parser.add_argument("--n-tune", type=int, default=2, help="images the classical parameters are chosen on")
+    parser.add_argument("--large", action=argparse.BooleanOptionalAction, default=True, help="2048x2048 row")
+    parser.add_argument("--reuse", action="store_true", help="score existing OUT/<run>/best.pt without training")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    names = [n.strip() for n in args.runs.split(",") if n.strip()]
+    unknown = sorted(set(names) - {r.name for r in RUNS})
+    if unknown:
+        parser.error(f"unknown runs {unknown}; choose from {[r.name for r in RUNS]}")
+    runs = [r for r in RUNS if r.name in names]
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    seconds = train_all(runs, args)
+
+    rows: dict[str, dict[str, Any]] = {}
+    images = {dims: test_images(dims, args.n_test, TEST_SEED) for dims in {r.dims for r in runs}}
+    classical = {dims: classical_scores(dims, imgs, args.n_tune) for dims, imgs in images.items()}
+    for run in runs:
+        checkpoint = args.out / run.name / "best.pt"
+        if not checkpoint.exists():
+            print(f"[{run.name}] no checkpoint, skipped", flush=True)
+            continue
+        rows[run.name] = {
+            "fraction": run.fraction,
+            "convention": run.convention,
+            "dims": run.dims,
+            "train_s": seconds.get(run.name, float("nan")),
+            **evaluate_run(run, checkpoint, images[run.dims], args.device),
+        }
+
+    large: dict[str, Any] = {}
+    if args.large and "2d-0.1" in rows:
+        from spoco_zoo.data.synthetic import make_synthetic_sample
+        from spoco_zoo.metrics import evaluate_instances
+
+        image, truth = make_synthetic_sample((2048, 2048), 2560, (TEST_SEED, 2048))
+        tick = time.perf_counter()
+        result = evaluate_instances(segment(args.out / "2d-0.1" / "best.pt", image, args.device), truth)
+        large = {
+            "run": "2d-0.1",
+            "shape": [2048, 2048],
+            "objects": int(truth.max()),
+            "sbd": float(result["sbd"]),
+            "map": float(result["map"]),
+            "small_sbd": rows["2d-0.1"]["sbd"],
+            "seconds": time.perf_counter() - tick,
+        }
+
+    print()
+    print(f"preset {args.preset}, steps {args.steps or 'preset default'}, {args.n_test} held-out images per row")
+    header = "| run | annotated | convention | dims | train s | SBD | mAP | AP50 | classical SBD | classical mAP |"
+    print(header)
+    print("| --- " * 10 + "|")
+    for name, row in rows.items():
+        base = classical[row["dims"]]
+        print(
+            f"| {name} | {100 * row['fraction']:g} % | {row['convention']} | {row['dims']}D | {row['train_s']:.0f} | "
+            f"{row['sbd']:.3f} | {row['map']:.3f} | {row['ap50']:.3f} | {base['sbd']:.3f} | {base['map']:.3f} |"
+        )
+    for dims in (2, 3):
+        sparse, dense = rows.get(f"{dims}d-0.1"), rows.get(f"{dims}d-1.0")
+        if sparse and dense:
+            print(f"{dims}D sparse/dense SBD ratio (10 % vs 100 %): {sparse['sbd'] / max(dense['sbd'], 1e-9):.3f}")
+    for dims, base in classical.items():
+        print(f"{dims}D classical: sigma {base['sigma']}, min_distance {base['min_distance']} (from tuning images)")
+    if large:
+        print(
+            f"large image {large['shape'][0]}x{large['shape'][1]} ({large['objects']} objects), model 2d-0.1: "
+            f"SBD {large['sbd']:.3f} (256x256 images: {large['small_sbd']:.3f}, difference "
+            f"{large['small_sbd'] - large['sbd']:+.3f}), mAP {large['map']:.3f}, {large['seconds']:.1f} s"
+        )
+    print(f"total {time.perf_counter() - started:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "classical": classical, "large": large}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
