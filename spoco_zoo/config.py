@@ -8,6 +8,7 @@ normalisation and recommended clustering.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -300,8 +301,37 @@ def load_config(path: Path | None = None, preset: str | None = None) -> TrainCon
         raise ValueError(f"{path}: invalid config:\n{err}") from err
 
 
-def _parse_value(text: str) -> Any:
-    return yaml.safe_load(text)
+def _parse_value(item: str, text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise ValueError(f"override {item!r}: the value is not valid YAML ({problem})") from None
+
+
+def set_values(config: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
+    """Set ``dotted.key`` entries to Python values (no YAML parsing) and re-validate.
+
+    >>> str(set_values(TrainConfig(), {"out_dir": "runs/a: #1"}).out_dir)
+    'runs/a: #1'
+
+    Raises
+    ------
+    ValueError
+        An unknown key, or values the config refuses (a pydantic ``ValidationError``).
+    """
+    data = config.model_dump(mode="json")
+    for key, value in values.items():
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ValueError(f"override {key!r}: unknown section {part!r}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ValueError(f"override {key!r}: unknown key {parts[-1]!r}")
+        node[parts[-1]] = value
+    return TrainConfig.model_validate(data)
 
 
 def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
@@ -310,19 +340,20 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
     >>> cfg = apply_overrides(TrainConfig(), ["loss.delta_var=0.4", "data.patch_shape=[64,64]"])
     >>> cfg.loss.delta_var, cfg.data.patch_shape
     (0.4, [64, 64])
+    >>> apply_overrides(TrainConfig(), ["seed=[1"])
+    Traceback (most recent call last):
+    ...
+    ValueError: override 'seed=[1': the value is not valid YAML (expected ',' or ']', but got '<stream end>')
+
+    Raises
+    ------
+    ValueError
+        A malformed item, a value that is not YAML, an unknown key or a value the config refuses.
     """
-    data = config.model_dump(mode="json")
+    values: dict[str, Any] = {}
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} must look like key.sub=value")
         key, value = item.split("=", 1)
-        node = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                raise ValueError(f"override {item!r}: unknown section {part!r}")
-            node = node[part]
-        if parts[-1] not in node:
-            raise ValueError(f"override {item!r}: unknown key {parts[-1]!r}")
-        node[parts[-1]] = _parse_value(value)
-    return TrainConfig.model_validate(data)
+        values[key.strip()] = _parse_value(item, value)
+    return set_values(config, values)

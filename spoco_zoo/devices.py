@@ -40,7 +40,7 @@ def resolve_device(device: None | str | torch.device = "auto") -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as err:
-        raise DataError(f"device: cannot use {device!r}: {err}") from err
+        raise DataError(f"device: cannot use {str(device)!r} (use auto, cpu, cuda, cuda:N or mps)") from err
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise DataError(f"device: {str(device)!r} requested but CUDA is not available")
     return resolved

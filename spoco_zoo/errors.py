@@ -9,6 +9,11 @@ error                             base            raised for
                                                   spoco-zoo's
 :class:`ExportError`              ``RuntimeError`` an export step: bad option, conversion or parity
                                                   failure, a description the spec rejects
+:class:`PackageError`             ``ValueError``  a model package that is not one (not a zip, no
+                                                  ``rdf.yaml``, unsafe member names) or that would
+                                                  run Python code that is not spoco-zoo's
+:class:`LockError`                ``RuntimeError`` an output folder in use by another run (or a lock
+                                                  spoco-zoo cannot prove stale)
 ================================  ==============  ===================================================
 
 All derive from :class:`SpocoZooError`, so a caller can catch everything spoco-zoo raises on purpose.
@@ -16,7 +21,7 @@ All derive from :class:`SpocoZooError`, so a caller can catch everything spoco-z
 
 from __future__ import annotations
 
-__all__ = ["SpocoZooError", "DataError", "CheckpointError", "ExportError"]
+__all__ = ["SpocoZooError", "DataError", "CheckpointError", "ExportError", "PackageError", "LockError"]
 
 
 class SpocoZooError(Exception):
@@ -36,3 +41,16 @@ class ExportError(SpocoZooError, RuntimeError):
 
     The message says which step failed and, for parity failures, the numbers.
     """
+
+
+class PackageError(SpocoZooError, ValueError):
+    """A bioimage.io package that cannot be used safely; the message starts with the package path.
+
+    Raised for a file that is not a package (not a zip, no ``rdf.yaml``), zip members with absolute
+    paths or ``..``, and packages whose Python code (architecture source, custom processing) is not
+    the installed spoco-zoo's and was not trusted explicitly (``--trust-package-code``).
+    """
+
+
+class LockError(SpocoZooError, RuntimeError):
+    """An output folder is in use by another run; the message names the folder, the owner and what to do."""

@@ -20,16 +20,12 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import NoReturn
 
 import typer
 
+from spoco_zoo.cli.reporting import fail, reports_errors
+
 _TIFF = (".tif", ".tiff")
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def pair_files(pred_dir: Path, gt_dir: Path) -> tuple[list[tuple[str, Path, Path]], list[Path]]:
@@ -63,6 +59,7 @@ def _csv_text(rows: list[dict[str, object]], keys: tuple[str, ...]) -> str:
 
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
+    @reports_errors(code=1)
     def evaluate(
         pred_dir: Path = typer.Argument(
             ..., help="Folder of predicted label TIFFs (<stem>_instances.tif or <stem>.tif)."
@@ -75,10 +72,13 @@ def register(app: typer.Typer) -> None:
         """Score instance segmentations (SBD, AP, F1, ARand, VOI) against ground truth, per image and on average."""
         for path, name in ((pred_dir, "PRED_DIR"), (gt_dir, "GT_DIR")):
             if not path.is_dir():
-                _fail(f"{path}: {name} is not a folder")
+                fail(f"{path}: {name} is not a folder")
+        for target, option, example in ((csv_path, "--csv", "scores.csv"), (json_path, "--json", "scores.json")):
+            if target is not None and target.is_dir():
+                fail(f"{option} {target}: is a folder; give a file name, e.g. {target / example}")
         pairs, missing = pair_files(pred_dir, gt_dir)
         if not pairs:
-            _fail(
+            fail(
                 f"no prediction in {pred_dir} matches a ground-truth TIFF in {gt_dir} "
                 "(expected <stem>_instances.tif or <stem>.tif for each <stem>.tif)"
             )
@@ -100,16 +100,16 @@ def register(app: typer.Typer) -> None:
                 pred_labels = read_labels(pred_path)
                 gt_labels = read_labels(gt_path, ignore_label=ignore_label)
             except DataError as err:
-                _fail(str(err))
+                fail(str(err))
             if pred_labels.shape != gt_labels.shape:
-                _fail(
+                fail(
                     f"{pred_path}: prediction shape {pred_labels.shape} does not match ground truth {gt_path} "
                     f"shape {gt_labels.shape}"
                 )
             try:
                 scores = evaluate_instances(pred_labels, gt_labels, ignore_label=ignore_label)
             except ValueError as err:
-                _fail(f"{pred_path} vs {gt_path}: {err}")
+                fail(f"{pred_path} vs {gt_path}: {err}")
             rows.append({"image": stem, **scores, "pred": str(pred_path), "gt": str(gt_path)})
 
         mean = {k: float(np.mean([float(r[k]) for r in rows])) for k in METRIC_KEYS}  # type: ignore[arg-type]

@@ -13,6 +13,8 @@ from typing import Any
 
 import typer
 
+from spoco_zoo.cli.reporting import fail, reports_errors
+
 
 def _parse_kv(items: list[str], hint: str) -> dict[str, Any]:
     import yaml
@@ -22,7 +24,10 @@ def _parse_kv(items: list[str], hint: str) -> dict[str, Any]:
         if "=" not in item:
             raise typer.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=hint)
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise typer.BadParameter(f"{item!r}: the value is not valid YAML ({err})", param_hint=hint) from None
     return out
 
 
@@ -37,6 +42,7 @@ def _parse_shape(text: str | None) -> list[int] | None:
 
 def register(app: typer.Typer) -> None:
     @app.command("export")
+    @reports_errors(code=2)
     def export(
         checkpoint: Path = typer.Argument(..., help="spoco-zoo checkpoint (best.pt / last.pt)."),
         output: Path = typer.Option(..., "--output", "-o", help="Package to write (.zip)."),
@@ -71,46 +77,38 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from spoco_zoo.errors import CheckpointError, DataError, ExportError
         from spoco_zoo.export.common import parse_formats
 
         console = Console(highlight=False)
         if not console.is_terminal:  # pipes/logs: do not squeeze the table into 80 columns
             console = Console(highlight=False, width=160)
-        try:
-            fmts = parse_formats(formats)
-            options = _parse_kv(ingraph, "--ingraph")
-            shape = _parse_shape(test_shape)
-        except ExportError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from err
+        fmts = parse_formats(formats)
+        options = _parse_kv(ingraph, "--ingraph")
+        shape = _parse_shape(test_shape)
         if weights not in ("student", "teacher"):
-            typer.echo(f"error: --weights {weights!r}: use 'student' or 'teacher'", err=True)
-            raise typer.Exit(2)
+            fail(f"--weights {weights!r}: use 'student' or 'teacher'", 2)
 
         from spoco_zoo.export.package import export_package
 
-        try:
-            result = export_package(
-                checkpoint,
-                output,
-                formats=fmts,
-                weights=weights,  # type: ignore[arg-type]
-                name=name,
-                authors=author or None,
-                description=description,
-                tags=tag,
-                instances=instances,
-                ingraph_options=options or None,
-                test_shape=shape,
-                onnx_exporter=onnx_exporter,  # type: ignore[arg-type]
-                opset=opset,
-                card_template=card_template,
-                log=lambda msg: console.print(f"[dim]export[/dim] {msg}"),
-            )
-        except (ExportError, CheckpointError, DataError) as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from err
+        # failures (bad option, refused or unreadable checkpoint, conversion, parity, an unwritable
+        # --output) exit with 2 through reports_errors; an existing --output is left untouched
+        result = export_package(
+            checkpoint,
+            output,
+            formats=fmts,
+            weights=weights,  # type: ignore[arg-type]
+            name=name,
+            authors=author or None,
+            description=description,
+            tags=tag,
+            instances=instances,
+            ingraph_options=options or None,
+            test_shape=shape,
+            onnx_exporter=onnx_exporter,  # type: ignore[arg-type]
+            opset=opset,
+            card_template=card_template,
+            log=lambda msg: console.print(f"[dim]export[/dim] {msg}"),
+        )
 
         for fmt, parity in result.parity.items():
             if fmt != "pytorch_state_dict":

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import typer
 
+from spoco_zoo.cli.reporting import reports_errors
+
 
 def register(app: typer.Typer) -> None:
     @app.command("synthetic")
+    @reports_errors(code=1)
     def synthetic(
         out: Path = typer.Argument(..., help="Output folder (gets images/ and labels/)."),
         n: int = typer.Option(4, "--n", min=1, help="Number of images."),
@@ -41,6 +44,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(
                 f"{label_convention!r} is not one of {', '.join(LABEL_CONVENTIONS)}", param_hint="--label-convention"
             )
+        # arguments are checked before anything is written (DataError naming the argument, exit 1)
         paths = write_synthetic_dataset(
             out, n, shape, n_objects, seed, sparse_fraction=object_fraction, convention=label_convention
         )

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from spoco_zoo.cli.reporting import fail, reports_errors
+
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".h5", ".hdf5", ".hdf", ".zarr")
 
 
@@ -29,6 +31,7 @@ def _expand(paths: list[Path] | None, what: str) -> list[str] | None:
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
+    @reports_errors(code=1)
     def train(
         config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (defaults otherwise)."),
         preset: str | None = typer.Option(
@@ -61,8 +64,7 @@ def register(app: typer.Typer) -> None:
         Without --images the built-in synthetic dataset (crowded, touching objects)
         is used with 10% of the objects annotated.
         """
-        from spoco_zoo.config import apply_overrides, load_config
-        from spoco_zoo.errors import CheckpointError, DataError
+        from spoco_zoo.config import apply_overrides, load_config, set_values
         from spoco_zoo.train.trainer import Trainer
 
         sets = list(override)
@@ -73,9 +75,10 @@ def register(app: typer.Typer) -> None:
                 "data.synthetic.shape=[32,128,128]",
                 "data.batch_size=1",
             ]
-        if out is not None:
-            sets.append(f"out_dir={out}")
+        # option values are set as they are (a path is never parsed as YAML)
+        values: dict[str, object] = {}
         for key, value in (
+            ("out_dir", None if out is None else str(out)),
             ("steps", steps),
             ("data.object_fraction", object_fraction),
             ("data.label_convention", label_convention),
@@ -83,7 +86,7 @@ def register(app: typer.Typer) -> None:
             ("seed", seed),
         ):
             if value is not None:
-                sets.append(f"{key}={value}")
+                values[key] = value
         for key, paths, hint in (
             ("data.train_images", images, "--images"),
             ("data.train_labels", labels, "--labels"),
@@ -92,18 +95,14 @@ def register(app: typer.Typer) -> None:
         ):
             files = _expand(paths, hint)
             if files is not None:
-                sets.append(f"{key}=[{', '.join(repr(f) for f in files)}]")
+                values[key] = files
         try:
-            cfg = apply_overrides(load_config(config, preset), sets)
+            cfg = set_values(apply_overrides(load_config(config, preset), sets), values)
         except ValueError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from err
+            fail(str(err), 2)
 
-        try:
-            result = Trainer(cfg, progress=progress).fit(resume=resume)
-        except (DataError, CheckpointError, FileNotFoundError, FileExistsError, ValueError) as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(1) from err
+        # errors (bad data, a locked or unwritable --out, a refused checkpoint, a full disk) exit with 1
+        result = Trainer(cfg, progress=progress).fit(resume=resume)
         first, last = (result.history[0], result.history[-1]) if result.history else ({}, {})
         typer.echo(f"steps: {result.step}  ({result.steps_per_second:.2f} steps/s)")
         if first:

@@ -1,8 +1,10 @@
 """``spoco-zoo validate``: bioimage.io format check + bioimageio.core test per weight format.
 
 Prints a table (check, status, max error on the test tensors, message, time).
-Exit codes: 0 all passed; 1 any check failed; 2 bad arguments (missing package,
-unknown weight format). Needs no network (see :mod:`spoco_zoo.export.validate`).
+Exit codes: 0 all passed; 1 any check failed, or not a package at all (not a zip,
+no rdf.yaml, unsafe member names: one line naming the package); 2 bad arguments
+(unknown weight format). Needs no network and runs no Python from the package unless
+``--trust-package-code`` is given (see :mod:`spoco_zoo.export.validate`).
 """
 
 from __future__ import annotations
@@ -11,13 +13,22 @@ from pathlib import Path
 
 import typer
 
+from spoco_zoo.cli.reporting import fail, reports_errors
+
 
 def register(app: typer.Typer) -> None:
     @app.command("validate")
+    @reports_errors(code=1)
     def validate(
         package: Path = typer.Argument(..., help="bioimage.io package (.zip) or rdf.yaml."),
         formats: str | None = typer.Option(None, "--formats", help="Only these weight formats (comma-separated)."),
         device: list[str] = typer.Option([], "--device", help="Device, e.g. cpu or cuda (repeatable)."),
+        trust_package_code: bool = typer.Option(
+            False,
+            "--trust-package-code",
+            help="Also run Python shipped in the package (architecture source, custom processing) when it is "
+            "not the installed spoco-zoo's. Only for packages whose author you trust.",
+        ),
     ) -> None:
         """Validate a model package like the bioimage.io model zoo, every weight format separately."""
         from rich.console import Console
@@ -26,13 +37,13 @@ def register(app: typer.Typer) -> None:
         from spoco_zoo.export.validate import validate_package, validation_table
 
         if not package.exists():
-            typer.echo(f"error: {package}: no such package", err=True)
-            raise typer.Exit(2)
+            fail(f"{package}: no such package", 2)
         try:
-            report = validate_package(package, formats=formats, devices=device or None)
+            report = validate_package(
+                package, formats=formats, devices=device or None, trust_package_code=trust_package_code
+            )
         except ExportError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from err
+            fail(str(err), 2)
         console = Console(highlight=False)
         if not console.is_terminal:  # pipes/logs: do not squeeze the table into 80 columns
             console = Console(highlight=False, width=160)

@@ -14,7 +14,7 @@ import numpy as np
 from spoco_zoo.data.conventions import check_convention
 from spoco_zoo.errors import DataError
 
-__all__ = ["sparsify", "n_kept"]
+__all__ = ["sparsify", "n_kept", "check_object_fraction"]
 
 
 def n_kept(n_objects: int, object_fraction: float) -> int:
@@ -28,6 +28,23 @@ def n_kept(n_objects: int, object_fraction: float) -> int:
     if n_objects <= 0:
         return 0
     return int(min(n_objects, max(1, round(object_fraction * n_objects))))
+
+
+def check_object_fraction(object_fraction: float) -> float:
+    """Return ``object_fraction`` if it is in ``(0, 1]``, else raise :class:`DataError`.
+
+    Examples
+    --------
+    >>> check_object_fraction(0.1)
+    0.1
+    >>> check_object_fraction(2)
+    Traceback (most recent call last):
+    ...
+    spoco_zoo.errors.DataError: object_fraction: must be in (0, 1], got 2
+    """
+    if not 0 < object_fraction <= 1:
+        raise DataError(f"object_fraction: must be in (0, 1], got {object_fraction}")
+    return object_fraction
 
 
 def sparsify(
@@ -75,8 +92,7 @@ def sparsify(
     (True, 27)
     """
     check_convention(convention)
-    if not 0 < object_fraction <= 1:
-        raise DataError(f"object_fraction: must be in (0, 1], got {object_fraction}")
+    check_object_fraction(object_fraction)
     if ignore_label > 0:
         raise DataError(f"ignore_label: must be <= 0 (positive values are object ids), got {ignore_label}")
     labels = np.asarray(labels)

@@ -223,10 +223,22 @@ def write_synthetic_dataset(
     -------
     dict
         ``{"images": [...], "labels": [...]}`` plus ``"sparse_labels"`` when requested.
+
+    Raises
+    ------
+    DataError
+        A bad shape, ``n``, ``n_objects`` or ``sparse_fraction`` (before anything is written).
+    OSError
+        A folder or file cannot be written.
     """
     from spoco_zoo.data.io import write_image, write_tiff
-    from spoco_zoo.data.sparsify import sparsify
+    from spoco_zoo.data.sparsify import check_object_fraction, sparsify
 
+    _check_shape(shape, n_objects)  # every argument is checked before anything is written
+    if n < 1:
+        raise DataError(f"n: must be at least 1, got {n}")
+    if sparse_fraction is not None:
+        check_object_fraction(sparse_fraction)
     out = Path(out_dir)
     keys = ["images", "labels"] + (["sparse_labels"] if sparse_fraction is not None else [])
     paths: dict[str, list[Path]] = {key: [] for key in keys}

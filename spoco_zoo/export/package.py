@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from spoco_zoo.atomic import atomic_path
+from spoco_zoo.atomic import atomic_path, check_writable
 from spoco_zoo.errors import CheckpointError, ExportError
 from spoco_zoo.export.architecture import (
     ArchitectureSource,
@@ -311,6 +311,8 @@ def export_package(
     spoco_zoo.errors.ExportError
         Bad option, conversion failure, parity failure (with the numbers) or a description the
         spec rejects.
+    OSError
+        The folder of ``output`` cannot be written (checked before the conversions).
     """
     started = time.perf_counter()
     options = WeightOptions(opset, onnx_exporter, torchscript_method, tolerance, label_mismatch_ppm)
@@ -324,7 +326,7 @@ def export_package(
     say(f"checkpoint {plan.checkpoint}: {plan.summary()}")
 
     result = ExportResult(plan.output, plan.formats, instances, test_shape=plan.shape, clustering=plan.clustering)
-    plan.output.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(plan.output.parent)  # a read-only or missing folder fails now, not after the conversions
     with tempfile.TemporaryDirectory(prefix="spoco-export-") as tmp:
         stage = Path(tmp) / "package"
         stage.mkdir()

@@ -41,12 +41,14 @@ def check_options(
     Raises
     ------
     ExportError
-        A target that is not a ``.zip``, an unknown format, exporter or TorchScript method, a
+        A target that is not a ``.zip`` (or is a folder), an unknown format, exporter or TorchScript method, a
         non-positive tolerance or an ONNX opset below 17.
     """
     fmts = parse_formats(formats)
     if output.suffix.lower() != ".zip":
         raise ExportError(f"--output {output}: a bioimage.io package must be a .zip file")
+    if output.is_dir():
+        raise ExportError(f"--output {output}: is a folder; give the package's file name, e.g. {output / 'model.zip'}")
     if not math.isfinite(options.tolerance) or options.tolerance <= 0:
         raise ExportError(f"tolerance must be positive, got {options.tolerance}")
     if options.onnx_exporter not in ("auto", "dynamo", "legacy"):
