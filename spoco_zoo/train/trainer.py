@@ -34,9 +34,11 @@ import torch
 import yaml
 from torch import nn
 
+from spoco_zoo.atomic import atomic_write_bytes
 from spoco_zoo.config import TrainConfig
 from spoco_zoo.devices import resolve_device
 from spoco_zoo.progress import ProgressBar, format_values
+from spoco_zoo.runlock import RunLock
 from spoco_zoo.shapes import pad_to_shape
 from spoco_zoo.train.checkpoint import build_model, load_checkpoint, save_checkpoint
 from spoco_zoo.train.schedule import learning_rate
@@ -345,7 +347,16 @@ class Trainer:
             Continue from ``out_dir/last.pt``; an error if it does not exist.
         max_steps:
             Stop after this many steps in this call (the run stays resumable).
+
+        Raises
+        ------
+        LockError
+            Another run uses ``out_dir`` (:class:`spoco_zoo.runlock.RunLock`, held while the run lasts).
         """
+        with RunLock(self.out_dir):
+            return self._fit(resume, max_steps)
+
+    def _fit(self, resume: bool, max_steps: int | None) -> TrainResult:
         self.setup()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         last_path, best_path = self.out_dir / LAST, self.out_dir / BEST
@@ -355,7 +366,8 @@ class Trainer:
             self.restore(last_path)
         elif last_path.exists():
             raise FileExistsError(f"{last_path} exists: pass --resume to continue that run or choose another --out")
-        (self.out_dir / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        config_text = yaml.safe_dump(self.config.to_dict(), sort_keys=False)
+        atomic_write_bytes(self.out_dir / "config.yaml", config_text.encode("utf-8"))
 
         cfg = self.config
         end = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
