@@ -192,20 +192,29 @@ def test_segment_cli_model_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     calls = []
 
-    def zoo_embeddings(package: Path, image: np.ndarray):
-        calls.append((Path(package), image.shape))
+    def check_package(package: Path, weight_format: str | None = None, trust_package_code: bool = False) -> str:
+        calls.append(("check", Path(package), weight_format, trust_package_code))
+        return "torchscript"
+
+    def zoo_embeddings(package: Path, image: np.ndarray, **kwargs: object):
+        calls.append((Path(package), image.shape, kwargs))
         emb = np.zeros((2, 20, 20), np.float32)
         emb[0, :, 12:] = 3.0  # two well separated clusters: background (larger) and one object
         return emb, {"method": "mean_shift", "bandwidth": 0.5, "min_size": 0}
 
-    monkeypatch.setitem(sys.modules, "spoco_zoo.export.predict", types.SimpleNamespace(zoo_embeddings=zoo_embeddings))
+    fake = types.SimpleNamespace(zoo_embeddings=zoo_embeddings, check_package=check_package)
+    monkeypatch.setitem(sys.modules, "spoco_zoo.export.predict", fake)
     src = _write_input(tmp_path / "raw.tif", (20, 20))
     package = tmp_path / "model.zip"
     package.write_bytes(b"PK")
     out = tmp_path / "out"
     result = runner.invoke(app, ["segment", str(src), "--model", str(package), "-o", str(out), "--save-embeddings"])
     assert result.exit_code == 0, result.output
-    assert calls == [(package, (1, 20, 20))]
+    # the package is checked once, then every image runs with the format it chose
+    assert calls == [
+        ("check", package, None, False),
+        (package, (1, 20, 20), {"weight_format": "torchscript", "trust_package_code": False}),
+    ]
     labels = tifffile.imread(out / "raw_instances.tif")
     assert labels.dtype == np.uint16 and labels.shape == (20, 20)
     assert (labels[:, 12:] == 1).all() and (labels[:, :12] == 0).all()

@@ -31,10 +31,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
+from spoco_zoo.cli.reporting import fail, reports_errors
 from spoco_zoo.cluster.settings import GENERIC_PARAMS, METHODS, recommended_clustering
 
 #: Supported input suffixes, longest first (the stem drops them).
@@ -158,13 +159,9 @@ def package_clustering(
     return merged
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 def register(app: typer.Typer) -> None:
     @app.command("segment")
+    @reports_errors(code=1)
     def segment(
         inputs: list[Path] = typer.Argument(..., help="Images (TIFF, HDF5, Zarr) or folders of images."),
         checkpoint: Path | None = typer.Option(None, "--checkpoint", "-c", help="spoco-zoo checkpoint (.pt)."),
@@ -183,6 +180,18 @@ def register(app: typer.Typer) -> None:
         save_embeddings: bool = typer.Option(False, "--save-embeddings", help="Also write <stem>_embeddings.tif."),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
         weights: str = typer.Option("student", "--weights", help="student | teacher (checkpoint only)."),
+        weight_format: str | None = typer.Option(
+            None,
+            "--weight-format",
+            help="pytorch_state_dict | torchscript | onnx (--model only; default: the first the package has). "
+            "TorchScript and ONNX run no Python from the package.",
+        ),
+        trust_package_code: bool = typer.Option(
+            False,
+            "--trust-package-code",
+            help="--model only: also run Python shipped in the package (architecture source, custom processing) "
+            "when it is not the installed spoco-zoo's. Only for packages whose author you trust.",
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
     ) -> None:
         """Segment images into instances: embeddings from a checkpoint or bioimage.io package, then clustering.
@@ -199,27 +208,34 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"{method!r} is not one of {', '.join(METHODS)}", param_hint="--method")
         if weights not in ("student", "teacher"):
             raise typer.BadParameter(f"{weights!r} is not student or teacher", param_hint="--weights")
+        if weight_format is not None:
+            from spoco_zoo.export.common import WEIGHT_FORMATS
+
+            if weight_format not in WEIGHT_FORMATS:
+                raise typer.BadParameter(
+                    f"{weight_format!r} is not one of {', '.join(WEIGHT_FORMATS)}", param_hint="--weight-format"
+                )
         params = parse_params(param)
         try:
             files = expand_inputs(inputs)
         except FileNotFoundError as err:
-            _fail(str(err))
+            fail(str(err))
         stems: dict[str, Path] = {}
         for path in files:
             stem = input_stem(path)
             if stem in stems:
-                _fail(f"{path}: gives the same output name {stem!r} as {stems[stem]}; rename one of them")
+                fail(f"{path}: gives the same output name {stem!r} as {stems[stem]}; rename one of them")
             stems[stem] = path
         source = checkpoint if checkpoint is not None else model
         assert source is not None
         if not source.exists():
-            _fail(f"{source}: no such file")
+            fail(f"{source}: no such file")
 
         import numpy as np
 
         from spoco_zoo.data.io import read_image, write_image, write_tiff
         from spoco_zoo.devices import resolve_device
-        from spoco_zoo.errors import DataError
+        from spoco_zoo.errors import DataError, PackageError
         from spoco_zoo.inference import predict_embeddings
 
         try:
@@ -235,7 +251,7 @@ def register(app: typer.Typer) -> None:
             try:
                 net, config = load_model(checkpoint, weights=weights, map_location="cpu")  # type: ignore[arg-type]
             except CheckpointError as err:
-                _fail(str(err))
+                fail(str(err))
             from spoco_zoo.cluster import cluster_embeddings
 
             dims = config.model.spatial_dims
@@ -259,24 +275,28 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"model: {checkpoint} ({weights}, {dims}D) on {dev}; clustering: {chosen} {kwargs}")
         else:
             assert model is not None
-            from spoco_zoo.export.predict import zoo_embeddings
+            from spoco_zoo.export.predict import check_package, zoo_embeddings
             from spoco_zoo.postprocess import embeddings_to_instances
 
             if tile is not None:
                 typer.echo("note: --tile/--halo are ignored with --model (bioimage.io handles tiling)", err=True)
+            # the package is checked once, before any image: its errors name the package (exit 1)
+            chosen_format = check_package(model, weight_format, trust_package_code=trust_package_code)
 
             def run(path: Path) -> tuple[Any, Any]:
                 image = read_image(path, key=key)
-                emb, clustering = zoo_embeddings(model, image)
+                emb, clustering = zoo_embeddings(
+                    model, image, weight_format=chosen_format, trust_package_code=trust_package_code
+                )
                 merged = package_clustering(clustering or {}, method, params, min_size)
                 return embeddings_to_instances(emb, merged), np.asarray(emb, dtype=np.float32)
 
-            typer.echo(f"model: {model} (bioimage.io package)")
+            typer.echo(f"model: {model} (bioimage.io package, {chosen_format} weights)")
 
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            _fail(f"{output}: cannot create the output folder: {err}")
+            fail(f"{output}: cannot create the output folder: {err}")
         failed: list[str] = []
         for stem, path in stems.items():
             try:
@@ -286,6 +306,8 @@ def register(app: typer.Typer) -> None:
                 emb_path = None
                 if save_embeddings:
                     emb_path = write_image(output / f"{stem}_embeddings.tif", np.asarray(emb, np.float32))
+            except PackageError:
+                raise  # about the package, not this image: reported once (reports_errors)
             except (DataError, ValueError, RuntimeError, OSError) as err:
                 message = str(err)
                 if str(path) not in message:

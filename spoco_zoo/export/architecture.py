@@ -33,10 +33,14 @@ __all__ = [
     "embeddings_architecture",
     "instances_architecture",
     "load_architecture",
+    "INSTALLED_INSTANCES_CALLABLE",
+    "installed_instances_model",
 ]
 
 EMBEDDINGS_CALLABLE = "UNet"
 INSTANCES_CALLABLE = "SpocoUNetWithInstances"
+#: The callable of this module that builds :data:`INSTANCES_CALLABLE` from the installed sources.
+INSTALLED_INSTANCES_CALLABLE = "installed_instances_model"
 
 _WRAPPER = '''
 
@@ -210,3 +214,19 @@ def load_architecture(source: ArchitectureSource, directory: Path) -> type:
     if cls is None:
         raise ExportError(f"{path}: architecture file has no callable {source.callable!r}")
     return cls
+
+
+def installed_instances_model(clustering: dict[str, Any] | None = None, **unet_kwargs: Any) -> Any:
+    """:data:`INSTANCES_CALLABLE` built from the installed spoco-zoo, with a package's keyword arguments.
+
+    The same network as the architecture file of a package with the ``instances`` output, made from
+    this installation's sources (:func:`instances_architecture`) instead of the file in the package;
+    :mod:`spoco_zoo.export.trust` points bioimageio.core here when the package's file is
+    byte for byte ours.
+    """
+    import tempfile
+
+    source = instances_architecture(unet_kwargs, dict(clustering or {}))
+    with tempfile.TemporaryDirectory(prefix="spoco-zoo-arch-") as tmp:
+        cls = load_architecture(source, Path(tmp))
+        return cls(**source.kwargs)

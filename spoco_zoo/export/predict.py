@@ -29,16 +29,13 @@ from typing import Any, cast
 
 import numpy as np
 
+from spoco_zoo.errors import PackageError
+from spoco_zoo.export.trust import check_package_file, safe_description
 from spoco_zoo.shapes import pad_to_shape, valid_shape, valid_size
 
-__all__ = ["ZooPrediction", "zoo_predict", "zoo_embeddings", "package_config"]
+__all__ = ["ZooPrediction", "zoo_predict", "zoo_embeddings", "package_config", "load_package", "check_package"]
 
 _AXES = {2: ("y", "x"), 3: ("z", "y", "x")}
-_ADAPTERS = {
-    "PytorchModelAdapter": "pytorch_state_dict",
-    "TorchscriptModelAdapter": "torchscript",
-    "ONNXModelAdapter": "onnx",
-}
 
 
 @dataclass
@@ -69,21 +66,34 @@ class ZooPrediction:
     weight_format: str | None = None
 
 
-def _load(package: str | Path) -> Any:
+def load_package(package: str | Path) -> Any:
+    """The checked bioimage.io description of a spoco-zoo package (nothing in it is run).
+
+    Raises
+    ------
+    PackageError
+        Naming the package: not a package (:func:`spoco_zoo.export.trust.check_package_file`), an
+        invalid description, not a format-0.5 model, or not spoco-zoo's (inputs/outputs).
+    """
     from bioimageio.spec import InvalidDescr, load_description
     from bioimageio.spec.model import v0_5
 
-    path = Path(package)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model package")
-    descr = load_description(path, perform_io_checks=False)
+    path = check_package_file(package)
+    try:
+        descr = load_description(path, perform_io_checks=False)
+    except Exception as err:  # unreadable YAML and friends
+        raise PackageError(f"{path}: cannot read the package description: {err}") from None
     if isinstance(descr, InvalidDescr):
-        raise ValueError(f"{path}: not a valid bioimage.io description: {descr.validation_summary.status}")
+        summary = descr.validation_summary
+        errors = [f"{'.'.join(map(str, e.loc))}: {e.msg}" for d in summary.details for e in d.errors][:2]
+        raise PackageError(f"{path}: not a valid bioimage.io description ({'; '.join(errors) or summary.status})")
     if not isinstance(descr, v0_5.ModelDescr):
-        raise ValueError(f"{path}: expected a bioimage.io model (format 0.5), got {descr.type} {descr.format_version}")
+        raise PackageError(
+            f"{path}: expected a bioimage.io model (format 0.5), got {descr.type} {descr.format_version}"
+        )
     ids = [str(t.id) for t in descr.inputs], [str(t.id) for t in descr.outputs]
     if ids[0] != ["raw"] or "embeddings" not in ids[1]:
-        raise ValueError(
+        raise PackageError(
             f"{path}: not a spoco-zoo package (inputs {ids[0]}, outputs {ids[1]}; expected raw -> embeddings)"
         )
     return descr
@@ -115,6 +125,7 @@ def zoo_predict(
     devices: Sequence[str] | None = None,
     max_pixels: int | None = None,
     tile_shape: Sequence[int] | None = None,
+    trust_package_code: bool = False,
 ) -> ZooPrediction:
     """Predict one raw image with a spoco-zoo package through bioimageio.core.
 
@@ -126,7 +137,7 @@ def zoo_predict(
         Raw image ``[C, *S]`` (not normalised; the package applies its preprocessing).
         A 2D/3D array without channel axis is accepted for single-channel models.
     weight_format:
-        ``pytorch_state_dict``, ``torchscript`` or ``onnx``; default: bioimageio.core's choice.
+        ``pytorch_state_dict``, ``torchscript`` or ``onnx``; default: the first of these in the package.
     devices:
         E.g. ``["cpu"]`` or ``["cuda"]``; default: CUDA when available.
     max_pixels:
@@ -134,17 +145,25 @@ def zoo_predict(
         package has the in-graph ``instances`` output (its memory grows with pixels x clusters).
     tile_shape:
         Force blocked prediction with about this input block shape (rounded to valid sizes).
+    trust_package_code:
+        Let bioimageio.core run the package's own Python (architecture source, custom processing)
+        when it is not the installed spoco-zoo's; see :mod:`spoco_zoo.export.trust`. Without it,
+        ``pytorch_state_dict`` weights run with the installed architecture and TorchScript/ONNX
+        weights run no Python from the package.
 
     Raises
     ------
-    FileNotFoundError, ValueError
-        Missing package, not a spoco-zoo package, or an image whose shape does not fit.
+    PackageError
+        Not a (spoco-zoo) package, or it would run code that is not spoco-zoo's (names the package).
+    ValueError
+        An image whose shape does not fit.
     """
     from bioimageio.core import Sample, Tensor, create_prediction_pipeline
     from bioimageio.core.axis import AxisId
     from bioimageio.core.common import MemberId
 
-    descr = _load(package)
+    descr = load_package(package)
+    descr, weight_format = safe_description(descr, package, weight_format, trust_code=trust_package_code)
     spoco = package_config(descr)
     raw_descr = descr.inputs[0]
     dims = sum(1 for a in raw_descr.axes if getattr(a, "type", None) == "space")
@@ -173,7 +192,7 @@ def zoo_predict(
     with create_prediction_pipeline(
         descr, weight_format=cast(Any, weight_format), devices=list(devices) if devices else None
     ) as pp:
-        used = weight_format or _ADAPTERS.get(type(getattr(pp, "_adapter", None)).__name__)
+        used = weight_format
         if not tiled:
             pp.apply_preprocessing(sample)
             data = sample.members[MemberId("raw")].data.to_numpy()
@@ -212,6 +231,19 @@ def zoo_predict(
     return ZooPrediction(embeddings, instances, clustering, spoco, tiled, used)
 
 
+def check_package(package: str | Path, weight_format: str | None = None, trust_package_code: bool = False) -> str:
+    """Check a package before predicting with it; returns the weight format that will run.
+
+    Raises
+    ------
+    PackageError
+        Naming the package: not a spoco-zoo package, no such weight format, or code that is not the
+        installed spoco-zoo's without ``trust_package_code`` (see :mod:`spoco_zoo.export.trust`).
+    """
+    descr = load_package(package)
+    return safe_description(descr, package, weight_format, trust_code=trust_package_code)[1]
+
+
 def zoo_embeddings(package: str | Path, image: np.ndarray, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Embeddings of a raw image and the package's recommended clustering.
 
@@ -222,7 +254,8 @@ def zoo_embeddings(package: str | Path, image: np.ndarray, **kwargs: Any) -> tup
     image:
         Raw image ``[C, *S]`` (not normalised).
     **kwargs:
-        ``weight_format``, ``devices``, ``max_pixels``, ``tile_shape`` (see :func:`zoo_predict`).
+        ``weight_format``, ``devices``, ``max_pixels``, ``tile_shape``, ``trust_package_code``
+        (see :func:`zoo_predict`).
 
     Returns
     -------

@@ -1,5 +1,7 @@
 """Validate a package the way the model zoo does, one weight format at a time.
 
+0. **the file**: a zip with ``rdf.yaml`` and safe member names
+   (:func:`spoco_zoo.export.trust.check_package_file`; anything else raises ``PackageError``).
 1. **rdf**: ``bioimageio.spec.load_description(package, perform_io_checks=True)``
    (format, file hashes, test tensors against the declared axes).
 2. **each weight format**: ``bioimageio.core.test_model(package, weight_format=...)``
@@ -8,6 +10,10 @@
    batch sizes 1 and 2 at three valid sizes), plus our own measurement of the
    largest error on the test tensors (max abs difference of ``embeddings``,
    mismatched ``instances`` pixels).
+
+No Python from the package runs (:mod:`spoco_zoo.export.trust`): ``pytorch_state_dict`` is tested
+with the installed spoco-zoo architecture when the package's source is byte for byte ours, and a
+format that would run other code is a failed row, unless ``trust_package_code`` is set.
 
 Offline: nothing here needs the network. ``bioimageio.core`` always validates with
 ``perform_io_checks=True`` (it overrides ``BIOIMAGEIO_PERFORM_IO_CHECKS``), which
@@ -30,6 +36,7 @@ from typing import Any, cast
 import numpy as np
 
 from spoco_zoo.export.common import WEIGHT_FORMATS, parse_formats
+from spoco_zoo.export.trust import SAFE_FORMATS, TRUST_HINT, check_package_file, package_code, safe_description
 
 __all__ = ["CheckResult", "ValidationReport", "validate_package", "validation_table"]
 
@@ -122,12 +129,34 @@ def _measure(descr: Any, weight_format: str, devices: Sequence[str] | None) -> d
     return errors
 
 
+def _runnable(package: Path, descr: Any, weight_format: str, trust_code: bool) -> tuple[Any, Any]:
+    """``(source for test_model, description for the measurement)`` of one weight format.
+
+    TorchScript/ONNX (no package code) and trusted packages run as they are; ``pytorch_state_dict``
+    gets the installed spoco-zoo architecture (:func:`spoco_zoo.export.trust.safe_description`) in a
+    freshly loaded description, so that each format's test has its own validation summary.
+    """
+    from bioimageio.spec import load_description
+
+    if trust_code or weight_format in SAFE_FORMATS:
+        return package, descr
+    fresh = load_description(package, perform_io_checks=True)
+    safe, _ = safe_description(fresh, package, weight_format)
+    return safe, safe
+
+
 def validate_package(
     package: str | Path,
     formats: None | str | Sequence[str] = None,
     devices: Sequence[str] | None = None,
+    trust_package_code: bool = False,
 ) -> ValidationReport:
     """Run the spec validation and ``bioimageio.core.test_model`` for every weight format.
+
+    No Python from the package runs (:mod:`spoco_zoo.export.trust`): ``pytorch_state_dict`` is
+    tested with the installed spoco-zoo architecture when the package's source is byte for byte
+    ours; a format that would run foreign code (another architecture source or library callable,
+    custom processing, Keras/TensorFlow weights) is a failed row saying so.
 
     Parameters
     ----------
@@ -138,16 +167,19 @@ def validate_package(
         package lacks is a failed row.
     devices:
         Passed to bioimageio.core (e.g. ``["cpu"]``); default: CUDA when available.
+    trust_package_code:
+        Test every format as the package describes it, running its own code.
 
     Returns
     -------
     ValidationReport
-        Never raises for an invalid package; the failures are in the rows.
+        Never raises for an invalid package description; the failures are in the rows.
 
     Raises
     ------
-    FileNotFoundError
-        ``package`` does not exist.
+    PackageError
+        ``package`` is not a package at all: missing, a folder, not a zip, no ``rdf.yaml`` in the
+        zip, or zip members with absolute paths or ``..`` (refused before anything is read).
     ExportError
         ``formats`` holds an unknown name.
     """
@@ -155,9 +187,7 @@ def validate_package(
     from bioimageio.spec import InvalidDescr, load_description
     from bioimageio.spec.model import v0_4, v0_5
 
-    package = Path(package)
-    if not package.exists():
-        raise FileNotFoundError(f"{package}: no such package")
+    package = check_package_file(package)
     wanted = parse_formats(formats) if formats is not None else None
     report = ValidationReport(package=package)
 
@@ -191,19 +221,31 @@ def validate_package(
             seconds=time.perf_counter() - started,
         )
     )
+    foreign = {} if trust_package_code else package_code(descr)
     for wf in wanted or present + others:
         started = time.perf_counter()
         if getattr(descr.weights, wf, None) is None:
             report.checks.append(CheckResult(wf, False, message="weight format not in the package"))
             continue
+        refused = foreign.get("processing", []) + foreign.get(wf, [])
+        if refused:
+            message = f"not run: {'; '.join(refused)} would run code that is not spoco-zoo's; {TRUST_HINT}"
+            report.checks.append(CheckResult(wf, False, message=message))
+            continue
         try:
-            result = test_model(package, weight_format=cast(Any, wf), devices=list(devices) if devices else None)
+            source, run_descr = _runnable(package, descr, wf, trust_package_code)
+        except Exception as err:  # the description loaded once already; be safe
+            message = f"cannot prepare the test: {type(err).__name__}: {err}"
+            report.checks.append(CheckResult(wf, False, message=message, seconds=time.perf_counter() - started))
+            continue
+        try:
+            result = test_model(source, weight_format=cast(Any, wf), devices=list(devices) if devices else None)
             passed = result.status == "passed"
             msgs = _summary_errors(result)
         except Exception as err:  # bioimageio.core should not raise, but be safe
             passed, msgs = False, [f"bioimageio.core test_model raised {type(err).__name__}: {err}"]
         try:
-            errors = _measure(descr, wf, devices)
+            errors = _measure(run_descr, wf, devices)
         except Exception as err:
             errors, passed = {}, False
             msgs.append(f"prediction failed: {type(err).__name__}: {err}")
