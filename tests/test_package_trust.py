@@ -187,9 +187,8 @@ def test_library_callables_and_custom_processing_are_refused(plain_package: Expo
         assert installed_architecture(descr) is None or name == "custom"
         with pytest.raises(PackageError, match="refused"):
             safe_description(descr, package, format_)
-        result = runner.invoke(
-            app, ["segment", str(image), "--model", str(package), "-o", str(tmp_path / name), "--weight-format", format_]
-        )
+        args = ["segment", str(image), "--model", str(package), "-o", str(tmp_path / name)]
+        result = runner.invoke(app, [*args, "--weight-format", format_])
         assert result.exit_code == 1 and str(package) in result.stderr and "refused" in result.stderr, result.output
         assert not marker.exists()
     checked = runner.invoke(app, ["validate", str(tmp_path / "custom.zip"), "--formats", "onnx", "--device", "cpu"])
