@@ -38,6 +38,23 @@ def check_convention(convention: str) -> str:
     return convention
 
 
+def _int64_labels(labels: np.ndarray, ignore_label: int) -> np.ndarray:
+    """``labels`` as a new int64 array; :class:`DataError` for anything that is not integer labels."""
+    if not isinstance(ignore_label, (int, np.integer)) or not np.iinfo(np.int64).min <= int(ignore_label) <= 0:
+        raise DataError(f"ignore_label: must be an integer <= 0 (positive values are object ids), got {ignore_label!r}")
+    array = np.asarray(labels)
+    if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
+        raise DataError(f"labels: must be an integer array, got dtype {array.dtype}")
+    if array.dtype == np.uint64 and array.size and int(array.max()) > np.iinfo(np.int64).max:
+        raise DataError("labels: ids exceed the int64 range")
+    out = array.astype(np.int64, copy=True)
+    bad = (out < 0) & (out != ignore_label)
+    if bad.any():
+        values = np.unique(out[bad])[:5].tolist()
+        raise DataError(f"labels: negative values {values} other than ignore_label ({ignore_label})")
+    return out
+
+
 def to_training_labels(labels: np.ndarray, convention: str, ignore_label: int = -1) -> np.ndarray:
     """Sparse labels in ``convention`` -> training labels (unknown pixels = ``ignore_label``).
 
@@ -55,6 +72,13 @@ def to_training_labels(labels: np.ndarray, convention: str, ignore_label: int = 
     numpy.ndarray
         int64 labels: 0 annotated background, > 0 annotated objects, ``ignore_label`` unknown.
 
+    Raises
+    ------
+    DataError
+        An unknown convention, labels that are not an integer (or boolean) array, ids beyond
+        int64, negative values other than ``ignore_label``, or an ``ignore_label`` that is not an
+        integer ``<= 0``.
+
     Examples
     --------
     >>> painted = np.array([0, 3, 3, 0, 7])
@@ -64,7 +88,7 @@ def to_training_labels(labels: np.ndarray, convention: str, ignore_label: int = 
     [0, 3, 3, 0, 7]
     """
     check_convention(convention)
-    out = np.asarray(labels).astype(np.int64, copy=True)
+    out = _int64_labels(labels, ignore_label)
     if convention == "objects_only":
         out[out <= 0] = ignore_label
     return out
@@ -74,7 +98,8 @@ def from_training_labels(labels: np.ndarray, convention: str, ignore_label: int 
     """Training labels -> labels in ``convention`` (the inverse of :func:`to_training_labels`).
 
     With ``"objects_only"`` the annotated background is dropped: every pixel
-    that is not an annotated object becomes ``0``.
+    that is not an annotated object becomes ``0``. Raises :class:`DataError` as
+    :func:`to_training_labels` does.
 
     Examples
     --------
@@ -82,7 +107,7 @@ def from_training_labels(labels: np.ndarray, convention: str, ignore_label: int 
     [0, 3, 0, 7]
     """
     check_convention(convention)
-    out = np.asarray(labels).astype(np.int64, copy=True)
+    out = _int64_labels(labels, ignore_label)
     if convention == "objects_only":
         out[out <= 0] = 0
     return out

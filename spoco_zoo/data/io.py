@@ -82,6 +82,13 @@ def _pick_key(path: Path, keys: list[str], key: str | None) -> str:
     raise DataError(f"{path}: the file holds {len(keys)} arrays, pass a key to choose one of: {', '.join(keys)}")
 
 
+def _check_dtype(path: Path, dtype: Any) -> None:
+    """Refuse non-numeric stored arrays before their data is read (object arrays may hold pickles)."""
+    kind = getattr(np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype, "kind", "O")
+    if kind not in "biufc":
+        raise DataError(f"{path}: unsupported data type {dtype} (numbers or booleans only)")
+
+
 def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
@@ -94,7 +101,9 @@ def _read_hdf5(path: Path, key: str | None) -> np.ndarray:
     with h5py.File(path, "r") as handle:
         keys: list[str] = []
         handle.visititems(lambda name, obj: keys.append(name) if isinstance(obj, h5py.Dataset) else None)
-        return np.asarray(handle[_pick_key(path, keys, key)][()])
+        dataset = handle[_pick_key(path, keys, key)]
+        _check_dtype(path, dataset.dtype)
+        return np.asarray(dataset[()])
 
 
 def _read_zarr(path: Path, key: str | None) -> np.ndarray:
@@ -112,12 +121,14 @@ def _read_zarr(path: Path, key: str | None) -> np.ndarray:
         if isinstance(node, zarr.Array):
             if key not in (None, ""):
                 raise DataError(f"{path}: key {key!r} given but the file is a single array")
+            _check_dtype(path, node.dtype)
             return np.asarray(node[...])
         keys = [name for name, member in node.members(max_depth=None) if isinstance(member, zarr.Array)]
         chosen = _pick_key(path, sorted(keys), key)
         member = node[chosen]
         if not isinstance(member, zarr.Array):
             raise DataError(f"{path}: {chosen!r} is a group, not an array")
+        _check_dtype(path, member.dtype)
         return np.asarray(member[...])
     finally:
         if store is not None:
@@ -237,6 +248,8 @@ def _as_int64_labels(array: np.ndarray, path: Path) -> np.ndarray:
             raise DataError(f"{path}: labels contain NaN or infinite values")
         if not np.array_equal(array, np.round(array)):
             raise DataError(f"{path}: labels are not integer-valued (float labels with fractional values)")
+        if array.size and float(np.abs(array).max()) >= 2.0**63:
+            raise DataError(f"{path}: label ids exceed the int64 range")
         return array.astype(np.int64)
     raise DataError(f"{path}: labels have unsupported dtype {array.dtype}")
 
