@@ -2,8 +2,13 @@
 
 :func:`zoo_embeddings` is what ``spoco-zoo segment --model model.zip`` uses: the
 package does its own preprocessing (raw images go in), the network runs through
-bioimageio.core (any weight format in the package), and the recommended
+bioimageio.core (pytorch_state_dict, TorchScript or ONNX weights), and the recommended
 clustering comes from the RDF (``config["spoco"]["clustering"]``).
+
+No Python from the package runs (:mod:`spoco_zoo.export.trust`): the package is checked
+(:func:`load_package`), ``pytorch_state_dict`` weights run with the installed spoco-zoo
+architecture when the package's source is byte for byte ours, TorchScript and ONNX need no
+Python, and anything else is refused unless ``trust_package_code`` is set.
 
 Single pass or tiles
 --------------------
