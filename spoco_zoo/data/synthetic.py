@@ -227,10 +227,12 @@ def write_synthetic_dataset(
     Raises
     ------
     DataError
-        A bad shape, ``n``, ``n_objects`` or ``sparse_fraction`` (before anything is written).
+        A bad shape, ``n``, ``n_objects``, ``sparse_fraction`` or ``convention`` (before anything is
+        written).
     OSError
         A folder or file cannot be written.
     """
+    from spoco_zoo.data.conventions import check_convention
     from spoco_zoo.data.io import write_image, write_tiff
     from spoco_zoo.data.sparsify import check_object_fraction, sparsify
 
@@ -239,6 +241,7 @@ def write_synthetic_dataset(
         raise DataError(f"n: must be at least 1, got {n}")
     if sparse_fraction is not None:
         check_object_fraction(sparse_fraction)
+        check_convention(convention)
     out = Path(out_dir)
     keys = ["images", "labels"] + (["sparse_labels"] if sparse_fraction is not None else [])
     paths: dict[str, list[Path]] = {key: [] for key in keys}

@@ -164,7 +164,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     OSError
         The file cannot be written (an existing checkpoint at ``path`` is left untouched).
     """
-    payload: dict[str, Any] = {"format": FORMAT, "version": VERSION, **state}
+    payload: dict[str, Any] = {**state, "format": FORMAT, "version": VERSION}  # a re-saved old file is new
     rng = payload.get("rng_state")
     if isinstance(rng, Mapping) and "numpy" in rng:
         payload["rng_state"] = {**rng, "numpy": _encode_numpy_rng(rng["numpy"])}
