@@ -159,7 +159,7 @@ CASES: list[tuple[str, str, int, str]] = [
     ("validate-missing", "validate {tmp}/no.zip", 2, "no.zip"),
     ("validate-not-a-zip", "validate {file}", 1, "{file}: not a zip file"),
     ("validate-folder", "validate {folder}", 1, "{folder}: is a folder"),
-    ("validate-formats", "validate {file} --formats x", 1, "not a zip file"),
+    ("validate-formats", "validate {file} --formats x", 2, "--formats: unknown weight format(s) 'x'"),
     ("segment-device", "segment {image} -c {ckpt} -o {tmp}/o --device banana", 2, "banana"),
     ("segment-output-is-a-file", "segment {image} -c {ckpt} -o {file}", 1, "{file}"),
     ("segment-read-only", "segment {image} -c {ckpt} -o {ro}/s", 1, "permission denied"),

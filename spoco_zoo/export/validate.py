@@ -187,8 +187,8 @@ def validate_package(
     from bioimageio.spec import InvalidDescr, load_description
     from bioimageio.spec.model import v0_4, v0_5
 
-    package = check_package_file(package)
     wanted = parse_formats(formats) if formats is not None else None
+    package = check_package_file(package)
     report = ValidationReport(package=package)
 
     started = time.perf_counter()
