@@ -26,8 +26,8 @@ from spoco_zoo.cluster.settings import INGRAPH, POSTPROCESS_METHODS, fill_kernel
 
 __all__ = ["embeddings_to_instances"]
 
-#: Keys of a clustering config that are not parameters of the method.
-_META_KEYS = ("method", "params", "ingraph", "description")
+#: Keys of a clustering config that are not parameters of the method ("tune" is a training setting).
+_META_KEYS = ("method", "params", "ingraph", "description", "tune")
 
 
 def _as_array(embeddings: Any) -> np.ndarray | torch.Tensor:
