@@ -56,6 +56,13 @@ RUNS = [
     Run("3d-0.1", 0.1, dims=3),
     Run("3d-1.0", 1.0, dims=3),
 ]
+#: Each loss choice switched against the default at 10 % (``--ablations``).
+ABLATIONS = [
+    Run("2d-0.1-pixel-anchor", 0.1, extra=["loss.instance_anchor=pixel"]),
+    Run("2d-0.1-no-consistency", 0.1, extra=["loss.consistency_weight=0"]),
+    Run("2d-0.1-no-unlabeled-push", 0.1, extra=["loss.unlabeled_push_weight=0"]),
+    Run("2d-0.1-no-instance", 0.1, extra=["loss.instance_weight=0"]),
+]
 
 
 def train_command(run: Run, preset: str, out: Path, steps: int | None) -> list[str]:
@@ -161,6 +168,7 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu", choices=["cpu", "gpu"])
     parser.add_argument("--steps", type=int, default=None, help="step budget per run (default: the preset's)")
     parser.add_argument("--runs", default=",".join(r.name for r in RUNS), help="comma-separated run names")
+    parser.add_argument("--ablations", action="store_true", help="also the loss ablations at 10 %%")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side")
     parser.add_argument("--out", type=Path, default=Path("runs/accuracy"))
     parser.add_argument("--n-test", type=int, default=4, help="held-out images per dimensionality")
@@ -172,10 +180,11 @@ def main() -> None:
     args = parser.parse_args()
 
     names = [n.strip() for n in args.runs.split(",") if n.strip()]
-    unknown = sorted(set(names) - {r.name for r in RUNS})
+    known = RUNS + ABLATIONS
+    unknown = sorted(set(names) - {r.name for r in known})
     if unknown:
-        parser.error(f"unknown runs {unknown}; choose from {[r.name for r in RUNS]}")
-    runs = [r for r in RUNS if r.name in names]
+        parser.error(f"unknown runs {unknown}; choose from {[r.name for r in known]}")
+    runs = [r for r in known if r.name in names or (args.ablations and r in ABLATIONS)]
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     seconds = train_all(runs, args)

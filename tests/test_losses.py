@@ -387,7 +387,7 @@ def test_spoco_loss_weights_and_terms() -> None:
     gen = torch.Generator().manual_seed(8)
     expected = {
         "embedding": float(embedding_loss(emb, labels, DV, DD)),
-        "instance": float(instance_loss(emb, labels, DV, generator=gen)),
+        "instance": float(instance_loss(emb, labels, DV, generator=gen, anchor=config.instance_anchor)),
         "unlabeled_push": float(unlabeled_push_loss(emb, labels, DD)),
         "consistency": float(consistency_loss(emb, teacher, labels, DV, generator=gen)),
     }
