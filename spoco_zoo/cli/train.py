@@ -73,6 +73,7 @@ def register(app: typer.Typer) -> None:
                 "model.spatial_dims=3",
                 "data.patch_shape=[32,64,64]",
                 "data.synthetic.shape=[32,128,128]",
+                "data.synthetic.n_objects=40",
                 "data.batch_size=1",
             ]
         # option values are set as they are (a path is never parsed as YAML)
