@@ -403,11 +403,12 @@ def test_build_datasets_synthetic_defaults() -> None:
     assert len(train.images) == cfg.synthetic.n_train and len(val) == cfg.synthetic.n_val
     for labels in train.labels:
         assert (labels == -1).any() and (labels == 0).any()
-        assert 3 <= len(np.unique(labels[labels > 0])) <= 5  # round(0.1 * ~40 objects)
+        assert 14 <= len(np.unique(labels[labels > 0])) <= 18  # round(0.1 * ~160 objects)
         assert np.mean(labels > 0) < 0.2  # most object pixels are unlabeled
     image, labels = val[0]
-    assert image.shape == (1, 256, 256) and image.dtype == np.float32
-    assert not (labels == -1).any() and labels.max() >= 30  # dense validation ground truth
+    assert image.shape == (1, 512, 512) and image.dtype == np.float32
+    assert train.patch_shape == (256, 256)  # patches are crops of the larger training images
+    assert not (labels == -1).any() and labels.max() >= 120  # dense validation ground truth
     assert np.percentile(image, 1) == pytest.approx(0.0, abs=1e-3)
     item = train[0]
     assert item["image"].shape == (1, 256, 256) and item["labels"].shape == (256, 256)  # whole images
