@@ -16,12 +16,14 @@ Images up to ``max_pixels`` are predicted in one pass: the package's
 preprocessing is computed on the whole image, the normalised image is padded
 (symmetric) at the far end of each axis to the next valid size, and the
 outputs are cropped back -- identical to running the eager network on the
-normalised image. Larger images are predicted in overlapping blocks with the
-package's halo (``predict_sample_with_fixed_blocking``); normalisation
-statistics are still those of the whole image. With group normalisation
-(models trained with `norm="group"`) tiled embeddings differ slightly from a single pass, and
-the in-graph ``instances`` output is not returned for tiled predictions (labels
-would not be consistent across tiles) -- cluster the embeddings instead.
+normalised image. Larger images (or any image with ``tile_shape``) are predicted in
+overlapping blocks with the package's halo (``predict_sample_with_fixed_blocking``):
+normalisation statistics are still those of the whole image, the normalised image is padded to
+a multiple of the size step first and the halo is a multiple of it, so every block sits on the
+pooling grid of a single pass. With BatchNorm (running statistics) tiled embeddings then match a
+single pass to the halo's tolerance (0.01) away from the image border; with group normalisation
+(``norm="group"``) they differ. The in-graph ``instances`` output is not returned for tiled
+predictions (labels would restart in every block) -- cluster the embeddings instead.
 """
 
 from __future__ import annotations
@@ -50,9 +52,10 @@ class ZooPrediction:
     Attributes
     ----------
     embeddings:
-        ``float32 [E, *S]``.
+        ``float32 [E, *S]``, or ``None`` for a package without the ``embeddings`` output.
     instances:
-        ``int32 [*S]`` from the package's in-graph clustering, or ``None`` (no such output, or tiled).
+        ``int32 [*S]`` from the package's in-graph clustering, or ``None`` (no such output, or tiled
+        while the package has embeddings).
     clustering:
         The RDF's ``config["spoco"]["clustering"]`` (for :func:`spoco_zoo.postprocess.embeddings_to_instances`).
     spoco:
@@ -63,7 +66,7 @@ class ZooPrediction:
         The weight format that ran.
     """
 
-    embeddings: np.ndarray
+    embeddings: np.ndarray | None
     instances: np.ndarray | None
     clustering: dict[str, Any]
     spoco: dict[str, Any] = field(default_factory=dict)
@@ -97,9 +100,10 @@ def load_package(package: str | Path) -> Any:
             f"{path}: expected a bioimage.io model (format 0.5), got {descr.type} {descr.format_version}"
         )
     ids = [str(t.id) for t in descr.inputs], [str(t.id) for t in descr.outputs]
-    if ids[0] != ["raw"] or "embeddings" not in ids[1]:
+    if ids[0] != ["raw"] or not {"embeddings", "instances"} & set(ids[1]):
         raise PackageError(
-            f"{path}: not a spoco-zoo package (inputs {ids[0]}, outputs {ids[1]}; expected raw -> embeddings)"
+            f"{path}: not a spoco-zoo package (inputs {ids[0]}, outputs {ids[1]}; expected raw -> embeddings "
+            "and/or instances)"
         )
     return descr
 
@@ -149,7 +153,8 @@ def zoo_predict(
         Largest image (pixels/voxels) predicted in one pass; default 2**20, or 2**18 when the
         package has the in-graph ``instances`` output (its memory grows with pixels x clusters).
     tile_shape:
-        Force blocked prediction with about this input block shape (rounded to valid sizes).
+        Force blocked prediction; the core of each block (output pixels kept per block, rounded up
+        to the size step). Blocks are the core plus the package's halo on each side.
     trust_package_code:
         Let bioimageio.core run the package's own Python (architecture source, custom processing)
         when it is not the installed spoco-zoo's; see :mod:`spoco_zoo.export.trust`. Without it,
@@ -212,25 +217,29 @@ def zoo_predict(
             wanted = list(tile_shape) if tile_shape is not None else ([256, 256] if dims == 2 else [64, 128, 128])
             if len(wanted) != dims:
                 raise ValueError(f"tile_shape {tuple(wanted)} must have {dims} axes")
+            pp.apply_preprocessing(sample)
+            data = sample.members[MemberId("raw")].data.to_numpy()
+            grid = valid_shape(spatial, step, min_size)
             block = {AxisId("batch"): 1, AxisId("channel"): channels}
-            for a, s, w in zip(axes, spatial, wanted):
-                size = valid_size(min(max(int(w), 2 * halo + step), s), step, min_size)
-                while size > s and size - step >= min_size:
-                    size -= step
-                block[AxisId(a)] = size
-            if any(block[AxisId(a)] > s for a, s in zip(axes, spatial)):
-                raise ValueError(
-                    f"image: spatial shape {spatial} is smaller than the smallest block {min_size}; "
-                    "predict it in one pass (tile_shape=None)"
-                )
+            for a, g, w in zip(axes, grid, wanted):
+                core = valid_size(max(int(w), 1), step)  # a multiple of the step, like the halo
+                block[AxisId(a)] = max(min_size, min(core + 2 * halo, valid_size(g, step, min_size)))
+            data = pad_to_shape(data, [max(g, block[AxisId(a)]) for a, g in zip(axes, grid)], mode="symmetric")
+            padded = Sample(
+                members={MemberId("raw"): Tensor.from_numpy(data, dims=raw_dims)}, stat=sample.stat, id="image"
+            )
             with warnings.catch_warnings():
                 # unfilled int32 'instances' blocks start as NaN -> harmless cast warning
                 warnings.simplefilter("ignore", RuntimeWarning)
-                out = pp.predict_sample_with_fixed_blocking(sample, input_block_shape={MemberId("raw"): block})
+                out = pp.predict_sample_with_fixed_blocking(
+                    padded, input_block_shape={MemberId("raw"): block}, skip_preprocessing=True
+                )
     crop = (0, slice(None)) + tuple(slice(0, s) for s in spatial)
-    embeddings = np.ascontiguousarray(out.members[MemberId("embeddings")].data.to_numpy()[crop], dtype=np.float32)
+    embeddings = None
+    if MemberId("embeddings") in out.members:
+        embeddings = np.ascontiguousarray(out.members[MemberId("embeddings")].data.to_numpy()[crop], dtype=np.float32)
     instances = None
-    if has_instances and not tiled and MemberId("instances") in out.members:
+    if has_instances and (not tiled or embeddings is None) and MemberId("instances") in out.members:
         instances = np.ascontiguousarray(out.members[MemberId("instances")].data.to_numpy()[crop][0], dtype=np.int32)
     clustering = dict(spoco.get("clustering") or {})
     return ZooPrediction(embeddings, instances, clustering, spoco, tiled, used)
@@ -274,4 +283,6 @@ def zoo_embeddings(package: str | Path, image: np.ndarray, **kwargs: Any) -> tup
     >>> labels = embeddings_to_instances(emb, clustering)              # doctest: +SKIP
     """
     result = zoo_predict(package, image, **kwargs)
+    if result.embeddings is None:
+        raise ValueError(f"{package}: the package has no 'embeddings' output (variant 'instances')")
     return result.embeddings, result.clustering
