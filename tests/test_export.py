@@ -302,11 +302,12 @@ def test_zoo_embeddings_2d(package_2d: ExportResult, random_checkpoint_2d: Path)
     model, config = load_model(random_checkpoint_2d)
     from spoco_zoo.shapes import valid_size
 
-    valid = [valid_size(s, 4, 2 * package_2d.halo + 4) for s in (70, 66)]
-    widths = [(0, 0)] + [(0, v - s) for v, s in zip(valid, (70, 66))]
+    # the package's single pass: symmetric padding by the halo in front, to a multiple of the step + halo behind
+    h = package_2d.halo
+    widths = [(0, 0)] + [(h, valid_size(s, 4) + h - s) for s in (70, 66)]
     padded = np.pad(normalize(image, config.data.normalization), widths, mode="symmetric")
     with torch.no_grad():
-        eager = model(torch.from_numpy(padded)[None])[0, :, :70, :66].numpy()
+        eager = model(torch.from_numpy(padded)[None])[0, :, h : h + 70, h : h + 66].numpy()
     for fmt in ("onnx", "pytorch_state_dict"):
         embeddings, clustering = zoo_embeddings(package_2d.path, image, weight_format=fmt)
         assert embeddings.shape == (8, 70, 66) and embeddings.dtype == np.float32

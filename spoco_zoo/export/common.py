@@ -91,7 +91,7 @@ class PackageGeometry:
         Output halo per side, a multiple of ``step``: tiles are predicted with this much context
         and it is cropped from their outputs. Measured on the network's weights
         (:func:`spoco_zoo.models.receptive_field.package_halo`): cutting the context beyond it changes
-        the embeddings by at most 0.01.
+        the embeddings by at most 0.001.
     min_size:
         Smallest valid extent, ``2 * halo + step``: the spec requires ``min - 2 * halo >= 1`` and the
         U-Net requires a multiple of ``step``.

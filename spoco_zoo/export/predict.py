@@ -12,16 +12,14 @@ Python, and anything else is refused unless ``trust_package_code`` is set.
 
 Single pass or tiles
 --------------------
-Images up to ``max_pixels`` are predicted in one pass: the package's
-preprocessing is computed on the whole image, the normalised image is padded
-(symmetric) at the far end of each axis to the next valid size, and the
-outputs are cropped back -- identical to running the eager network on the
-normalised image. Larger images (or any image with ``tile_shape``) are predicted in
-overlapping blocks with the package's halo (``predict_sample_with_fixed_blocking``):
-normalisation statistics are still those of the whole image, the normalised image is padded to
-a multiple of the size step first and the halo is a multiple of it, so every block sits on the
-pooling grid of a single pass. With BatchNorm (running statistics) tiled embeddings then match a
-single pass to the halo's tolerance (0.01) away from the image border; with group normalisation
+Images up to ``max_pixels`` are predicted in one pass, larger ones (or any image with
+``tile_shape``) in overlapping blocks with the package's halo; both through
+``predict_sample_with_fixed_blocking`` (a single pass is one block). The package's preprocessing
+is computed on the whole image; the normalised image is padded (symmetric) at the far end of each
+axis to a multiple of the size step plus the halo, bioimageio.core pads the start (symmetric, by
+the halo), and the halo is a multiple of the size step, so every block sits on the pooling grid
+of a single pass and every pixel sees the same context. With BatchNorm (running statistics) tiled
+embeddings then match a single pass to the halo's tolerance (0.001); with group normalisation
 (``norm="group"``) they differ. The in-graph ``instances`` output is not returned for tiled
 predictions (labels would restart in every block) -- cluster the embeddings instead.
 """
@@ -38,7 +36,7 @@ import numpy as np
 
 from spoco_zoo.errors import PackageError
 from spoco_zoo.export.trust import check_package_file, safe_description
-from spoco_zoo.shapes import pad_to_shape, valid_shape, valid_size
+from spoco_zoo.shapes import pad_to_shape, valid_size
 
 __all__ = ["ZooPrediction", "zoo_predict", "zoo_embeddings", "package_config", "load_package", "check_package"]
 
@@ -203,37 +201,30 @@ def zoo_predict(
         descr, weight_format=cast(Any, weight_format), devices=list(devices) if devices else None
     ) as pp:
         used = weight_format
-        if not tiled:
-            pp.apply_preprocessing(sample)
-            data = sample.members[MemberId("raw")].data.to_numpy()
-            data = pad_to_shape(data, valid_shape(spatial, step, min_size), mode="symmetric")
-            padded = Sample(
-                members={MemberId("raw"): Tensor.from_numpy(data, dims=raw_dims)}, stat=sample.stat, id="image"
-            )
-            out = pp.predict_sample_without_blocking(
-                padded, skip_preprocessing=True, skip_input_padding=True, skip_output_cropping=True
-            )
-        else:
+        # One route for one pass and for tiles: the normalised image is padded (symmetric) at its far end
+        # to a multiple of the size step plus the halo, bioimageio.core pads the start the same way, and
+        # blocks of core + 2 * halo (one block = a single pass) start on the size-step grid. So every
+        # pixel sees the same context in both, and tiles differ from a single pass only by what lies
+        # beyond the halo (<= 0.001 with BatchNorm, by the halo's definition).
+        full = [valid_size(s, step) for s in spatial]
+        cores = list(full)
+        if tiled:
             wanted = list(tile_shape) if tile_shape is not None else ([256, 256] if dims == 2 else [64, 128, 128])
             if len(wanted) != dims:
                 raise ValueError(f"tile_shape {tuple(wanted)} must have {dims} axes")
-            pp.apply_preprocessing(sample)
-            data = sample.members[MemberId("raw")].data.to_numpy()
-            grid = valid_shape(spatial, step, min_size)
-            block = {AxisId("batch"): 1, AxisId("channel"): channels}
-            for a, g, w in zip(axes, grid, wanted):
-                core = valid_size(max(int(w), 1), step)  # a multiple of the step, like the halo
-                block[AxisId(a)] = max(min_size, min(core + 2 * halo, valid_size(g, step, min_size)))
-            data = pad_to_shape(data, [max(g, block[AxisId(a)]) for a, g in zip(axes, grid)], mode="symmetric")
-            padded = Sample(
-                members={MemberId("raw"): Tensor.from_numpy(data, dims=raw_dims)}, stat=sample.stat, id="image"
+            cores = [min(valid_size(max(int(w), 1), step), f) for w, f in zip(wanted, full)]
+        pp.apply_preprocessing(sample)
+        data = sample.members[MemberId("raw")].data.to_numpy()
+        data = pad_to_shape(data, [f + 2 * halo for f in full], mode="symmetric")
+        padded = Sample(members={MemberId("raw"): Tensor.from_numpy(data, dims=raw_dims)}, stat=sample.stat, id="image")
+        block = {AxisId("batch"): 1, AxisId("channel"): channels}
+        block.update({AxisId(a): max(min_size, c + 2 * halo) for a, c in zip(axes, cores)})
+        with warnings.catch_warnings():
+            # unfilled int32 'instances' blocks start as NaN -> harmless cast warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out = pp.predict_sample_with_fixed_blocking(
+                padded, input_block_shape={MemberId("raw"): block}, skip_preprocessing=True
             )
-            with warnings.catch_warnings():
-                # unfilled int32 'instances' blocks start as NaN -> harmless cast warning
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out = pp.predict_sample_with_fixed_blocking(
-                    padded, input_block_shape={MemberId("raw"): block}, skip_preprocessing=True
-                )
     crop = (0, slice(None)) + tuple(slice(0, s) for s in spatial)
     embeddings = None
     if MemberId("embeddings") in out.members:
