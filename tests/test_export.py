@@ -300,12 +300,14 @@ def test_zoo_embeddings_2d(package_2d: ExportResult, random_checkpoint_2d: Path)
 
     image = make_synthetic_sample((70, 66), 8, seed=3)[0][None]
     model, config = load_model(random_checkpoint_2d)
-    from spoco_zoo.shapes import valid_size
+    # the package's single pass: symmetric padding to a multiple of the step, then by the halo on both sides
+    from spoco_zoo.shapes import pad_spatial, pad_to_shape, valid_size
 
-    # the package's single pass: symmetric padding by the halo in front, to a multiple of the step + halo behind
     h = package_2d.halo
-    widths = [(0, 0)] + [(h, valid_size(s, 4) + h - s) for s in (70, 66)]
-    padded = np.pad(normalize(image, config.data.normalization), widths, mode="symmetric")
+    padded = pad_to_shape(
+        normalize(image, config.data.normalization), [valid_size(s, 4) for s in (70, 66)], "symmetric"
+    )
+    padded = pad_spatial(padded, [(h, h), (h, h)], mode="symmetric")
     with torch.no_grad():
         eager = model(torch.from_numpy(padded)[None])[0, :, h : h + 70, h : h + 66].numpy()
     for fmt in ("onnx", "pytorch_state_dict"):

@@ -13,12 +13,12 @@ Python, and anything else is refused unless ``trust_package_code`` is set.
 Single pass or tiles
 --------------------
 Images up to ``max_pixels`` are predicted in one pass, larger ones (or any image with
-``tile_shape``) in overlapping blocks with the package's halo; both through
-``predict_sample_with_fixed_blocking`` (a single pass is one block). The package's preprocessing
-is computed on the whole image; the normalised image is padded (symmetric) at the far end of each
-axis to a multiple of the size step plus the halo, bioimageio.core pads the start (symmetric, by
-the halo), and the halo is a multiple of the size step, so every block sits on the pooling grid
-of a single pass and every pixel sees the same context. With BatchNorm (running statistics) tiled
+``tile_shape``) in overlapping blocks with the package's halo
+(``predict_sample_with_fixed_blocking``). The package's preprocessing is computed on the whole
+image; the normalised image is padded (symmetric) at the far end of each axis to a multiple of the
+size step. A single pass is padded by the halo (symmetric) on both sides -- what bioimageio.core
+does around blocks -- and the halo is a multiple of the size step, so every block sits on the
+pooling grid of the single pass and every pixel sees the same context. With BatchNorm (running statistics) tiled
 embeddings then match a single pass to the halo's tolerance (0.001); with group normalisation
 (``norm="group"``) they differ. The in-graph ``instances`` output is not returned for tiled
 predictions (labels would restart in every block) -- cluster the embeddings instead.
@@ -36,7 +36,7 @@ import numpy as np
 
 from spoco_zoo.errors import PackageError
 from spoco_zoo.export.trust import check_package_file, safe_description
-from spoco_zoo.shapes import pad_to_shape, valid_size
+from spoco_zoo.shapes import pad_spatial, pad_to_shape, valid_size
 
 __all__ = ["ZooPrediction", "zoo_predict", "zoo_embeddings", "package_config", "load_package", "check_package"]
 
@@ -201,11 +201,10 @@ def zoo_predict(
         descr, weight_format=cast(Any, weight_format), devices=list(devices) if devices else None
     ) as pp:
         used = weight_format
-        # One route for one pass and for tiles: the normalised image is padded (symmetric) at its far end
-        # to a multiple of the size step plus the halo, bioimageio.core pads the start the same way, and
-        # blocks of core + 2 * halo (one block = a single pass) start on the size-step grid. So every
-        # pixel sees the same context in both, and tiles differ from a single pass only by what lies
-        # beyond the halo (<= 0.001 with BatchNorm, by the halo's definition).
+        # The normalised image is padded (symmetric) at its far end to a multiple of the size step; a single
+        # pass adds the halo (symmetric) on both sides, as bioimageio.core does around blocks of
+        # core + 2 * halo, which start on the size-step grid. So every pixel sees the same context, and
+        # tiles differ from a single pass only by what lies beyond the halo (<= 0.001 with BatchNorm).
         full = [valid_size(s, step) for s in spatial]
         cores = list(full)
         if tiled:
@@ -214,18 +213,29 @@ def zoo_predict(
                 raise ValueError(f"tile_shape {tuple(wanted)} must have {dims} axes")
             cores = [min(valid_size(max(int(w), 1), step), f) for w, f in zip(wanted, full)]
         pp.apply_preprocessing(sample)
-        data = sample.members[MemberId("raw")].data.to_numpy()
-        data = pad_to_shape(data, [f + 2 * halo for f in full], mode="symmetric")
-        padded = Sample(members={MemberId("raw"): Tensor.from_numpy(data, dims=raw_dims)}, stat=sample.stat, id="image")
-        block = {AxisId("batch"): 1, AxisId("channel"): channels}
-        block.update({AxisId(a): max(min_size, c + 2 * halo) for a, c in zip(axes, cores)})
-        with warnings.catch_warnings():
-            # unfilled int32 'instances' blocks start as NaN -> harmless cast warning
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out = pp.predict_sample_with_fixed_blocking(
-                padded, input_block_shape={MemberId("raw"): block}, skip_preprocessing=True
+        data = pad_to_shape(sample.members[MemberId("raw")].data.to_numpy(), full, mode="symmetric")
+        if not tiled or all(c + 2 * halo > f for c, f in zip(cores, full)):
+            # one pass = one block: symmetric padding by the halo on both sides, as bioimageio.core pads blocks
+            window = pad_spatial(data, [(halo, halo)] * dims, mode="symmetric")
+            whole = Sample(members={MemberId("raw"): Tensor.from_numpy(window, dims=raw_dims)}, stat=sample.stat, id=0)
+            out = pp.predict_sample_without_blocking(
+                whole, skip_preprocessing=True, skip_input_padding=True, skip_output_cropping=True
             )
-    crop = (0, slice(None)) + tuple(slice(0, s) for s in spatial)
+            crop = (0, slice(None)) + tuple(slice(halo, halo + s) for s in spatial)
+        else:
+            # blocks must fit the sample: an axis shorter than a block is padded (symmetric) to one block
+            shape = [max(f, c + 2 * halo) for f, c in zip(full, cores)]
+            data = pad_to_shape(data, shape, mode="symmetric")
+            padded = Sample(members={MemberId("raw"): Tensor.from_numpy(data, dims=raw_dims)}, stat=sample.stat, id=0)
+            block = {AxisId("batch"): 1, AxisId("channel"): channels}
+            block.update({AxisId(a): max(min_size, c + 2 * halo) for a, c in zip(axes, cores)})
+            with warnings.catch_warnings():
+                # unfilled int32 'instances' blocks start as NaN -> harmless cast warning
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out = pp.predict_sample_with_fixed_blocking(
+                    padded, input_block_shape={MemberId("raw"): block}, skip_preprocessing=True
+                )
+            crop = (0, slice(None)) + tuple(slice(0, s) for s in spatial)
     embeddings = None
     if MemberId("embeddings") in out.members:
         embeddings = np.ascontiguousarray(out.members[MemberId("embeddings")].data.to_numpy()[crop], dtype=np.float32)
