@@ -242,7 +242,7 @@ def test_rdf_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
     assert len(emb["axes"][1]["channel_names"]) == 8
     for ax in emb["axes"][2:] + inst["axes"][2:]:
         assert ax["halo"] == halo and ax["size"] == {"tensor_id": "raw", "axis_id": ax["id"]}
-    assert [a["id"] for a in inst["axes"]] == [a.get("id", a["type"]) for a in raw["axes"]]
+    assert [a.get("id", a["type"]) for a in inst["axes"]] == [a.get("id", a["type"]) for a in raw["axes"]]
     assert inst["data"]["type"] == "int32"
 
     weights = rdf["weights"]
