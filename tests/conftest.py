@@ -11,6 +11,29 @@ from spoco_zoo.config import TrainConfig
 from spoco_zoo.train.checkpoint import build_model, save_checkpoint
 
 
+def calibrate_batch_norm(model: torch.nn.Module, spatial_dims: int, shape: list[int], n: int = 4) -> None:
+    """Give BatchNorm layers the running statistics of synthetic images (cumulative average).
+
+    A freshly initialised network has running mean 0 / variance 1, which makes its eval-mode
+    output nearly constant (one cluster, all-background instances); training sets them from data.
+    """
+    from spoco_zoo.data.synthetic import make_synthetic_sample
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for seed in range(n):
+            image = make_synthetic_sample(tuple(shape), 8, seed + 100)[0]
+            image = (image - image.min()) / max(float(image.max() - image.min()), 1e-6)
+            model(torch.as_tensor(image, dtype=torch.float32)[None, None])
+    for m in norms:
+        m.momentum = 0.1
+    model.eval()
+
+
 def _random_checkpoint(path: Path, spatial_dims: int) -> Path:
     shape = [64, 64] if spatial_dims == 2 else [16, 32, 32]
     config = TrainConfig.model_validate(
@@ -21,6 +44,7 @@ def _random_checkpoint(path: Path, spatial_dims: int) -> Path:
     )
     torch.manual_seed(0)
     model = build_model(config)
+    calibrate_batch_norm(model, spatial_dims, shape)
     save_checkpoint(
         path,
         {"config": config, "step": 0, "model_state": model.state_dict(), "teacher_state": model.state_dict()},
@@ -30,7 +54,7 @@ def _random_checkpoint(path: Path, spatial_dims: int) -> Path:
 
 @pytest.fixture(scope="session")
 def random_checkpoint_2d(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised tiny 2D checkpoint (depth 2, 8 embedding channels)."""
+    """A randomly initialised tiny 2D checkpoint (depth 2, 8 embedding channels, calibrated BatchNorm)."""
     return _random_checkpoint(tmp_path_factory.mktemp("ckpt2d") / "random2d.pt", 2)
 
 

@@ -75,7 +75,9 @@ def package_2d(random_checkpoint_2d: Path, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def package_3d(random_checkpoint_3d: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
     out = tmp_path_factory.mktemp("pkg3d") / "spoco3d.zip"
-    return export_package(random_checkpoint_3d, out, test_shape=(36, 40, 44), ingraph_options=FAST_INGRAPH)
+    return export_package(
+        random_checkpoint_3d, out, test_shape=(36, 40, 44), ingraph_options=FAST_INGRAPH, halo=8
+    )  # an explicit halo (the measured one of this random network is 24: min size 52)
 
 
 @pytest.fixture()
@@ -119,10 +121,10 @@ def test_corrupted_checkpoint(tmp_path: Path) -> None:
 
 
 def test_geometry() -> None:
-    geo = package_geometry(2)
+    geo = package_geometry(2, 14)  # the halo is rounded up to the size step
     assert (geo.step, geo.halo, geo.min_size) == (4, 16, 36)
     assert geo.min_size - 2 * geo.halo >= 1 and geo.min_size % geo.step == 0
-    assert package_geometry(3).min_size == 40 and geo.valid(37) == 40 and geo.valid(10) == 36
+    assert package_geometry(3, 16).min_size == 40 and geo.valid(37) == 40 and geo.valid(10) == 36
 
 
 def test_parity_failure_is_loud() -> None:
@@ -138,23 +140,27 @@ def test_export_fails_on_parity_and_keeps_existing_file(random_checkpoint_2d: Pa
     out = tmp_path / "existing.zip"
     out.write_bytes(b"previous package")
     with pytest.raises(ExportError, match=r"parity check failed for onnx weights.*max \|diff\| \d\.\d\de-0\d") as info:
-        export_package(random_checkpoint_2d, out, formats="onnx", instances=False, test_shape=(48, 48), tolerance=1e-12)
-    assert "input (1, 8, 48, 48)" in str(info.value)
+        export_package(
+            random_checkpoint_2d, out, formats="onnx", variant="embeddings", test_shape=(56, 56), tolerance=1e-12
+        )
+    assert "input (1, 8, 56, 56)" in str(info.value)
     assert out.read_bytes() == b"previous package"
     assert [p.name for p in tmp_path.iterdir()] == ["existing.zip"]  # no temporary files left
 
 
-def test_legacy_onnx_exporter(random_checkpoint_2d: Path, tmp_path: Path) -> None:
-    """The TorchScript-based ONNX exporter (the fallback of 'auto') also meets the parity bar."""
+def test_dynamo_onnx_exporter_at_opset_18(random_checkpoint_2d: Path, tmp_path: Path) -> None:
+    """The dynamo exporter at opset 18 also meets the parity bar; the consumer check flags it for deepImageJ."""
     result = export_package(
         random_checkpoint_2d,
         tmp_path / "legacy.zip",
         formats="onnx",
-        instances=False,
-        test_shape=(48, 48),
-        onnx_exporter="legacy",
+        variant="embeddings",
+        test_shape=(56, 56),
+        onnx_exporter="dynamo",
+        opset=18,
     )
-    assert result.onnx_exporter == "legacy" and result.parity["onnx"].max_abs < 1e-4
+    assert result.onnx_exporter == "dynamo" and result.parity["onnx"].max_abs < 1e-4
+    assert result.onnx_opset == 18 and "opset 18 > 17" in result.consumers["deepImageJ"]
     assert _rdf(result.path)["weights"]["onnx"].get("parent") is None  # the only (hence original) format
 
 
@@ -207,7 +213,7 @@ def test_parity_2d(package_2d: ExportResult) -> None:
         assert shapes == [(1, 8, 64, 64), (2, 8, 60, 56)], shapes  # test input + another size and batch
         assert parity.max_abs < 1e-4, parity.summary()
         assert all(c.label_mismatches == 0 for c in parity.cases), parity.summary()
-    assert package_2d.onnx_opset >= 17
+    assert package_2d.onnx_opset == 17 and package_2d.onnx_ir_version == 8
     assert package_2d.parity["pytorch_state_dict"].max_abs == 0.0
     assert package_2d.instances and package_2d.size_bytes == package_2d.path.stat().st_size
 
@@ -224,7 +230,9 @@ def test_rdf_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
     assert raw["id"] == "raw"
     assert [a["type"] for a in raw["axes"]] == ["batch", "channel", "space", "space"]
     assert [a.get("id") for a in raw["axes"][2:]] == ["y", "x"]
-    assert raw["axes"][2]["size"] == {"min": 36, "step": 4}
+    halo = package_2d.halo
+    assert halo % 4 == 0 and 4 <= halo <= 24  # measured, never beyond the theoretical reach (23 -> 24)
+    assert raw["axes"][2]["size"] == {"min": 2 * halo + 4, "step": 4}
     scale = [p for p in raw["preprocessing"] if p["id"] == "scale_range"]
     assert scale and scale[0]["kwargs"]["axes"] == ["y", "x"]
     assert scale[0]["kwargs"]["min_percentile"] == 1.0 and scale[0]["kwargs"]["max_percentile"] == 99.8
@@ -233,7 +241,8 @@ def test_rdf_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
     assert (emb["id"], inst["id"]) == ("embeddings", "instances")
     assert len(emb["axes"][1]["channel_names"]) == 8
     for ax in emb["axes"][2:] + inst["axes"][2:]:
-        assert ax["halo"] == 16 and ax["size"] == {"tensor_id": "raw", "axis_id": ax["id"]}
+        assert ax["halo"] == halo and ax["size"] == {"tensor_id": "raw", "axis_id": ax["id"]}
+    assert [a.get("id", a["type"]) for a in inst["axes"]] == [a.get("id", a["type"]) for a in raw["axes"]]
     assert inst["data"]["type"] == "int32"
 
     weights = rdf["weights"]
@@ -241,7 +250,7 @@ def test_rdf_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
     arch = weights["pytorch_state_dict"]["architecture"]
     assert arch["callable"] == "SpocoUNetWithInstances" and arch["kwargs"]["depth"] == 2
     assert arch["kwargs"]["clustering"]["n_seeds"] == 256
-    assert weights["onnx"]["opset_version"] >= 17
+    assert weights["onnx"]["opset_version"] == 17 and "IR version 8" in weights["onnx"]["comment"]
     assert weights["torchscript"]["parent"] == weights["onnx"]["parent"] == "pytorch_state_dict"
 
     tol = rdf["config"]["bioimageio"]["reproducibility_tolerance"]
@@ -291,9 +300,16 @@ def test_zoo_embeddings_2d(package_2d: ExportResult, random_checkpoint_2d: Path)
 
     image = make_synthetic_sample((70, 66), 8, seed=3)[0][None]
     model, config = load_model(random_checkpoint_2d)
-    padded = np.pad(normalize(image, config.data.normalization), [(0, 0), (0, 2), (0, 2)], mode="symmetric")
+    # the package's single pass: symmetric padding to a multiple of the step, then by the halo on both sides
+    from spoco_zoo.shapes import pad_spatial, pad_to_shape, valid_size
+
+    h = package_2d.halo
+    padded = pad_to_shape(
+        normalize(image, config.data.normalization), [valid_size(s, 4) for s in (70, 66)], "symmetric"
+    )
+    padded = pad_spatial(padded, [(h, h), (h, h)], mode="symmetric")
     with torch.no_grad():
-        eager = model(torch.from_numpy(padded)[None])[0, :, :70, :66].numpy()
+        eager = model(torch.from_numpy(padded)[None])[0, :, h : h + 70, h : h + 66].numpy()
     for fmt in ("onnx", "pytorch_state_dict"):
         embeddings, clustering = zoo_embeddings(package_2d.path, image, weight_format=fmt)
         assert embeddings.shape == (8, 70, 66) and embeddings.dtype == np.float32
@@ -335,9 +351,12 @@ def test_cli_export_and_validate(random_checkpoint_2d: Path, tmp_path: Path) -> 
             str(out),
             "--formats",
             "pytorch_state_dict",
-            "--no-instances",
+            "--variant",
+            "embeddings",
             "--test-shape",
             "48,48",
+            "--halo",
+            "8",
             "--name",
             "CLI test model",
             "--author",

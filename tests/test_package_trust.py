@@ -38,7 +38,7 @@ runner = CliRunner()
 @pytest.fixture(scope="session")
 def plain_package(random_checkpoint_2d: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
     out = tmp_path_factory.mktemp("trusted") / "plain.zip"
-    return export_package(random_checkpoint_2d, out, test_shape=(64, 64), instances=False)
+    return export_package(random_checkpoint_2d, out, test_shape=(64, 64), variant="embeddings")
 
 
 def _edit(src: Path, dst: Path, change: Callable[[dict[str, Any], dict[str, bytes]], None]) -> Path:
@@ -84,11 +84,13 @@ def test_installed_architectures_are_what_the_exporter_ships() -> None:
     )
 
     unet = {"in_channels": 1, "out_channels": 4, "depth": 2, "base_features": 4}
-    known = {a.sha256: a for a in installed_architectures()}
+    known = {(a.sha256, a.callable): a for a in installed_architectures()}
     plain = embeddings_architecture(unet)
     combined = instances_architecture(unet, {"n_seeds": 16})
-    assert known[plain.sha256].import_from == "spoco_zoo.models.unet" and known[plain.sha256].callable == "UNet"
-    assert known[combined.sha256].library_callable == "installed_instances_model"
+    labels = instances_architecture(unet, {"n_seeds": 16}, "SpocoUNetInstanceLabels")  # the 'instances' variant
+    assert known[plain.sha256, "UNet"].import_from == "spoco_zoo.models.unet"
+    assert known[combined.sha256, combined.callable].library_callable == "installed_instances_model"
+    assert known[labels.sha256, labels.callable].library_callable == "installed_labels_model"
     # the installed instances network is the shipped one: same state dict, same outputs
     import tempfile
 

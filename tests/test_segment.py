@@ -186,9 +186,13 @@ def test_package_clustering_overrides() -> None:
 
 
 def test_segment_cli_model_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--model``: embeddings and clustering config come from ``spoco_zoo.export.predict.zoo_embeddings``."""
+    """``--model``: embeddings and clustering config come from ``spoco_zoo.export.predict.zoo_predict``;
+    ``--tile`` is passed on; the label TIFF is an ImageJ TIFF with the input's pixel size; overlay and ROIs."""
     import sys
     import types
+    import zipfile
+
+    from spoco_zoo.data.imagej import read_roi
 
     calls = []
 
@@ -196,29 +200,80 @@ def test_segment_cli_model_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         calls.append(("check", Path(package), weight_format, trust_package_code))
         return "torchscript"
 
-    def zoo_embeddings(package: Path, image: np.ndarray, **kwargs: object):
-        calls.append((Path(package), image.shape, kwargs))
+    def zoo_predict(package: Path, image: np.ndarray, tile_shape=None, **kwargs: object):
+        calls.append((Path(package), image.shape, tile_shape, kwargs))
         emb = np.zeros((2, 20, 20), np.float32)
         emb[0, :, 12:] = 3.0  # two well separated clusters: background (larger) and one object
-        return emb, {"method": "mean_shift", "bandwidth": 0.5, "min_size": 0}
+        clustering = {"method": "mean_shift", "bandwidth": 0.5, "min_size": 0}
+        return types.SimpleNamespace(embeddings=emb, instances=None, clustering=clustering)
 
-    fake = types.SimpleNamespace(zoo_embeddings=zoo_embeddings, check_package=check_package)
+    fake = types.SimpleNamespace(zoo_predict=zoo_predict, check_package=check_package)
     monkeypatch.setitem(sys.modules, "spoco_zoo.export.predict", fake)
-    src = _write_input(tmp_path / "raw.tif", (20, 20))
+    src = tmp_path / "raw.tif"
+    tifffile.imwrite(src, _image((20, 20))[0], resolution=(1 / 0.25, 1 / 0.25), imagej=True, metadata={"unit": "um"})
     package = tmp_path / "model.zip"
     package.write_bytes(b"PK")
     out = tmp_path / "out"
-    result = runner.invoke(app, ["segment", str(src), "--model", str(package), "-o", str(out), "--save-embeddings"])
+    args = ["segment", str(src), "--model", str(package), "-o", str(out), "--save-embeddings", "--tile", "16,16"]
+    result = runner.invoke(app, [*args, "--overlay", "--rois"])
     assert result.exit_code == 0, result.output
     # the package is checked once, then every image runs with the format it chose
-    assert calls == [
-        ("check", package, None, False),
-        (package, (1, 20, 20), {"weight_format": "torchscript", "trust_package_code": False}),
-    ]
-    labels = tifffile.imread(out / "raw_instances.tif")
+    chosen = {"devices": ["cpu"], "weight_format": "torchscript", "trust_package_code": False}
+    assert calls == [("check", package, None, False), (package, (1, 20, 20), (16, 16), chosen)]
+    with tifffile.TiffFile(out / "raw_instances.tif") as tif:
+        labels = tif.asarray()
+        assert tif.is_imagej and tif.imagej_metadata["unit"] == "um"
+        xres = tif.pages.first.tags["XResolution"].value
+    assert abs(xres[1] / xres[0] - 0.25) < 1e-6  # the input's pixel size carried over
     assert labels.dtype == np.uint16 and labels.shape == (20, 20)
     assert (labels[:, 12:] == 1).all() and (labels[:, :12] == 0).all()
     assert tifffile.imread(out / "raw_embeddings.tif").shape == (2, 20, 20)
+    import imageio.v3 as iio
+
+    png = iio.imread(out / "raw_overlay.png")
+    assert png.ndim == 3 and png.shape[2] == 3 and png.shape[0] >= 20
+    with zipfile.ZipFile(out / "raw_rois.zip") as zf:
+        (name,) = zf.namelist()
+        kind, xy = read_roi(zf.read(name))
+    assert kind == 0 and xy[:, 0].min() == 12 and xy[:, 0].max() == 20 and xy[:, 1].min() == 0 and xy[:, 1].max() == 20
+
+
+def test_overlay_outlines_each_object() -> None:
+    from spoco_zoo.overlay import outline_mask, overlay_rgb
+
+    labels = np.zeros((12, 12), np.int32)
+    labels[2:6, 2:6], labels[7:11, 6:11] = 1, 2
+    edge = outline_mask(labels)
+    assert edge.sum() == 12 + 14 and not edge[3, 3] and edge[2, 2]  # the perimeters of 4x4 and 4x5
+    rgb = overlay_rgb(np.random.default_rng(0).random((12, 12)), labels, scale=2)
+    assert rgb.shape == (24, 24, 3) and rgb.dtype == np.uint8
+    assert not np.array_equal(rgb[4, 4], rgb[16, 12])  # two objects, two outline colours
+    assert rgb[6, 6, 0] == rgb[6, 6, 1] == rgb[6, 6, 2]  # inside an object: grey image
+
+
+def test_version_option() -> None:
+    from spoco_zoo import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"spoco-zoo {__version__}"
+
+
+def test_training_log_writes_csv_and_plot(tmp_path: Path) -> None:
+    from spoco_zoo.train.history import TrainingLog, read_history
+
+    log = TrainingLog(tmp_path, tensorboard=False)
+    for step in (10, 20, 30):
+        log.log(step, {"total": 3.0 / step, "pull": 1.0 / step})
+    log.log(30, {"sbd": 0.4, "map": 0.1})
+    png = log.close()
+    rows = read_history(tmp_path / "metrics.csv")
+    assert [r["step"] for r in rows] == [10, 20, 30, 30] and rows[-1]["sbd"] == 0.4 and "sbd" not in rows[0]
+    import imageio.v3 as iio
+
+    assert png is not None and iio.imread(png).shape == (360, 960, 3)
+    resumed = TrainingLog(tmp_path, resume=True, tensorboard=False)
+    resumed.log(40, {"total": 0.05})
+    assert len(read_history(tmp_path / "metrics.csv")) == 5
 
 
 # ------------------------------------------------------------------------------ evaluate CLI

@@ -50,21 +50,39 @@ def register(app: typer.Typer) -> None:
             "pytorch_state_dict,torchscript,onnx", "--formats", help="Comma-separated weight formats."
         ),
         weights: str = typer.Option("student", "--weights", help="student | teacher (EMA) weights."),
+        variant: str = typer.Option(
+            "full",
+            "--variant",
+            help="full: embeddings + instances (bioimageio.core, Python); instances: one output, instance "
+            "labels (ilastik, deepImageJ); embeddings: embeddings only.",
+        ),
         name: str | None = typer.Option(None, "--name", help="Model name (letters, digits, spaces, _+-())."),
-        author: list[str] = typer.Option([], "--author", help="Author name (repeatable)."),
+        author: list[str] = typer.Option(
+            [],
+            "--author",
+            help="Author (repeatable): 'Name' or 'Name;github_user=...;affiliation=...;orcid=...;email=...'.",
+        ),
+        maintainer: list[str] = typer.Option(
+            [], "--maintainer", help="Maintainer (repeatable): 'Name;github_user=USER' (github_user required)."
+        ),
+        license_id: str = typer.Option("MIT", "--license", help="SPDX license identifier, e.g. MIT, CC-BY-4.0."),
+        git_repo: str | None = typer.Option(None, "--git-repo", help="Source repository URL (https://...)."),
+        model_version: str | None = typer.Option(None, "--model-version", help="Model version (SemVer), e.g. 1.0.0."),
         description: str | None = typer.Option(None, "--description", help="One-paragraph description."),
         tag: list[str] = typer.Option(
             [], "--tag", help="Extra tag (repeatable), e.g. --tag fluorescence-light-microscopy."
         ),
-        instances: bool = typer.Option(
-            True, "--instances/--no-instances", help="Add the in-graph 'instances' output (default: yes)."
+        halo: int | None = typer.Option(
+            None, "--halo", min=0, help="Halo in pixels (default: measured on the weights, see docs/design.md)."
         ),
         ingraph: list[str] = typer.Option(
             [], "--ingraph", help="In-graph clustering option KEY=VALUE, e.g. n_seeds=1024."
         ),
         test_shape: str | None = typer.Option(None, "--test-shape", help="Test tensor shape, e.g. 128,128."),
         onnx_exporter: str = typer.Option("auto", "--onnx-exporter", help="auto | dynamo | legacy."),
-        opset: int = typer.Option(18, "--opset", help="ONNX opset (>= 17)."),
+        opset: int = typer.Option(
+            17, "--opset", help="ONNX opset (>= 17; 17 is the newest deepImageJ's ONNX Runtime 1.13 runs)."
+        ),
         card_template: Path | None = typer.Option(None, "--card-template", help="Model-card template (Markdown)."),
         validate: bool = typer.Option(True, "--validate/--no-validate", help="Run bioimageio.core tests afterwards."),
         device: list[str] = typer.Option([], "--device", help="Device for validation, e.g. cpu (repeatable)."),
@@ -97,13 +115,18 @@ def register(app: typer.Typer) -> None:
             output,
             formats=fmts,
             weights=weights,  # type: ignore[arg-type]
+            variant=variant,
             name=name,
             authors=author or None,
+            maintainers=maintainer,
+            license=license_id,
+            git_repo=git_repo,
+            version=model_version,
             description=description,
             tags=tag,
-            instances=instances,
             ingraph_options=options or None,
             test_shape=shape,
+            halo=halo,
             onnx_exporter=onnx_exporter,  # type: ignore[arg-type]
             opset=opset,
             card_template=card_template,
@@ -116,9 +139,11 @@ def register(app: typer.Typer) -> None:
                     f"parity {fmt}: max |diff| vs eager PyTorch {parity.max_abs:.2e} (< {parity.tolerance:.0e})"
                 )
         console.print(
-            f"package: {result.path} ({result.size_bytes / 1e6:.2f} MB, {', '.join(result.formats)}"
-            f"{', instances output' if result.instances else ''}) in {result.seconds:.1f} s"
+            f"package: {result.path} ({result.size_bytes / 1e6:.2f} MB, variant {result.variant}: outputs "
+            f"{', '.join(result.outputs)}; {', '.join(result.formats)}; halo {result.halo}) in {result.seconds:.1f} s"
         )
+        for consumer, text in result.consumers.items():
+            console.print(f"[dim]consumer[/dim] {consumer}: {text}")
         for note in result.notes:
             console.print(f"[yellow]note[/yellow] {note}")
         if not validate:

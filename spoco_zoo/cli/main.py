@@ -19,6 +19,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from spoco_zoo import __version__
+
+        typer.echo(f"spoco-zoo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Train SPOCO instance segmentation from sparse labels and ship it to bioimage.io."""
+
+
 for _module in (train, export, validate, segment, evaluate, synthetic):
     _module.register(app)
 

@@ -10,18 +10,26 @@ Two routes:
   (:func:`spoco_zoo.cluster.settings.recommended_clustering`: method, kernel width
   = ``bandwidth`` or ``config.loss.delta_var``, ``min_size``, ``params``).
 * ``--model ZIP`` (an exported bioimage.io package): the raw image goes through
-  ``spoco_zoo.export.predict.zoo_embeddings`` (bioimageio.core does the package's own
-  preprocessing and tiling) and the embeddings are clustered with
-  :func:`spoco_zoo.postprocess.embeddings_to_instances` using the package's
-  ``config["spoco"]["clustering"]``.
+  :func:`spoco_zoo.export.predict.zoo_predict` (bioimageio.core does the package's own
+  preprocessing; ``--tile`` predicts in blocks of that core size plus the package's halo) and the
+  embeddings are clustered with :func:`spoco_zoo.postprocess.embeddings_to_instances` using the
+  package's ``config["spoco"]["clustering"]`` (a package of the ``instances`` variant gives its
+  in-graph labels, whole images only).
+
+Tiles of the network pass (``--tile``, ``--halo``) and blocks of the clustering (the
+recommendation's ``block_shape``/``overlap``) are separate things: the embeddings are stitched
+first, then clustered. The default halo is the network's (measured on its weights,
+:func:`spoco_zoo.models.receptive_field.package_halo`; a package's is in its RDF).
 
 ``--method``, ``--param key=value`` (values parsed as YAML) and ``--min-size``
 override the defaults; when ``--method`` changes the method, the defaults'
 method-specific parameters are dropped (``min_size`` and ``background`` are kept).
 
-Outputs, per input ``<stem>.<ext>``: ``OUT_DIR/<stem>_instances.tif`` (uint16, or
-uint32 above 65535 objects) and with ``--save-embeddings``
-``OUT_DIR/<stem>_embeddings.tif`` (float32 ``[E, *S]``). Inputs that fail are
+Outputs, per input ``<stem>.<ext>``: ``OUT_DIR/<stem>_instances.tif`` (an ImageJ TIFF: uint16
+with axes YX/ZYX and the input's pixel size when the input TIFF has one; uint32 above 65535
+objects), with ``--overlay`` ``OUT_DIR/<stem>_overlay.png`` (outlines over the image), with
+``--rois`` ``OUT_DIR/<stem>_rois.zip`` (ImageJ ROI Manager polygons) and with
+``--save-embeddings`` ``OUT_DIR/<stem>_embeddings.tif`` (float32 ``[E, *S]``). Inputs that fail are
 reported (message starting with the file) and the command exits with 1 after
 processing the others.
 """
@@ -173,9 +181,18 @@ def register(app: typer.Typer) -> None:
         param: list[str] = typer.Option([], "--param", "-p", help="Clustering parameter: --param bandwidth=0.4"),
         min_size: int | None = typer.Option(None, "--min-size", min=0, help="Drop objects smaller than this."),
         tile: str | None = typer.Option(
-            None, "--tile", help="Tile core per axis, e.g. 256,256 (default: whole image)."
+            None, "--tile", help="Predict in tiles of this core per axis, e.g. 256,256 (default: whole image)."
         ),
-        halo: str = typer.Option("16", "--halo", help="Context per side of a tile, one value or one per axis."),
+        halo: str | None = typer.Option(
+            None,
+            "--halo",
+            help="Context per side of a tile, one value or one per axis (default: the network's halo, measured "
+            "on its weights; --model: the package's).",
+        ),
+        overlay: bool = typer.Option(
+            False, "--overlay", help="Also write <stem>_overlay.png (outlines over the image)."
+        ),
+        rois: bool = typer.Option(False, "--rois", help="Also write <stem>_rois.zip (ImageJ ROI Manager polygons)."),
         key: str | None = typer.Option(None, "--key", help="Dataset key inside HDF5/Zarr inputs."),
         save_embeddings: bool = typer.Option(False, "--save-embeddings", help="Also write <stem>_embeddings.tif."),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
@@ -196,8 +213,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Segment images into instances: embeddings from a checkpoint or bioimage.io package, then clustering.
 
-        Writes OUT/<stem>_instances.tif (uint16/uint32) per input, and
-        OUT/<stem>_embeddings.tif (float32 [E, *S]) with --save-embeddings.
+        Writes OUT/<stem>_instances.tif (ImageJ TIFF with the input's pixel size) per input; with
+        --overlay OUT/<stem>_overlay.png, with --rois OUT/<stem>_rois.zip (ImageJ ROIs), with
+        --save-embeddings OUT/<stem>_embeddings.tif (float32 [E, *S]).
         """
         if (checkpoint is None) == (model is None):
             raise typer.BadParameter(
@@ -233,7 +251,8 @@ def register(app: typer.Typer) -> None:
 
         import numpy as np
 
-        from spoco_zoo.data.io import read_image, write_image, write_tiff
+        from spoco_zoo.data.imagej import read_pixel_size, write_label_tiff, write_roi_zip
+        from spoco_zoo.data.io import read_image, write_image
         from spoco_zoo.devices import resolve_device
         from spoco_zoo.errors import DataError, PackageError
         from spoco_zoo.inference import predict_embeddings
@@ -257,41 +276,62 @@ def register(app: typer.Typer) -> None:
             dims = config.model.spatial_dims
             tile_shape = parse_shape(tile, dims, "--tile")
             halo_shape = parse_shape(halo, dims, "--halo")
-            if halo_shape is None:
+            if halo is not None and halo_shape is None:
                 raise typer.BadParameter("give one value, or one per axis (0 for no context)", param_hint="--halo")
+            if halo_shape is None:
+                from spoco_zoo.models.receptive_field import package_halo
+
+                halo_shape = (package_halo(net, dims, config.model.in_channels),) * dims
             chosen, kwargs = checkpoint_clustering(config, method, params, min_size)
 
-            def run(path: Path) -> tuple[Any, Any]:
+            def run(path: Path) -> tuple[Any, Any, Any]:
                 image = read_image(path, key=key, spatial_dims=dims)
                 if image.shape[0] != config.model.in_channels:
                     raise DataError(
                         f"{path}: image has {image.shape[0]} channel(s) (shape {image.shape}) but the model "
                         f"expects {config.model.in_channels}"
                     )
+                raw = image
                 image = normalize(image, config.data.normalization)
                 emb = predict_embeddings(net, image, tile_shape, halo_shape, net.size_step, dev, progress)
-                return cluster_embeddings(emb, chosen, **kwargs), emb
+                return cluster_embeddings(emb, chosen, **kwargs), emb, raw
 
-            typer.echo(f"model: {checkpoint} ({weights}, {dims}D) on {dev}; clustering: {chosen} {kwargs}")
+            typer.echo(
+                f"model: {checkpoint} ({weights}, {dims}D) on {dev}; tiles: {tile_shape or 'whole image'}, "
+                f"halo {list(halo_shape)}; clustering: {chosen} {kwargs}"
+            )
         else:
             assert model is not None
-            from spoco_zoo.export.predict import check_package, zoo_embeddings
+            from spoco_zoo.export.predict import check_package, zoo_predict
             from spoco_zoo.postprocess import embeddings_to_instances
 
-            if tile is not None:
-                typer.echo("note: --tile/--halo are ignored with --model (bioimage.io handles tiling)", err=True)
+            if halo is not None:
+                typer.echo("note: --halo is ignored with --model (the package's halo is used)", err=True)
             # the package is checked once, before any image: its errors name the package (exit 1)
             chosen_format = check_package(model, weight_format, trust_package_code=trust_package_code)
 
-            def run(path: Path) -> tuple[Any, Any]:
+            def run(path: Path) -> tuple[Any, Any, Any]:
                 image = read_image(path, key=key)
-                emb, clustering = zoo_embeddings(
-                    model, image, weight_format=chosen_format, trust_package_code=trust_package_code
+                tile_shape = parse_shape(tile, image.ndim - 1, "--tile")
+                pred = zoo_predict(
+                    model,
+                    image,
+                    tile_shape=tile_shape,
+                    devices=[str(dev)],
+                    weight_format=chosen_format,
+                    trust_package_code=trust_package_code,
                 )
-                merged = package_clustering(clustering or {}, method, params, min_size)
-                return embeddings_to_instances(emb, merged), np.asarray(emb, dtype=np.float32)
+                if pred.embeddings is None:  # the single-output 'instances' variant
+                    if pred.instances is None or tile_shape is not None:
+                        raise ValueError(
+                            f"{model}: the package has no 'embeddings' output; its in-graph labels come from whole "
+                            "images only (drop --tile, or export --variant full)"
+                        )
+                    return pred.instances, None, image
+                merged = package_clustering(pred.clustering or {}, method, params, min_size)
+                return embeddings_to_instances(pred.embeddings, merged), pred.embeddings, image
 
-            typer.echo(f"model: {model} (bioimage.io package, {chosen_format} weights)")
+            typer.echo(f"model: {model} (bioimage.io package, {chosen_format} weights); tiles: {tile or 'whole image'}")
 
         try:
             output.mkdir(parents=True, exist_ok=True)
@@ -300,12 +340,19 @@ def register(app: typer.Typer) -> None:
         failed: list[str] = []
         for stem, path in stems.items():
             try:
-                labels, emb = run(path)
+                labels, emb, image = run(path)
                 labels = np.asarray(labels)
-                out = write_tiff(output / f"{stem}_instances.tif", labels.astype(np.int64, copy=False))
-                emb_path = None
-                if save_embeddings:
-                    emb_path = write_image(output / f"{stem}_embeddings.tif", np.asarray(emb, np.float32))
+                out = write_label_tiff(output / f"{stem}_instances.tif", labels, read_pixel_size(path))
+                extra = []
+                if save_embeddings and emb is not None:
+                    extra.append(f"embeddings {write_image(output / f'{stem}_embeddings.tif', np.asarray(emb))}")
+                if overlay:
+                    from spoco_zoo.overlay import write_overlay
+
+                    extra.append(f"overlay {write_overlay(output / f'{stem}_overlay.png', image, labels)}")
+                if rois:
+                    roi_path, n_rois = write_roi_zip(output / f"{stem}_rois.zip", labels)
+                    extra.append(f"{n_rois} ROIs {roi_path}")
             except PackageError:
                 raise  # about the package, not this image: reported once (reports_errors)
             except (DataError, ValueError, RuntimeError, OSError) as err:
@@ -317,7 +364,7 @@ def register(app: typer.Typer) -> None:
                 continue
             n_objects = int(np.unique(labels[labels > 0]).size)
             line = f"{path} -> {out} ({n_objects} objects, shape {tuple(labels.shape)})"
-            typer.echo(line + (f", embeddings {emb_path}" if emb_path is not None else ""))
+            typer.echo(", ".join([line, *extra]))
         if failed:
             typer.echo(f"{len(failed)} of {len(stems)} input(s) failed: {', '.join(failed)}", err=True)
             raise typer.Exit(1)

@@ -213,7 +213,11 @@ class InGraphClustering(nn.Module):
         key = density * n_seeds + order  # unique per mode
         near = self._sq_dist(y, y, (y * y).sum(dim=-1)) < self.merge2
         near = near | torch.eye(n_seeds, dtype=torch.bool, device=device).unsqueeze(0)
-        root = torch.argmax(torch.where(near, key.unsqueeze(1), torch.full_like(key, -1).unsqueeze(1)), dim=-1)
+        # int32 / float32 arguments of ArgMax and TopK: older ONNX Runtimes (deepImageJ's 1.12/1.13)
+        # have no int64 kernels for them; the keys stay below 2**24 (exact in float32) for
+        # n_samples * n_seeds < 2**24 - n_seeds, and below 2**31 always
+        keys = torch.where(near, key.unsqueeze(1), torch.full_like(key, -1).unsqueeze(1)).to(torch.int32)
+        root = torch.argmax(keys, dim=-1)
         for _ in range(self.n_jumps):
             root = torch.gather(root, 1, root)  # [B, M]
 
@@ -221,7 +225,7 @@ class InGraphClustering(nn.Module):
         #    with >= min_seeds seeds and an estimated size (support * N / M) of >= min_size pixels
         support = torch.zeros(batch, n_seeds, dtype=torch.float32, device=device)
         support = support.scatter_add(1, root, torch.ones_like(root, dtype=torch.float32)).long()
-        _, top = torch.topk(support * n_seeds + order, n_centres, dim=1)  # [B, K]
+        _, top = torch.topk((support * n_seeds + order).float(), n_centres, dim=1)  # [B, K]; < n_seeds**2
         top_support = torch.gather(support, 1, top)
         valid = (top_support >= self.min_seeds) & (top_support * n_pixels >= self.min_size * n_seeds)
         valid = valid | (rank == 0)  # at least one centre

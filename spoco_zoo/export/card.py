@@ -92,12 +92,15 @@ def card_values(
     state: Mapping[str, Any],
     weights: str,
     formats: Sequence[str],
-    instances: bool,
+    outputs: Sequence[str],
     geo: PackageGeometry,
     parameter_count: int,
     parity: Mapping[str, ParityResult],
     clustering: Mapping[str, Any],
     test_origin: str,
+    consumers: Mapping[str, str] | None = None,
+    publication: Any = None,
+    weight_comments: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Values of the template's placeholders for one export (see ``templates/README.md``).
 
@@ -111,15 +114,23 @@ def card_values(
         ``"student"`` or ``"teacher"``.
     formats, parity:
         Exported weight formats and their parity with eager PyTorch.
-    instances:
-        Whether the package has the in-graph ``instances`` output.
+    outputs:
+        The package's output ids (its variant).
     geo, parameter_count:
         Package geometry and the network's parameter count.
     clustering:
         The RDF's ``config["spoco"]["clustering"]``.
     test_origin:
         How the test image was made.
+    consumers:
+        Consumer -> what it gets, as checked at export (:func:`spoco_zoo.export.consumers.consumer_report`).
+    publication:
+        The :class:`spoco_zoo.export.metadata.Publication` (license).
+    weight_comments:
+        Per weight format, the RDF comment (versions).
     """
+    instances = "instances" in outputs
+    embeddings_out = "embeddings" in outputs
     from spoco_zoo import __version__
 
     model, loss, data = config.model, config.loss, config.data
@@ -165,7 +176,8 @@ def card_values(
         if p is None:
             continue
         labels = ", ".join(f"{c.label_mismatches}/{c.label_pixels}" for c in p.cases) if instances else "n/a"
-        parity_rows.append(f"| {fmt} | {p.max_abs:.2e} | {labels} |")
+        emb = f"{p.max_abs:.2e}" if embeddings_out else "n/a (no embeddings output)"
+        parity_rows.append(f"| {fmt} | {emb} | {labels} |")
     loss_rows = "\n".join(
         f"| {k} | {_fmt(v)} |"
         for k, v in loss.model_dump().items()
@@ -184,39 +196,53 @@ def card_values(
             "kernel",
         )
     )
+    out_rows: list[str] = []
+    if embeddings_out:
+        out_rows.append(
+            f"| output `embeddings` | axes `{', '.join(['b', 'c', *spatial.split(', ')])}`, "
+            f"{model.embedding_dim} channels, float32, same spatial size as the input |"
+        )
     if instances:
         ig = ingraph_effective(clustering.get("ingraph", {}))
-        instances_row = (
+        out_rows.append(
             "| output `instances` | axes `"
             + ", ".join(["b", "c", *spatial.split(", ")])
-            + "`, 1 channel, int32 labels (0 = background) |\n"
+            + "`, 1 channel, int32 labels (0 = background) |"
         )
-        instances_text = (
-            "The package has two outputs. `embeddings` are the raw network output. `instances` are label "
-            "images computed *inside the model graph* by a fixed-iteration mean-shift clustering of the "
+        stage = (
+            "label images computed *inside the model graph* by a fixed-iteration mean-shift clustering of the "
             f"embeddings ({'Gaussian' if ig.get('gaussian') else 'flat'} kernel, "
-            f"bandwidth {_fmt(ig.get('bandwidth'))}, "
-            f"{ig.get('n_seeds')} sampled seeds, {ig.get('n_iter')} iterations, "
-            f"at most {ig.get('max_instances')} clusters "
-            "including background), so tools "
-            "that only run the network (deepImageJ, ilastik, bioimageio.core) get instances directly. "
-            "For the best quality, cluster the `embeddings` with the recommended Python clustering below."
+            f"bandwidth {_fmt(ig.get('bandwidth'))}, {ig.get('n_seeds')} sampled seeds, {ig.get('n_iter')} "
+            f"iterations, at most {ig.get('max_instances')} clusters including background)"
         )
+        if embeddings_out:
+            instances_text = (
+                "The package has two outputs. `embeddings` are the raw network output. `instances` are "
+                + stage
+                + ". For the best quality, cluster the `embeddings` with the recommended Python clustering below "
+                "(local, block-wise mean-shift with connected components)."
+            )
+        else:
+            instances_text = (
+                "The package has one output, `instances`: " + stage + ", for tools that run single-output models "
+                "(ilastik). The embeddings package of the same network (`--variant full`) gives better instances "
+                "through the recommended Python clustering."
+            )
         limits = (
-            "- The in-graph `instances` are per input window: when a tool predicts in tiles, labels are not "
-            "consistent across tiles. Predict whole images, or cluster the stitched `embeddings` instead.\n"
+            "- The in-graph `instances` are computed per input window: a tool that predicts in tiles gets labels "
+            "that restart in every tile and objects cut at tile borders. Predict whole images where possible, or "
+            "cluster the stitched `embeddings` (Python route).\n"
         )
-        dij = "the `instances` output can be shown as a label image."
-        ila = "the `instances` output is a label image."
     else:
-        instances_row = ""
         instances_text = (
             "The package outputs the embeddings only. Turn them into instances with the recommended "
             "clustering below (`spoco_zoo.postprocess.embeddings_to_instances`)."
         )
         limits = ""
-        dij = "the embeddings still need clustering outside deepImageJ."
-        ila = "instances need clustering outside ilastik."
+    instances_row = "\n".join(out_rows) + "\n"
+    consumer_rows = "\n".join(f"| {k} | {v} |" for k, v in (consumers or {}).items()) or "| - | not checked |"
+    versions = "\n".join(f"- `{k}`: {v}" for k, v in (weight_comments or {}).items())
+    license_id = getattr(publication, "license", "MIT") if publication is not None else "MIT"
     return {
         "name": name,
         "description": description,
@@ -237,7 +263,10 @@ def card_values(
         "step": geo.step,
         "halo": geo.halo,
         "formats": ", ".join(f"`{f}`" for f in formats),
-        "instances_row": instances_row,
+        "outputs_rows": instances_row,
+        "consumers": consumer_rows,
+        "weight_versions": versions,
+        "variant_outputs": ", ".join(f"`{o}`" for o in outputs),
         "preprocessing": preprocessing,
         "instances_text": instances_text,
         "training_data": training_data,
@@ -255,10 +284,8 @@ def card_values(
         "channel_axes_hint": "C, " + spatial,
         "spatial_axes_hint": spatial,
         "clustering_json": json.dumps(dict(clustering), indent=2),
-        "deepimagej_hint": dij,
-        "ilastik_hint": ila,
         "instances_limitations": limits,
         "citation": PAPER_CITATION,
         "doi": PAPER_DOI,
-        "license": "MIT (weights and this description).",
+        "license": f"{license_id} (weights and this description).",
     }

@@ -8,10 +8,23 @@ Exporter choice (torch >= 2.9 defaults to ``dynamo=True``):
   Weights are embedded in the single ``.onnx`` file (``external_data=False``).
 * ``"legacy"``: the TorchScript-based exporter with ``dynamic_axes``
   (deprecated upstream, kept as a fallback).
-* ``"auto"`` (default): dynamo, falling back to legacy if it fails.
+* ``"auto"`` (default): below opset 18 legacy first (it writes opset 17 and IR version 8
+  natively; the dynamo exporter works in opset 18 and keeps it when it cannot convert the in-graph
+  clustering down), from opset 18 dynamo first; the other one is the fallback when the first fails
+  or writes a higher opset than asked for.
 
 Both have been verified with ONNX Runtime at spatial sizes other than the
 traced one (see :func:`onnx_parity`, which the package exporter always runs).
+
+Version limits (deepImageJ)
+---------------------------
+deepImageJ runs ONNX weights with JDLL, whose newest ONNX Runtime engine is 1.13.1
+(ONNX IR version <= 8, opset <= 17; JDLL picks its engine from the RDF's ``opset_version``,
+and opset 17 maps to ONNX Runtime 1.12.1, which has the same limits). The default opset is
+therefore :data:`DEFAULT_OPSET` = 17, and the file's IR version is lowered to
+:data:`MAX_IR_VERSION` = 8 when the graph uses nothing newer (no model-local functions, no
+operator set above 17 -- the dynamo exporter writes IR 10 regardless of the opset).
+ONNX Runtime 1.15 already refuses IR 10 files ("max supported IR version: 9").
 """
 
 from __future__ import annotations
@@ -23,7 +36,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -32,10 +45,23 @@ from torch import nn
 from spoco_zoo.errors import ExportError
 from spoco_zoo.export.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
 
-__all__ = ["MIN_OPSET", "OnnxExport", "export_onnx", "run_onnx", "onnx_parity"]
+__all__ = [
+    "MIN_OPSET",
+    "DEFAULT_OPSET",
+    "MAX_IR_VERSION",
+    "OnnxExport",
+    "export_onnx",
+    "lower_ir_version",
+    "run_onnx",
+    "onnx_parity",
+]
 
 #: Lowest opset we write (bioimage.io accepts >= 7; we need >= 17 for the ops used).
 MIN_OPSET = 17
+#: Default opset: the newest that ONNX Runtime 1.12/1.13 (deepImageJ's JDLL engines) run.
+DEFAULT_OPSET = 17
+#: Highest ONNX IR version ONNX Runtime 1.12/1.13 load.
+MAX_IR_VERSION = 8
 _AXES = ("z", "y", "x")
 
 
@@ -47,6 +73,7 @@ class OnnxExport:
     opset: int
     exporter: Literal["dynamo", "legacy"]
     notes: str = ""
+    ir_version: int = 0
 
 
 @contextlib.contextmanager
@@ -111,7 +138,7 @@ def export_onnx(
     spatial_dims: int,
     step: int,
     output_names: Sequence[str] = ("embeddings",),
-    opset: int = 18,
+    opset: int = DEFAULT_OPSET,
     exporter: Literal["auto", "dynamo", "legacy"] = "auto",
 ) -> OnnxExport:
     """Export ``model`` to a single ONNX file with input ``raw`` and the given outputs.
@@ -145,7 +172,9 @@ def export_onnx(
     model = model.eval()
     errors: list[str] = []
     used: Literal["dynamo", "legacy"] | None = None
-    order: list[Literal["dynamo", "legacy"]] = ["dynamo", "legacy"] if exporter == "auto" else [exporter]
+    order: list[Literal["dynamo", "legacy"]] = [exporter] if exporter != "auto" else ["dynamo", "legacy"]
+    if exporter == "auto" and opset < 18:
+        order = ["legacy", "dynamo"]  # the legacy exporter writes opset 17 / IR 8 natively, dynamo converts down
     for name in order:
         if path.exists():
             path.unlink()
@@ -155,22 +184,46 @@ def export_onnx(
                     _export_dynamo(model, example, path, spatial_dims, step, output_names, opset)
                 else:
                     _export_legacy(model, example, path, spatial_dims, output_names, opset)
-            used = name
-            break
         except Exception as err:  # exporters raise many types
             errors.append(f"{name}: {type(err).__name__}: {str(err).strip()[:2000]}")
+            continue
+        written = _default_opset(onnx.load(str(path), load_external_data=False))
+        if written > opset:  # the dynamo exporter keeps opset 18 when it cannot convert a graph down
+            errors.append(f"{name}: wrote opset {written} instead of {opset}")
+            continue
+        used = name
+        break
     if used is None:
         raise ExportError("ONNX export failed: " + " | ".join(errors))
     stray = sorted(p.name for p in path.parent.glob(path.name + "*") if p != path)
     if stray:
         raise ExportError(f"ONNX export wrote external data files {stray}; expected a single file")
     try:
-        proto = onnx.load(str(path))
-        onnx.checker.check_model(proto)
+        proto = lower_ir_version(onnx.load(str(path)))
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, str(path))
     except Exception as err:
         raise ExportError(f"{path}: exported ONNX model is invalid: {err}") from err
-    written = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=opset)
-    return OnnxExport(path=path, opset=int(written), exporter=used, notes="; ".join(errors))
+    written = _default_opset(proto) or opset
+    return OnnxExport(
+        path=path, opset=int(written), exporter=used, notes="; ".join(errors), ir_version=int(proto.ir_version)
+    )
+
+
+def _default_opset(proto: Any) -> int:
+    return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def lower_ir_version(proto: Any, target: int = MAX_IR_VERSION) -> Any:
+    """``proto`` with its IR version lowered to ``target`` when nothing in it needs a newer one.
+
+    Model-local functions, operator sets other than the default one above opset 17, and any
+    IR version below ``target`` are left as they are (the caller's checker then decides).
+    """
+    opsets_ok = all(o.domain in ("", "ai.onnx") and o.version <= DEFAULT_OPSET for o in proto.opset_import)
+    if proto.ir_version > target and opsets_ok and not len(proto.functions):
+        proto.ir_version = target
+    return proto
 
 
 def run_onnx(path: Path, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:

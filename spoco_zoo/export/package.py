@@ -5,8 +5,9 @@
 1. :func:`check_options` -- formats, tolerance, ONNX / TorchScript settings, a ``.zip`` target;
 2. :func:`load_weights` -- the checkpoint (``student`` or ``teacher`` weights) and its ``TrainConfig``;
 3. :func:`build_model` -- write the architecture source (``unet.py`` verbatim, or unet + in-graph
-   clustering + wrapper when the ``instances`` output is requested) and build the model *from
-   that file*;
+   clustering + wrappers when the variant has the ``instances`` output) and build the model
+   *from that file*; the halo was measured on the weights when the plan was made
+   (:func:`spoco_zoo.models.receptive_field.package_halo`);
 4. :func:`~spoco_zoo.export.tensors.make_tensors` -- a synthetic raw test image, normalised
    exactly as in training, and the eager outputs;
 5. :func:`~spoco_zoo.export.weights.write_weights` -- the weight formats, each checked against
@@ -42,10 +43,13 @@ from spoco_zoo.export.architecture import (
     instances_architecture,
     load_architecture,
 )
+from spoco_zoo.export.consumers import consumer_report
 from spoco_zoo.export.metadata import (
+    Publication,
     check_name,
     default_description,
     default_name,
+    make_publication,
     package_tags,
     spoco_section,
     training_details,
@@ -62,6 +66,7 @@ __all__ = [
     "write_cover",
     "write_card",
     "describe_package",
+    "publication_notes",
     "write_zip",
 ]
 
@@ -76,13 +81,21 @@ class ExportResult:
         The package (.zip).
     formats:
         Weight formats in the package.
-    instances:
-        Whether the package has the ``instances`` output.
+    variant:
+        The package variant (:mod:`spoco_zoo.export.variants`).
+    outputs:
+        Output ids of the package.
     parity:
         Per converted format (``torchscript``, ``onnx``, and ``pytorch_state_dict`` = the
         reloaded state dict) the comparison with eager PyTorch.
-    onnx_exporter, onnx_opset:
-        Which ONNX exporter produced the file and its opset (``None`` without ONNX).
+    onnx_exporter, onnx_opset, onnx_ir_version:
+        Which ONNX exporter produced the file, its opset and IR version (``None`` without ONNX).
+    torchscript_file_version:
+        The TorchScript archive's file format version (``None`` without TorchScript).
+    halo:
+        The package halo (pixels per side).
+    consumers:
+        What each consumer gets, as checked at export (:func:`spoco_zoo.export.consumers.consumer_report`).
     seconds:
         Wall time of the export.
     size_bytes:
@@ -97,22 +110,32 @@ class ExportResult:
 
     path: Path
     formats: tuple[str, ...]
-    instances: bool
+    variant: str
+    outputs: tuple[str, ...]
     parity: dict[str, ParityResult] = field(default_factory=dict)
     onnx_exporter: str | None = None
     onnx_opset: int | None = None
+    onnx_ir_version: int | None = None
+    torchscript_file_version: int | None = None
+    halo: int = 0
+    consumers: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     size_bytes: int = 0
     test_shape: tuple[int, ...] = ()
     clustering: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def instances(self) -> bool:
+        """Whether the package has the ``instances`` output."""
+        return "instances" in self.outputs
+
 
 def build_model(stage: Path, plan: ExportPlan) -> tuple[ArchitectureSource, type, Any]:
     """Write the architecture file into ``stage`` and build the eval-mode model from it.
 
-    With the in-graph clustering (``plan.ingraph``) the model is the U-Net + clustering wrapper,
-    whose state dict is the U-Net's under the prefix ``unet.``.
+    With the in-graph clustering (``plan.ingraph``) the model is the variant's U-Net + clustering
+    wrapper, whose state dict is the U-Net's under the prefix ``unet.``.
 
     Returns
     -------
@@ -123,7 +146,7 @@ def build_model(stage: Path, plan: ExportPlan) -> tuple[ArchitectureSource, type
     if plan.ingraph is None:
         arch = embeddings_architecture(unet_kwargs)
     else:
-        arch = instances_architecture(unet_kwargs, dict(plan.ingraph))
+        arch = instances_architecture(unet_kwargs, dict(plan.ingraph), plan.variant.callable)
     cls = load_architecture(arch, stage)
     model = cls(**arch.kwargs).eval()
     prefix = "" if plan.ingraph is None else "unet."
@@ -148,7 +171,7 @@ def write_cover(path: Path, tensors: ExportTensors, clustering: Mapping[str, Any
     from spoco_zoo.export.cover import make_cover, write_png
     from spoco_zoo.postprocess import embeddings_to_instances
 
-    embeddings, image = tensors.reference[0][0][0], tensors.image
+    embeddings, image = tensors.embeddings, tensors.image
     labels = np.asarray(embeddings_to_instances(embeddings, dict(clustering)))
     if embeddings.ndim == 4:  # [E, z, y, x]: the middle z slice
         mid = embeddings.shape[1] // 2
@@ -163,6 +186,7 @@ def write_card(
     model: Any,
     tensors: ExportTensors,
     written: WrittenWeights,
+    consumers: Mapping[str, str],
     template: Path | None = None,
 ) -> None:
     """Render the model card (:mod:`spoco_zoo.export.card`) for this export into ``path``."""
@@ -175,12 +199,15 @@ def write_card(
         state=plan.state,
         weights=plan.weights,
         formats=plan.formats,
-        instances=plan.instances,
+        outputs=plan.outputs,
         geo=plan.geometry,
         parameter_count=_parameter_count(model),
         parity=written.parity,
         clustering=plan.clustering,
         test_origin=tensors.origin,
+        consumers=consumers,
+        publication=plan.publication,
+        weight_comments=written.files.comments,
     )
     path.write_text(render_model_card(values, template), encoding="utf-8")
 
@@ -197,7 +224,10 @@ def describe_package(stage: Path, plan: ExportPlan, model: Any, tensors: ExportT
         RdfContent(
             name=plan.name,
             description=plan.description,
-            authors=plan.authors,
+            authors=plan.publication.authors,
+            maintainers=plan.publication.maintainers,
+            license=plan.publication.license,
+            git_repo=plan.publication.git_repo,
             tags=package_tags(plan.spatial_dims, plan.formats, plan.tags),
             spatial_dims=plan.spatial_dims,
             in_channels=config.model.in_channels,
@@ -205,8 +235,7 @@ def describe_package(stage: Path, plan: ExportPlan, model: Any, tensors: ExportT
             geometry=geo,
             normalization=config.data.normalization.model_dump(mode="json"),
             test_input=tensors.test_input,
-            test_embeddings=tensors.test_embeddings,
-            test_instances=tensors.test_instances,
+            test_outputs=tensors.test_outputs,
             samples=tensors.samples,
             cover=stage / "cover.png",
             documentation=stage / "README.md",
@@ -215,9 +244,14 @@ def describe_package(stage: Path, plan: ExportPlan, model: Any, tensors: ExportT
             label_mismatch_ppm=plan.options.label_mismatch_ppm,
             parameter_count=_parameter_count(model),
             training=training_details(config),
-            version=plan.version,
+            version=plan.publication.version,
         )
     )
+
+
+def publication_notes(publication: Publication) -> list[str]:
+    """Reminders of what bioimage.io still needs before the package can be uploaded."""
+    return [f"for bioimage.io add {item}" for item in publication.missing()]
 
 
 def write_zip(descr: Any, output: Path) -> None:
@@ -245,16 +279,20 @@ def export_package(
     *,
     formats: None | str | Sequence[str] = None,
     weights: Literal["student", "teacher"] = "student",
+    variant: str = "full",
     name: str | None = None,
-    authors: Sequence[str] | None = None,
+    authors: Sequence[str | Mapping[str, str]] | None = None,
+    maintainers: Sequence[str | Mapping[str, str]] = (),
+    license: str = "MIT",
+    git_repo: str | None = None,
     description: str | None = None,
     tags: Sequence[str] = (),
-    instances: bool = True,
     ingraph_options: Mapping[str, Any] | None = None,
     test_shape: Sequence[int] | None = None,
+    halo: int | None = None,
     seed: int = 0,
     onnx_exporter: Literal["auto", "dynamo", "legacy"] = "auto",
-    opset: int = 18,
+    opset: int = 17,
     torchscript_method: Literal["auto", "script", "trace"] = "auto",
     card_template: Path | None = None,
     tolerance: float = EMBEDDINGS_TOLERANCE,
@@ -275,15 +313,23 @@ def export_package(
         Weight formats (see :func:`spoco_zoo.export.common.parse_formats`); default all three.
     weights:
         ``"student"`` or ``"teacher"`` (EMA) weights of the checkpoint.
-    name, authors, description, tags:
+    variant:
+        ``"full"`` (embeddings + instances), ``"instances"`` (one output: instance labels, for
+        ilastik and deepImageJ) or ``"embeddings"`` (:mod:`spoco_zoo.export.variants`).
+    name, description, tags:
         RDF metadata; sensible defaults from the config. Extra ``tags`` are appended.
-    instances:
-        Add the ``instances`` output (in-graph clustering, :mod:`spoco_zoo.cluster.ingraph`).
+    authors, maintainers, license, git_repo, version:
+        Publishing metadata (:func:`spoco_zoo.export.metadata.make_publication`): people as
+        ``"Name;github_user=...;affiliation=...;orcid=..."`` strings or dicts, an SPDX license id,
+        the source repository URL and a SemVer version. Maintainers need a ``github_user``.
     ingraph_options:
         Overrides for the in-graph clustering (``n_seeds``, ``max_instances``, ``kernel``, ...;
         see :func:`spoco_zoo.cluster.settings.ingraph_kwargs`).
     test_shape:
         Spatial shape of the test tensors (rounded up to a valid size); default 128x128 / 48x64x64.
+    halo:
+        Package halo in pixels (rounded up to the size step); default: measured on the weights
+        (:func:`spoco_zoo.models.receptive_field.package_halo`).
     seed:
         Seed of the synthetic test image.
     onnx_exporter, opset:
@@ -295,8 +341,6 @@ def export_package(
     tolerance, label_mismatch_ppm:
         Parity limits for embeddings (max abs) and labels (pixels per million; also written to the
         RDF as the reproducibility allowance of ``instances``).
-    version:
-        Optional model version (SemVer) for the RDF.
     log:
         Called with one line per step (progress reporting).
 
@@ -316,29 +360,48 @@ def export_package(
     """
     started = time.perf_counter()
     options = WeightOptions(opset, onnx_exporter, torchscript_method, tolerance, label_mismatch_ppm)
+    publication = make_publication(authors, maintainers, license, git_repo, version)
     plan = plan_export(
-        Path(checkpoint), Path(output), formats, weights, options, instances, ingraph_options, test_shape
+        Path(checkpoint), Path(output), formats, weights, options, variant, ingraph_options, test_shape, halo
     )
-    plan.name = check_name(name or default_name(plan.spatial_dims, instances))
-    plan.description = description or default_description(plan.config, instances)
-    plan.authors, plan.tags, plan.version = list(authors or ["spoco-zoo user"]), list(tags), version
+    plan.name = check_name(name or default_name(plan.spatial_dims, plan.outputs))
+    plan.description = description or default_description(plan.config, plan.outputs)
+    plan.tags, plan.publication = list(tags), publication
     say = log or (lambda _msg: None)
     say(f"checkpoint {plan.checkpoint}: {plan.summary()}")
 
-    result = ExportResult(plan.output, plan.formats, instances, test_shape=plan.shape, clustering=plan.clustering)
+    result = ExportResult(
+        plan.output,
+        plan.formats,
+        plan.variant.name,
+        plan.outputs,
+        test_shape=plan.shape,
+        clustering=plan.clustering,
+        halo=plan.geometry.halo,
+    )
     check_writable(plan.output.parent)  # a read-only or missing folder fails now, not after the conversions
     with tempfile.TemporaryDirectory(prefix="spoco-export-") as tmp:
         stage = Path(tmp) / "package"
         stage.mkdir()
         arch, cls, model = build_model(stage, plan)
-        tensors = make_tensors(stage, model, plan.config, plan.shape, plan.geometry, seed)
+        tensors = make_tensors(stage, model, plan.config, plan.shape, plan.geometry, seed, plan.outputs)
         say(f"test input {tuple(tensors.inputs[0].shape)} ({tensors.origin}); second {tuple(tensors.inputs[1].shape)}")
         written = write_weights(stage, plan, arch, cls, model, tensors, log=say)
         result.parity, result.notes = written.parity, written.notes
         result.onnx_exporter, result.onnx_opset = written.onnx_exporter, written.onnx_opset
+        result.onnx_ir_version, result.torchscript_file_version = (
+            written.onnx_ir_version,
+            written.torchscript_file_version,
+        )
         say(f"cover: {write_cover(stage / 'cover.png', tensors, plan.clustering)}")
-        write_card(stage / "README.md", plan, model, tensors, written, card_template)
+        card = stage / "README.md"
+        card.write_text("(model card)\n", encoding="utf-8")  # replaced below, once the consumer checks ran
+        descr = describe_package(stage, plan, model, tensors, written)
+        result.consumers = consumer_report(descr, written, stage)
+        write_card(card, plan, model, tensors, written, result.consumers, card_template)
         write_zip(describe_package(stage, plan, model, tensors, written), plan.output)
+        for line in publication_notes(publication):
+            result.notes.append(line)
     result.size_bytes = plan.output.stat().st_size
     result.seconds = time.perf_counter() - started
     say(f"wrote {plan.output} ({result.size_bytes / 1e6:.2f} MB) in {result.seconds:.1f} s")

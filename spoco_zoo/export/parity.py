@@ -111,7 +111,8 @@ def compare_outputs(
     Parameters
     ----------
     reference, candidate:
-        For each test input, the model outputs: embeddings first, optionally instance labels.
+        For each test input, the model outputs: float outputs (embeddings) are compared by their
+        largest absolute difference, integer outputs (instance labels) pixel by pixel.
 
     Returns
     -------
@@ -124,20 +125,21 @@ def compare_outputs(
     for ref, cand in zip(reference, candidate):
         if len(ref) != len(cand):
             raise ExportError(f"{weight_format}: model returns {len(cand)} outputs, expected {len(ref)}")
-        emb_ref, emb = np.asarray(ref[0]), np.asarray(cand[0])
-        if emb_ref.shape != emb.shape:
-            raise ExportError(f"{weight_format}: embeddings shape {emb.shape}, eager PyTorch gives {emb_ref.shape}")
-        diff = np.abs(emb.astype(np.float64) - emb_ref.astype(np.float64))
-        max_abs = float(diff.max()) if diff.size else 0.0
-        if not np.all(np.isfinite(emb)):
-            max_abs = float("inf")
-        case = ParityCase(tuple(int(s) for s in emb_ref.shape), max_abs)
-        if len(ref) > 1:
-            lab_ref, lab = np.asarray(ref[1]), np.asarray(cand[1])
-            if lab_ref.shape != lab.shape:
-                raise ExportError(f"{weight_format}: instances shape {lab.shape}, eager PyTorch gives {lab_ref.shape}")
-            case.label_mismatches = int(np.count_nonzero(lab_ref != lab))
-            case.label_pixels = int(lab_ref.size)
+        case = ParityCase(tuple(int(s) for s in np.asarray(ref[0]).shape), 0.0)
+        for expected, got in zip(ref, cand):
+            expected, got = np.asarray(expected), np.asarray(got)
+            labels = np.issubdtype(expected.dtype, np.integer)
+            kind = "instances" if labels else "embeddings"
+            if expected.shape != got.shape:
+                raise ExportError(f"{weight_format}: {kind} shape {got.shape}, eager PyTorch gives {expected.shape}")
+            if labels:  # label images: count differing pixels
+                case.label_mismatches += int(np.count_nonzero(expected != got))
+                case.label_pixels += int(expected.size)
+                continue
+            diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
+            case.max_abs = max(case.max_abs, float(diff.max()) if diff.size else 0.0)
+            if not np.all(np.isfinite(got)):
+                case.max_abs = float("inf")
         result.cases.append(case)
     return result
 

@@ -16,6 +16,7 @@ from spoco_zoo.errors import CheckpointError, ExportError
 from spoco_zoo.export.common import PackageGeometry, default_test_shape, package_geometry, parse_formats
 from spoco_zoo.export.metadata import clustering_config, ingraph_settings
 from spoco_zoo.export.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM
+from spoco_zoo.export.variants import Variant, get_variant
 
 __all__ = ["WeightOptions", "ExportPlan", "plan_export", "check_options", "load_weights"]
 
@@ -24,7 +25,7 @@ __all__ = ["WeightOptions", "ExportPlan", "plan_export", "check_options", "load_
 class WeightOptions:
     """How to convert and how strictly to compare (see :func:`spoco_zoo.export.package.export_package`)."""
 
-    opset: int = 18
+    opset: int = 17
     onnx_exporter: Literal["auto", "dynamo", "legacy"] = "auto"
     torchscript_method: Literal["auto", "script", "trace"] = "auto"
     tolerance: float = EMBEDDINGS_TOLERANCE
@@ -92,7 +93,7 @@ class ExportPlan:
     state: dict[str, Any]
     config: Any
     model_state: dict[str, Any]
-    instances: bool
+    variant: Variant
     ingraph: dict[str, Any] | None
     clustering: dict[str, Any]
     geometry: PackageGeometry
@@ -100,21 +101,28 @@ class ExportPlan:
     options: WeightOptions = field(default_factory=WeightOptions)
     name: str = ""
     description: str = ""
-    authors: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
-    version: str | None = None
+    publication: Any = None
 
     @property
     def spatial_dims(self) -> int:
         return int(self.config.model.spatial_dims)
 
     @property
+    def instances(self) -> bool:
+        """Whether the model contains the in-graph clustering."""
+        return self.variant.has_instances
+
+    @property
     def outputs(self) -> tuple[str, ...]:
-        return ("embeddings", "instances") if self.instances else ("embeddings",)
+        return self.variant.outputs
 
     def summary(self) -> str:
         model = self.config.model
-        return f"{model.spatial_dims}D U-Net depth {model.depth}, E={model.embedding_dim}, {self.weights} weights"
+        return (
+            f"{model.spatial_dims}D U-Net depth {model.depth}, E={model.embedding_dim}, {self.weights} weights, "
+            f"variant {self.variant.name} ({', '.join(self.outputs)}), halo {self.geometry.halo}"
+        )
 
 
 def plan_export(
@@ -123,15 +131,22 @@ def plan_export(
     formats: None | str | Sequence[str],
     weights: str,
     options: WeightOptions,
-    instances: bool,
+    variant: str,
     ingraph_options: Mapping[str, Any] | None,
     test_shape: Sequence[int] | None,
+    halo: int | None = None,
 ) -> ExportPlan:
-    """Check the options, load the checkpoint and derive geometry, test shape and clustering."""
+    """Check the options, load the checkpoint and derive geometry, test shape and clustering.
+
+    ``halo`` overrides the measured one (:func:`spoco_zoo.models.receptive_field.package_halo`).
+    """
+    chosen = get_variant(variant)
     fmts = check_options(output, formats, options)
+    if halo is not None and halo < 0:
+        raise ExportError(f"--halo {halo}: must be >= 0")
     state, config, model_state = load_weights(checkpoint, weights)
-    geometry = package_geometry(config.model.depth)
-    ingraph = ingraph_settings(config, ingraph_options) if instances else None
+    geometry = package_geometry(config.model.depth, _halo(config, model_state, halo))
+    ingraph = ingraph_settings(config, ingraph_options) if chosen.has_instances else None
     return ExportPlan(
         checkpoint=checkpoint,
         output=output,
@@ -140,10 +155,26 @@ def plan_export(
         state=state,
         config=config,
         model_state=model_state,
-        instances=instances,
+        variant=chosen,
         ingraph=ingraph,
         clustering=clustering_config(config, ingraph),
         geometry=geometry,
         shape=default_test_shape(config.model.spatial_dims, geometry, test_shape),
         options=options,
     )
+
+
+def _halo(config: Any, model_state: Mapping[str, Any], halo: int | None) -> int:
+    """The package halo: ``halo`` rounded up to the size step, else measured on the weights."""
+    from spoco_zoo.models.receptive_field import package_halo, round_halo
+    from spoco_zoo.train.checkpoint import build_model
+
+    step = 1 << int(config.model.depth)
+    if halo is not None:
+        return round_halo(int(halo), step)
+    model = build_model(config)
+    try:
+        model.load_state_dict(dict(model_state))
+    except RuntimeError as err:
+        raise CheckpointError(f"weights do not fit the stored model config: {err}") from err
+    return package_halo(model.eval(), config.model.spatial_dims, config.model.in_channels)

@@ -12,16 +12,16 @@ Python, and anything else is refused unless ``trust_package_code`` is set.
 
 Single pass or tiles
 --------------------
-Images up to ``max_pixels`` are predicted in one pass: the package's
-preprocessing is computed on the whole image, the normalised image is padded
-(symmetric) at the far end of each axis to the next valid size, and the
-outputs are cropped back -- identical to running the eager network on the
-normalised image. Larger images are predicted in overlapping blocks with the
-package's halo (``predict_sample_with_fixed_blocking``); normalisation
-statistics are still those of the whole image. With group normalisation
-(models trained with `norm="group"`) tiled embeddings differ slightly from a single pass, and
-the in-graph ``instances`` output is not returned for tiled predictions (labels
-would not be consistent across tiles) -- cluster the embeddings instead.
+Images up to ``max_pixels`` are predicted in one pass, larger ones (or any image with
+``tile_shape``) in overlapping blocks with the package's halo
+(``predict_sample_with_fixed_blocking``). The package's preprocessing is computed on the whole
+image; the normalised image is padded (symmetric) at the far end of each axis to a multiple of the
+size step. A single pass is padded by the halo (symmetric) on both sides -- what bioimageio.core
+does around blocks -- and the halo is a multiple of the size step, so every block sits on the
+pooling grid of the single pass and every pixel sees the same context. With BatchNorm (running statistics) tiled
+embeddings then match a single pass to the halo's tolerance (0.001); with group normalisation
+(``norm="group"``) they differ. The in-graph ``instances`` output is not returned for tiled
+predictions (labels would restart in every block) -- cluster the embeddings instead.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import numpy as np
 
 from spoco_zoo.errors import PackageError
 from spoco_zoo.export.trust import check_package_file, safe_description
-from spoco_zoo.shapes import pad_to_shape, valid_shape, valid_size
+from spoco_zoo.shapes import pad_spatial, pad_to_shape, valid_size
 
 __all__ = ["ZooPrediction", "zoo_predict", "zoo_embeddings", "package_config", "load_package", "check_package"]
 
@@ -50,9 +50,10 @@ class ZooPrediction:
     Attributes
     ----------
     embeddings:
-        ``float32 [E, *S]``.
+        ``float32 [E, *S]``, or ``None`` for a package without the ``embeddings`` output.
     instances:
-        ``int32 [*S]`` from the package's in-graph clustering, or ``None`` (no such output, or tiled).
+        ``int32 [*S]`` from the package's in-graph clustering, or ``None`` (no such output, or tiled
+        while the package has embeddings).
     clustering:
         The RDF's ``config["spoco"]["clustering"]`` (for :func:`spoco_zoo.postprocess.embeddings_to_instances`).
     spoco:
@@ -63,7 +64,7 @@ class ZooPrediction:
         The weight format that ran.
     """
 
-    embeddings: np.ndarray
+    embeddings: np.ndarray | None
     instances: np.ndarray | None
     clustering: dict[str, Any]
     spoco: dict[str, Any] = field(default_factory=dict)
@@ -97,9 +98,10 @@ def load_package(package: str | Path) -> Any:
             f"{path}: expected a bioimage.io model (format 0.5), got {descr.type} {descr.format_version}"
         )
     ids = [str(t.id) for t in descr.inputs], [str(t.id) for t in descr.outputs]
-    if ids[0] != ["raw"] or "embeddings" not in ids[1]:
+    if ids[0] != ["raw"] or not {"embeddings", "instances"} & set(ids[1]):
         raise PackageError(
-            f"{path}: not a spoco-zoo package (inputs {ids[0]}, outputs {ids[1]}; expected raw -> embeddings)"
+            f"{path}: not a spoco-zoo package (inputs {ids[0]}, outputs {ids[1]}; expected raw -> embeddings "
+            "and/or instances)"
         )
     return descr
 
@@ -149,7 +151,8 @@ def zoo_predict(
         Largest image (pixels/voxels) predicted in one pass; default 2**20, or 2**18 when the
         package has the in-graph ``instances`` output (its memory grows with pixels x clusters).
     tile_shape:
-        Force blocked prediction with about this input block shape (rounded to valid sizes).
+        Force blocked prediction; the core of each block (output pixels kept per block, rounded up
+        to the size step). Blocks are the core plus the package's halo on each side.
     trust_package_code:
         Let bioimageio.core run the package's own Python (architecture source, custom processing)
         when it is not the installed spoco-zoo's; see :mod:`spoco_zoo.export.trust`. Without it,
@@ -198,39 +201,46 @@ def zoo_predict(
         descr, weight_format=cast(Any, weight_format), devices=list(devices) if devices else None
     ) as pp:
         used = weight_format
-        if not tiled:
-            pp.apply_preprocessing(sample)
-            data = sample.members[MemberId("raw")].data.to_numpy()
-            data = pad_to_shape(data, valid_shape(spatial, step, min_size), mode="symmetric")
-            padded = Sample(
-                members={MemberId("raw"): Tensor.from_numpy(data, dims=raw_dims)}, stat=sample.stat, id="image"
-            )
-            out = pp.predict_sample_without_blocking(
-                padded, skip_preprocessing=True, skip_input_padding=True, skip_output_cropping=True
-            )
-        else:
+        # The normalised image is padded (symmetric) at its far end to a multiple of the size step; a single
+        # pass adds the halo (symmetric) on both sides, as bioimageio.core does around blocks of
+        # core + 2 * halo, which start on the size-step grid. So every pixel sees the same context, and
+        # tiles differ from a single pass only by what lies beyond the halo (<= 0.001 with BatchNorm).
+        full = [valid_size(s, step) for s in spatial]
+        cores = list(full)
+        if tiled:
             wanted = list(tile_shape) if tile_shape is not None else ([256, 256] if dims == 2 else [64, 128, 128])
             if len(wanted) != dims:
                 raise ValueError(f"tile_shape {tuple(wanted)} must have {dims} axes")
+            cores = [min(valid_size(max(int(w), 1), step), f) for w, f in zip(wanted, full)]
+        pp.apply_preprocessing(sample)
+        data = pad_to_shape(sample.members[MemberId("raw")].data.to_numpy(), full, mode="symmetric")
+        if not tiled or all(c + 2 * halo > f for c, f in zip(cores, full)):
+            # one pass = one block: symmetric padding by the halo on both sides, as bioimageio.core pads blocks
+            window = pad_spatial(data, [(halo, halo)] * dims, mode="symmetric")
+            whole = Sample(members={MemberId("raw"): Tensor.from_numpy(window, dims=raw_dims)}, stat=sample.stat, id=0)
+            out = pp.predict_sample_without_blocking(
+                whole, skip_preprocessing=True, skip_input_padding=True, skip_output_cropping=True
+            )
+            crop = (0, slice(None)) + tuple(slice(halo, halo + s) for s in spatial)
+        else:
+            # blocks must fit the sample: an axis shorter than a block is padded (symmetric) to one block
+            shape = [max(f, c + 2 * halo) for f, c in zip(full, cores)]
+            data = pad_to_shape(data, shape, mode="symmetric")
+            padded = Sample(members={MemberId("raw"): Tensor.from_numpy(data, dims=raw_dims)}, stat=sample.stat, id=0)
             block = {AxisId("batch"): 1, AxisId("channel"): channels}
-            for a, s, w in zip(axes, spatial, wanted):
-                size = valid_size(min(max(int(w), 2 * halo + step), s), step, min_size)
-                while size > s and size - step >= min_size:
-                    size -= step
-                block[AxisId(a)] = size
-            if any(block[AxisId(a)] > s for a, s in zip(axes, spatial)):
-                raise ValueError(
-                    f"image: spatial shape {spatial} is smaller than the smallest block {min_size}; "
-                    "predict it in one pass (tile_shape=None)"
-                )
+            block.update({AxisId(a): max(min_size, c + 2 * halo) for a, c in zip(axes, cores)})
             with warnings.catch_warnings():
                 # unfilled int32 'instances' blocks start as NaN -> harmless cast warning
                 warnings.simplefilter("ignore", RuntimeWarning)
-                out = pp.predict_sample_with_fixed_blocking(sample, input_block_shape={MemberId("raw"): block})
-    crop = (0, slice(None)) + tuple(slice(0, s) for s in spatial)
-    embeddings = np.ascontiguousarray(out.members[MemberId("embeddings")].data.to_numpy()[crop], dtype=np.float32)
+                out = pp.predict_sample_with_fixed_blocking(
+                    padded, input_block_shape={MemberId("raw"): block}, skip_preprocessing=True
+                )
+            crop = (0, slice(None)) + tuple(slice(0, s) for s in spatial)
+    embeddings = None
+    if MemberId("embeddings") in out.members:
+        embeddings = np.ascontiguousarray(out.members[MemberId("embeddings")].data.to_numpy()[crop], dtype=np.float32)
     instances = None
-    if has_instances and not tiled and MemberId("instances") in out.members:
+    if has_instances and (not tiled or embeddings is None) and MemberId("instances") in out.members:
         instances = np.ascontiguousarray(out.members[MemberId("instances")].data.to_numpy()[crop][0], dtype=np.int32)
     clustering = dict(spoco.get("clustering") or {})
     return ZooPrediction(embeddings, instances, clustering, spoco, tiled, used)
@@ -274,4 +284,6 @@ def zoo_embeddings(package: str | Path, image: np.ndarray, **kwargs: Any) -> tup
     >>> labels = embeddings_to_instances(emb, clustering)              # doctest: +SKIP
     """
     result = zoo_predict(package, image, **kwargs)
+    if result.embeddings is None:
+        raise ValueError(f"{package}: the package has no 'embeddings' output (variant 'instances')")
     return result.embeddings, result.clustering

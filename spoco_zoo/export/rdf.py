@@ -7,20 +7,20 @@ Layout of the description (see ``docs/design.md``, "Exported package"):
   checkpoint's normalisation (``scale_range`` with percentiles, or
   ``zero_mean_unit_variance``) per sample and per channel (``axes`` = the
   spatial axes), so raw images go in;
-* output ``embeddings``: ``batch, channel (E), [z,] y, x``, spatial sizes by
+* outputs, by variant (:mod:`spoco_zoo.export.variants`): ``embeddings``
+  (``batch, channel (E), [z,] y, x``, float32) and/or ``instances`` (``batch, channel (1),
+  [z,] y, x`` int32 labels from the in-graph clustering, with a reproducibility allowance for
+  label flips in ``config.bioimageio.reproducibility_tolerance``); spatial sizes by
   ``SizeReference`` to ``raw`` and a halo (see :func:`spoco_zoo.export.common.package_geometry`);
-* optional output ``instances``: ``batch, channel (1), [z,] y, x`` int32 labels
-  from the in-graph clustering, with a reproducibility allowance for label
-  flips (``config.bioimageio.reproducibility_tolerance``);
+  the outputs have the input's axes in the input's order (ilastik assumes so);
 * ``config.spoco``: clustering recommendation, loss settings, normalisation,
   training summary, spoco-zoo version.
 
-No field holds an http(s) URL or a GitHub user name: with ``perform_io_checks``
-(which bioimageio.core always switches on for testing) every URL is probed over
-the network and every ``github_user`` is looked up at api.github.com (an error,
-not a warning, when offline). So citations use DOIs only, authors have names
-only and there are no ``maintainers`` (the zoo's upload form asks for them; the
-remaining validation warning says so), and the package validates offline.
+Network use: with ``perform_io_checks`` (which bioimageio.core always switches on for testing)
+every http(s) URL is probed and every ``github_user`` is looked up at api.github.com. Without
+``--git-repo`` and ``--maintainer`` (the defaults) the description holds neither -- citations
+are DOIs -- and it validates offline; with them, validation needs the network (as the zoo's
+upload does).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class RdfContent:
 
     name: str
     description: str
-    authors: Sequence[str]
+    authors: Sequence[dict[str, str]]
     tags: Sequence[str]
     spatial_dims: int
     in_channels: int
@@ -66,18 +66,19 @@ class RdfContent:
     geometry: PackageGeometry
     normalization: dict[str, Any]
     test_input: Path
-    test_embeddings: Path
+    test_outputs: dict[str, Path]
     cover: Path
     documentation: Path
     weights: WeightsFiles
     spoco_config: dict[str, Any]
-    test_instances: Path | None = None
     samples: dict[str, Path] = field(default_factory=dict)
     label_mismatch_ppm: float = 1000.0
     parameter_count: int | None = None
     training: dict[str, Any] = field(default_factory=dict)
     version: str | None = None
     license: str = "MIT"
+    maintainers: Sequence[dict[str, str]] = ()
+    git_repo: str | None = None
 
 
 def _preprocessing(normalization: dict[str, Any], axes: Sequence[str]) -> list[Any]:
@@ -139,6 +140,7 @@ def build_model_descr(content: RdfContent) -> Any:
         InputTensorDescr,
         IntervalOrRatioDataDescr,
         LicenseId,
+        Maintainer,
         ModelDescr,
         OnnxWeightsDescr,
         OutputTensorDescr,
@@ -183,24 +185,30 @@ def build_model_descr(content: RdfContent) -> Any:
                 for a in axes
             ]
 
-        outputs = [
-            OutputTensorDescr(
-                id=TensorId("embeddings"),
-                description=f"{c.embedding_dim}-dimensional pixel embeddings (cluster them into instances)",
-                axes=[BatchAxis(), ChannelAxis(channel_names=[f"e{i}" for i in range(c.embedding_dim)]), *space_out()],
-                test_tensor=FileDescr(source=c.test_embeddings),
-                **_sample(c.samples, "embeddings"),
-                data=IntervalOrRatioDataDescr(type="float32"),
-            )
-        ]
+        outputs = []
         tolerances = []
-        if c.test_instances is not None:
+        if "embeddings" in c.test_outputs:
+            outputs.append(
+                OutputTensorDescr(
+                    id=TensorId("embeddings"),
+                    description=f"{c.embedding_dim}-dimensional pixel embeddings (cluster them into instances)",
+                    axes=[
+                        BatchAxis(),
+                        ChannelAxis(channel_names=[f"e{i}" for i in range(c.embedding_dim)]),
+                        *space_out(),
+                    ],
+                    test_tensor=FileDescr(source=c.test_outputs["embeddings"]),
+                    **_sample(c.samples, "embeddings"),
+                    data=IntervalOrRatioDataDescr(type="float32"),
+                )
+            )
+        if "instances" in c.test_outputs:
             outputs.append(
                 OutputTensorDescr(
                     id=TensorId("instances"),
                     description="instance labels (0 = background) from in-graph mean-shift clustering",
                     axes=[BatchAxis(), ChannelAxis(channel_names=["instances"]), *space_out()],
-                    test_tensor=FileDescr(source=c.test_instances),
+                    test_tensor=FileDescr(source=c.test_outputs["instances"]),
                     **_sample(c.samples, "instances"),
                     data=IntervalOrRatioDataDescr(type="int32", range=(0, None)),
                 )
@@ -213,6 +221,8 @@ def build_model_descr(content: RdfContent) -> Any:
                     output_ids=[TensorId("instances")],
                 )
             )
+        if not outputs:
+            raise ExportError("the package needs at least one output")
 
         w = c.weights
         entries: dict[str, Any] = {}
@@ -255,7 +265,9 @@ def build_model_descr(content: RdfContent) -> Any:
         descr = ModelDescr(
             name=c.name,
             description=c.description,
-            authors=[Author(name=a) for a in c.authors],
+            authors=[Author(**a) for a in c.authors],
+            maintainers=[Maintainer(**m) for m in c.maintainers],
+            git_repo=c.git_repo,
             cite=[
                 CiteEntry(text=PAPER_CITATION, doi=Doi(PAPER_DOI)),
                 CiteEntry(

@@ -40,9 +40,14 @@ class ExportTensors:
     inputs:
         Normalised network inputs: ``[1, C, *S]`` and ``[2, C, *S2]`` (another valid size).
     reference:
-        Eager PyTorch outputs per input: ``[embeddings, (instances)]``.
-    test_input, test_embeddings, test_instances:
-        The ``.npy`` test tensors of the RDF (``test_instances`` only with the instances output).
+        Eager PyTorch outputs per input, in the order of ``outputs``.
+    outputs:
+        Output ids of the model (``embeddings`` and/or ``instances``).
+    embeddings:
+        Eager embeddings ``[E, *S]`` of the test input (also for the ``instances`` variant; for
+        the cover image).
+    test_input, test_outputs:
+        The ``.npy`` test tensors of the RDF: input, and per output id.
     samples:
         TIFF sample tensors for people browsing the zoo: ``raw``, ``embeddings``, ``instances``.
     """
@@ -51,9 +56,10 @@ class ExportTensors:
     origin: str
     inputs: list[np.ndarray]
     reference: list[list[np.ndarray]]
+    outputs: tuple[str, ...]
+    embeddings: np.ndarray
     test_input: Path
-    test_embeddings: Path
-    test_instances: Path | None = None
+    test_outputs: dict[str, Path] = field(default_factory=dict)
     samples: dict[str, Path] = field(default_factory=dict)
 
 
@@ -98,20 +104,27 @@ def model_outputs(model: Any, x: np.ndarray) -> list[np.ndarray]:
     return [out.detach().cpu().numpy()]
 
 
-def _write_samples(stage: Path, image: np.ndarray, outputs: Sequence[np.ndarray]) -> dict[str, Path]:
+def _write_samples(stage: Path, image: np.ndarray, outputs: dict[str, np.ndarray]) -> dict[str, Path]:
     import tifffile
 
     files = {"raw": (stage / "sample_input_raw.tif", image)}
-    files["embeddings"] = (stage / "sample_output_embeddings.tif", outputs[0][0].astype(np.float16))
-    if len(outputs) > 1:
-        files["instances"] = (stage / "sample_output_instances.tif", outputs[1][0, 0].astype(np.int32))
+    if "embeddings" in outputs:
+        files["embeddings"] = (stage / "sample_output_embeddings.tif", outputs["embeddings"][0].astype(np.float16))
+    if "instances" in outputs:
+        files["instances"] = (stage / "sample_output_instances.tif", outputs["instances"][0, 0].astype(np.int32))
     for path, data in files.values():
         tifffile.imwrite(path, np.ascontiguousarray(data), compression="zlib")
     return {key: path for key, (path, _) in files.items()}
 
 
 def make_tensors(
-    stage: Path, model: Any, config: Any, shape: Sequence[int], geo: PackageGeometry, seed: int
+    stage: Path,
+    model: Any,
+    config: Any,
+    shape: Sequence[int],
+    geo: PackageGeometry,
+    seed: int,
+    outputs: Sequence[str] = ("embeddings", "instances"),
 ) -> ExportTensors:
     """Make the test image and the parity inputs, run the eager model and write the test files.
 
@@ -120,14 +133,19 @@ def make_tensors(
     stage:
         Package folder the ``.npy`` / ``.tif`` files go to.
     model:
-        Eager model built from the package's architecture file (one or two outputs).
+        Eager model built from the package's architecture file, returning ``outputs`` (a U-Net, or
+        a wrapper whose ``unet`` attribute is the U-Net).
     config:
         The checkpoint's ``TrainConfig`` (channels, normalisation, synthetic data density).
     shape, geo:
         Valid spatial shape of the test input and the package geometry.
     seed:
         Seed of the test image (``seed + 1`` and ``seed + 2`` for the second input).
+    outputs:
+        The model's output ids, in order.
     """
+    import torch
+
     from spoco_zoo.data.normalize import normalize
 
     channels, norm = config.model.in_channels, config.data.normalization
@@ -137,18 +155,24 @@ def make_tensors(
     second = np.stack([normalize(synthetic_test_image(other, channels, n_objects, seed + k)[0], norm) for k in (1, 2)])
     inputs = [normalize(image, norm)[None], second]
     reference = [model_outputs(model, x) for x in inputs]
+    if len(reference[0]) != len(outputs):
+        raise ValueError(f"the model returns {len(reference[0])} outputs, expected {list(outputs)}")
+    with torch.no_grad():
+        embeddings = getattr(model, "unet", model)(torch.from_numpy(inputs[0]))[0].numpy()
     tensors = ExportTensors(
         image=image,
         origin=origin,
         inputs=inputs,
         reference=reference,
+        outputs=tuple(outputs),
+        embeddings=embeddings,
         test_input=stage / "test_input_raw.npy",
-        test_embeddings=stage / "test_output_embeddings.npy",
     )
     np.save(tensors.test_input, image[None])
-    np.save(tensors.test_embeddings, reference[0][0].astype(np.float32))
-    if len(reference[0]) > 1:
-        tensors.test_instances = stage / "test_output_instances.npy"
-        np.save(tensors.test_instances, reference[0][1].astype(np.int32))
-    tensors.samples = _write_samples(stage, image, reference[0])
+    first = dict(zip(outputs, reference[0]))
+    for name, array in first.items():
+        path = stage / f"test_output_{name}.npy"
+        np.save(path, array.astype(np.int32 if name == "instances" else np.float32))
+        tensors.test_outputs[name] = path
+    tensors.samples = _write_samples(stage, image, first)
     return tensors

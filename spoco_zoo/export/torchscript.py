@@ -25,7 +25,7 @@ from torch import nn
 from spoco_zoo.errors import ExportError
 from spoco_zoo.export.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
 
-__all__ = ["to_torchscript", "save_torchscript", "run_torchscript", "torchscript_parity"]
+__all__ = ["to_torchscript", "save_torchscript", "file_format_version", "run_torchscript", "torchscript_parity"]
 
 
 def to_torchscript(
@@ -87,6 +87,23 @@ def save_torchscript(module: torch.jit.ScriptModule, path: Path) -> Path:
     torch.jit.save(module, buffer)
     path.write_bytes(buffer.getvalue())
     return path
+
+
+def file_format_version(path: Path) -> int:
+    """The TorchScript file format version recorded in a saved module (its ``version`` record).
+
+    A PyTorch build reads files up to its own maximum version (10 in PyTorch 1.13 - 2.x); the
+    version rises above 3 only when an operator with a newer schema is used.
+    """
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        name = next((n for n in zf.namelist() if n.split("/")[-1] in (".data/version", "version")), None)
+        if name is None:
+            name = next((n for n in zf.namelist() if n.endswith("/version")), None)
+        if name is None:
+            raise ExportError(f"{path}: no version record in the TorchScript archive")
+        return int(zf.read(name).decode().strip())
 
 
 def _as_list(out) -> list[np.ndarray]:

@@ -73,15 +73,18 @@ class InstalledArchitecture:
 
 
 def installed_architectures() -> tuple[InstalledArchitecture, ...]:
-    """The architecture sources this spoco-zoo writes into packages (embeddings; embeddings + instances)."""
+    """The architecture sources this spoco-zoo writes into packages (embeddings; embeddings + instances; instances)."""
     from spoco_zoo.export.architecture import (
         INSTALLED_INSTANCES_CALLABLE,
+        INSTALLED_LABELS_CALLABLE,
+        LABELS_CALLABLE,
         embeddings_architecture,
         instances_architecture,
     )
 
     plain = embeddings_architecture({})
     combined = instances_architecture({}, {})  # the text does not depend on the arguments
+    labels = instances_architecture({}, {}, LABELS_CALLABLE)  # same file, the single-output wrapper
     return (
         InstalledArchitecture(plain.filename, plain.callable, plain.sha256, "spoco_zoo.models.unet", plain.callable),
         InstalledArchitecture(
@@ -90,6 +93,13 @@ def installed_architectures() -> tuple[InstalledArchitecture, ...]:
             combined.sha256,
             "spoco_zoo.export.architecture",
             INSTALLED_INSTANCES_CALLABLE,
+        ),
+        InstalledArchitecture(
+            labels.filename,
+            labels.callable,
+            labels.sha256,
+            "spoco_zoo.export.architecture",
+            INSTALLED_LABELS_CALLABLE,
         ),
     )
 

@@ -34,6 +34,8 @@ class WrittenWeights:
     parity: dict[str, ParityResult] = field(default_factory=dict)
     onnx_exporter: str | None = None
     onnx_opset: int | None = None
+    onnx_ir_version: int | None = None
+    torchscript_file_version: int | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -67,17 +69,23 @@ def _state_dict(
 def _torchscript(stage: Path, model: Any, tensors: ExportTensors, options: WeightOptions, out: WrittenWeights) -> str:
     import torch
 
-    from spoco_zoo.export.torchscript import save_torchscript, to_torchscript, torchscript_parity
+    from spoco_zoo.export.torchscript import file_format_version, save_torchscript, to_torchscript, torchscript_parity
 
     example = torch.from_numpy(tensors.inputs[0])
-    scripted = to_torchscript(model, example, method=options.torchscript_method)
+    # not frozen: freezing folds convolution + BatchNorm, which moves embeddings by ~3e-5 -- enough to
+    # flip whole clusters of the in-graph labels on near-tie embeddings; unfrozen, the file repeats eager
+    scripted = to_torchscript(model, example, method=options.torchscript_method, freeze=False)
     path = save_torchscript(scripted, stage / "weights_torchscript.pt")
     parity = torchscript_parity(path, tensors.reference, tensors.inputs, options.tolerance, options.label_mismatch_ppm)
     parity.raise_if_failed()
     out.parity["torchscript"] = parity
     out.files.torchscript = path
-    out.files.comments["torchscript"] = "scripted and frozen with torch.jit from the eager model"
-    return f"torchscript: max |diff| {parity.max_abs:.2e}"
+    out.torchscript_file_version = file_format_version(path)
+    out.files.comments["torchscript"] = (
+        f"scripted with torch.jit (PyTorch {torch.__version__.split('+')[0]}) from the eager model; "
+        f"TorchScript file format version {out.torchscript_file_version}"
+    )
+    return f"torchscript: max |diff| {parity.max_abs:.2e}, file format version {out.torchscript_file_version}"
 
 
 def _onnx(
@@ -99,17 +107,18 @@ def _onnx(
         stage / "weights.onnx",
         spatial_dims=spatial_dims,
         step=step,
-        output_names=("embeddings", "instances") if len(tensors.reference[0]) > 1 else ("embeddings",),
+        output_names=tensors.outputs,
         opset=options.opset,
         exporter=options.onnx_exporter,
     )
     parity = onnx_parity(info.path, tensors.reference, tensors.inputs, options.tolerance, options.label_mismatch_ppm)
     parity.raise_if_failed()
     out.parity["onnx"] = parity
-    out.onnx_exporter, out.onnx_opset = info.exporter, info.opset
+    out.onnx_exporter, out.onnx_opset, out.onnx_ir_version = info.exporter, info.opset, info.ir_version
     out.files.onnx, out.files.onnx_opset = info.path, info.opset
     out.files.comments["onnx"] = (
-        f"torch.onnx.export ({info.exporter} exporter), opset {info.opset}, dynamic batch and spatial axes"
+        f"torch.onnx.export ({info.exporter} exporter), opset {info.opset}, ONNX IR version {info.ir_version}, "
+        "dynamic batch and spatial axes"
     )
     if info.notes:
         out.notes.append(f"ONNX: fell back to the {info.exporter} exporter ({info.notes})")

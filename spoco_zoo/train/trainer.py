@@ -41,6 +41,7 @@ from spoco_zoo.progress import ProgressBar, format_values
 from spoco_zoo.runlock import RunLock
 from spoco_zoo.shapes import pad_to_shape
 from spoco_zoo.train.checkpoint import build_model, load_checkpoint, save_checkpoint
+from spoco_zoo.train.history import TrainingLog
 from spoco_zoo.train.schedule import learning_rate
 from spoco_zoo.train.tuning import TuningResult
 
@@ -368,6 +369,7 @@ class Trainer:
             raise FileExistsError(f"{last_path} exists: pass --resume to continue that run or choose another --out")
         config_text = yaml.safe_dump(self.config.to_dict(), sort_keys=False)
         atomic_write_bytes(self.out_dir / "config.yaml", config_text.encode("utf-8"))
+        log = TrainingLog(self.out_dir, resume=resume)  # metrics.csv, training_curves.png, TensorBoard
 
         cfg = self.config
         end = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
@@ -390,11 +392,13 @@ class Trainer:
                     self.step += 1
                     if self.step % cfg.log_every == 0 or self.step == end:
                         self.history.append({"step": float(self.step), **terms})
+                        log.log(self.step, terms)
                     bar.update(self.step, format_values(terms, self.metrics))
                     if self.on_step is not None:
                         self.on_step(self.step, terms)
                     if self.step % cfg.val_every == 0 or self.step == cfg.steps:
                         self.metrics = self.validate()
+                        log.log(self.step, self.metrics)
                         bar.print(f"step {self.step}/{cfg.steps}: " + format_values(terms, self.metrics))
                         score = _score(self.metrics)
                         if score > self.best_score:
@@ -409,6 +413,7 @@ class Trainer:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            log.close()
         elapsed = time.perf_counter() - started
         if not best_path.exists():
             save_checkpoint(best_path, self._state())

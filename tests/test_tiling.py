@@ -1,0 +1,108 @@
+"""Tile-consistent prediction: BatchNorm in eval mode, a halo from the receptive field, aligned tiles.
+
+Tiled vs whole-image embeddings of a trained model must agree to 0.05 away from the image border
+and the recommended clustering must give the same labels (SBD >= 0.98) for three tile sizes, in
+our own tiled inference and through bioimageio.core with an exported package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spoco_zoo.cluster import cluster_embeddings
+from spoco_zoo.cluster.settings import recommended_clustering
+from spoco_zoo.data.normalize import normalize
+from spoco_zoo.data.synthetic import make_synthetic_sample
+from spoco_zoo.inference import predict_embeddings
+from spoco_zoo.metrics.sbd import symmetric_best_dice
+from spoco_zoo.models.receptive_field import gradient_reach, measure_halo, package_halo, unet_reach
+from spoco_zoo.models.unet import UNet
+from spoco_zoo.train.checkpoint import load_model
+
+TILES = [(48, 48), (64, 96), (96, 80)]
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_theoretical_reach_is_the_gradient_support(depth: int) -> None:
+    torch.manual_seed(depth)
+    model = UNet(1, 4, 2, depth=depth, base_features=4, norm="batch").eval()
+    step = 1 << depth
+    sizes = [((2 * unet_reach(depth) + 40) // step + k) * step for k in range(2)]  # centres at two grid phases
+    reach = max(gradient_reach(model, 1, 2, size) for size in sizes)
+    assert reach <= unet_reach(depth)
+    assert reach >= unet_reach(depth) - (1 << depth)  # the bound is tight up to the pooling alignment
+
+
+def test_halo_beyond_the_reach_is_exact_and_measured_halo_is_within_it() -> None:
+    torch.manual_seed(0)
+    model = UNet(1, 4, 2, depth=2, base_features=4, norm="batch").eval()
+    image = np.random.default_rng(0).random((1, 96, 96), dtype=np.float32)
+    result = measure_halo(model, [image], step=4, max_halo=24, tolerance=0.01)
+    assert result.errors[24] < 1e-5  # the theoretical reach (23) covers everything: cropping changes nothing
+    assert result.errors[4] > result.errors[24]
+    assert 4 <= result.halo <= 24 and all(result.errors[h] <= 0.01 for h in result.errors if h >= result.halo)
+
+
+def _scene(config, seed: int = 11, shape=(192, 200)):
+    image, _ = make_synthetic_sample(shape, 30, seed)
+    return normalize(np.asarray(image, np.float32)[None], config.data.normalization)
+
+
+def _labels(emb: np.ndarray, config) -> np.ndarray:
+    params = recommended_clustering(config.clustering, config.loss, patch_shape=config.data.patch_shape)
+    return cluster_embeddings(emb, device="cpu", **params)
+
+
+def test_tiled_equals_whole_with_the_measured_halo(trained_checkpoint_2d: Path) -> None:
+    model, config = load_model(trained_checkpoint_2d)
+    halo = package_halo(model, 2, 1)
+    assert halo % 4 == 0 and halo <= 24
+    image = _scene(config)
+    whole = predict_embeddings(model, image, None, halo=halo, device="cpu")
+    whole_labels = _labels(whole, config)
+    inner = (slice(None), slice(halo, -halo), slice(halo, -halo))
+    for tile in TILES:
+        tiled = predict_embeddings(model, image, tile, halo=halo, device="cpu")
+        assert float(np.abs(tiled - whole)[inner].max()) <= 0.05, tile
+        assert symmetric_best_dice(_labels(tiled, config), whole_labels) >= 0.98, tile
+
+
+def test_group_norm_is_not_tile_consistent() -> None:
+    """The reason for BatchNorm: with GroupNorm the same check fails (a test of the test)."""
+    torch.manual_seed(0)
+    model = UNet(1, 8, 2, depth=2, base_features=8, norm="group").eval()
+    image = np.random.default_rng(1).random((1, 128, 128), dtype=np.float32)
+    whole = predict_embeddings(model, image, None, halo=24, device="cpu")
+    tiled = predict_embeddings(model, image, (48, 48), halo=24, device="cpu")
+    assert float(np.abs(tiled - whole)[:, 24:-24, 24:-24].max()) > 0.05
+
+
+def test_bioimageio_core_blocks_give_the_same_labels(trained_checkpoint_2d: Path, tmp_path: Path) -> None:
+    """A package predicted through bioimageio.core in blocks == in one pass (embeddings and labels)."""
+    from spoco_zoo.export.package import export_package
+    from spoco_zoo.export.predict import zoo_predict
+    from spoco_zoo.postprocess import embeddings_to_instances
+
+    result = export_package(
+        trained_checkpoint_2d,
+        tmp_path / "m.zip",
+        variant="embeddings",
+        formats="pytorch_state_dict",
+        test_shape=(96, 96),
+    )
+    _, config = load_model(trained_checkpoint_2d)
+    raw = np.asarray(make_synthetic_sample((190, 201), 30, 5)[0], np.float32)[None]
+    whole = zoo_predict(result.path, raw, devices=["cpu"])
+    assert not whole.tiled and whole.embeddings is not None
+    whole_labels = embeddings_to_instances(whole.embeddings, whole.clustering)
+    h = result.halo
+    for tile in TILES:
+        tiled = zoo_predict(result.path, raw, devices=["cpu"], tile_shape=tile)
+        assert tiled.tiled and tiled.embeddings is not None
+        assert float(np.abs(tiled.embeddings - whole.embeddings)[:, h:-h, h:-h].max()) <= 0.05, tile
+        labels = embeddings_to_instances(tiled.embeddings, tiled.clustering)
+        assert symmetric_best_dice(labels, whole_labels) >= 0.98, tile
