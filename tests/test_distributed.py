@@ -138,3 +138,24 @@ def test_gpus_option_launches_torchrun() -> None:
     assert command[1:3] == ["-m", "torch.distributed.run"]
     assert command[command.index("--nproc-per-node") + 1] == "4"
     assert command[-3:] == ["train", "--steps", "10"]
+
+
+@pytest.mark.slow
+def test_train_gpus_option_runs_two_cpu_processes(tmp_path: Path) -> None:
+    """``spoco-zoo train --gpus 2 --device cpu`` trains in 2 gloo processes; rank 0 writes one run folder."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    settings = [
+        "model.depth=2", "model.base_features=4", "model.embedding_dim=4", "data.patch_shape=[32,32]",
+        "data.synthetic.n_train=2", "data.synthetic.n_val=1", "data.synthetic.shape=[48,48]",
+        "data.synthetic.n_objects=6", "clustering.tune=false", "val_every=1000",
+    ]  # fmt: skip
+    command = [sys.executable, "-m", "spoco_zoo.cli.main", "train", "--gpus", "2", "--device", "cpu", "--no-progress"]
+    command += ["--out", str(out), "--steps", "3", *[arg for item in settings for arg in ("--set", item)]]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.pt"]
+    assert load_checkpoint(out / "last.pt")["step"] == 3
+    assert result.stdout.count("last checkpoint:") == 2  # both ranks ran the command

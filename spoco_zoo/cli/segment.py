@@ -192,6 +192,7 @@ def register(app: typer.Typer) -> None:
             None, "--scheduler", help="Block-wise on dask.distributed: 'local' or a scheduler address."
         ),
         workers: int = typer.Option(2, "--workers", min=1, help="Workers of --scheduler local."),
+        work_dir: Path | None = typer.Option(None, "--work-dir", help="Temporary block stores (shared on a cluster)."),
     ) -> None:
         """Segment images into instances: embeddings from a checkpoint or bioimage.io package, then clustering.
 
@@ -257,7 +258,7 @@ def register(app: typer.Typer) -> None:
 
                 output.mkdir(parents=True, exist_ok=True)
                 options = dict(net=net, config=config, method=chosen, kwargs=kwargs, key=key, device=dev)
-                options.update(tile_shape=tile_shape, halo=halo_shape)
+                options.update(tile_shape=tile_shape, halo=halo_shape, work_dir=work_dir)
                 echo = typer.echo
                 raise typer.Exit(segment_files(stems, output, zarr_out, scheduler, workers, echo, **options))
 

@@ -29,7 +29,15 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistributedContext", "rank_device", "wrap_model", "sync_buffers", "launch_command", "launch"]
+__all__ = [
+    "DistributedContext",
+    "rank_device",
+    "wrap_model",
+    "sync_buffers",
+    "without_option",
+    "launch_command",
+    "launch",
+]
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,24 @@ def sync_buffers(model: nn.Module, context: DistributedContext) -> None:
         return
     for buffer in model.buffers():
         dist.broadcast(buffer, src=0)
+
+
+def without_option(argv: Sequence[str], option: str) -> list[str]:
+    """``argv`` without ``option VALUE`` / ``option=VALUE``.
+
+    >>> without_option(["train", "--gpus", "2", "--steps", "5", "--gpus=3"], "--gpus")
+    ['train', '--steps', '5']
+    """
+    out: list[str] = []
+    skip = False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == option:
+            skip = True
+        elif not item.startswith(option + "="):
+            out.append(item)
+    return out
 
 
 def launch_command(n_processes: int, argv: Sequence[str]) -> list[str]:
