@@ -171,7 +171,7 @@ class DataConfig(_Strict):
     # The patch is also the block size of the recommended local clustering.
     patch_shape: list[int] = Field(default_factory=lambda: [256, 256])
     batch_size: int = Field(1, ge=1)
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes that draw the training patches")
     normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
 
@@ -252,7 +252,8 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(1e-5, ge=0)
     seed: int = 0
     device: str = "auto"
-    amp: bool = True
+    amp: bool = Field(True, description="mixed precision on CUDA: bfloat16 where supported, else float16")
+    compile: bool = Field(False, description="torch.compile the networks (pays off on long GPU runs)")
     val_every: int = Field(200, ge=1)
     checkpoint_every: int = Field(100, ge=1)
     log_every: int = Field(10, ge=1)

@@ -26,6 +26,8 @@ from typer.testing import CliRunner
 from spoco_zoo.atomic import atomic_path
 from spoco_zoo.cli.main import app
 
+RUN_FILES = ["best.pt", "config.yaml", "last.pt", "metrics.csv", "training_curves.png"]  # what a finished run leaves
+
 runner = CliRunner()
 TINY_SETS = [
     "--set",
@@ -235,7 +237,7 @@ def test_full_disk_during_training_keeps_the_last_checkpoint(tmp_path: Path, mon
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert result.stderr == f"error: {out / 'last.pt'}: no space left on the device\n"
     assert {name: (out / name).read_bytes() for name in saved} == saved
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.pt"]  # no temp or lock file
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES  # no temp or lock file
 
 
 @pytest.mark.parametrize(

@@ -105,3 +105,93 @@ def test_segment_embeddings_splits_far_objects_sharing_a_code() -> None:
     assert merged.max() <= 13 and scores["merged"] < 0.4
     assert scores["split"] > 0.9
     assert scores["local"] > 0.9
+
+
+# ------------------------------------------------------------------ block-wise == whole image
+def reference_absorb(labels: np.ndarray, min_size: int, max_rounds: int = 8) -> np.ndarray:
+    """The merge rounds pixel by pixel, as the whole-image pipeline first implemented them."""
+    out = labels.astype(np.int64, copy=True)
+    if min_size <= 1:
+        return out
+    for _ in range(max_rounds):
+        sizes = np.bincount(out.reshape(-1))
+        small = sizes < min_size
+        small[0] = False
+        if not small[out].any():
+            break
+        firsts, seconds = [], []
+        for axis in range(out.ndim):
+            low = np.take(out, np.arange(out.shape[axis] - 1), axis=axis).reshape(-1)
+            high = np.take(out, np.arange(1, out.shape[axis]), axis=axis).reshape(-1)
+            for a, b in ((low, high), (high, low)):
+                keep = (a != b) & small[a]
+                firsts.append(a[keep])
+                seconds.append(b[keep])
+        first, second = np.concatenate(firsts), np.concatenate(seconds)
+        if first.size == 0:
+            break
+        width = np.int64(len(sizes))
+        pairs, counts = np.unique(first * width + second, return_counts=True)
+        source, target = pairs // width, pairs % width
+        order = np.lexsort((-counts, small[target], source))
+        best = np.ones(len(order), dtype=bool)
+        best[1:] = source[order][1:] != source[order][:-1]
+        mapping = np.arange(len(sizes), dtype=np.int64)
+        mapping[source[order][best]] = target[order][best]
+        out = mapping[out]
+    return out
+
+
+def reference_segmentation(shape, grid, window_labels, split: bool, min_size: int, background: bool) -> np.ndarray:
+    """Stitch in memory, then background, connected components (scikit-image), absorb, renumber."""
+    from spoco_zoo.cluster.common import relabel_sequential, set_largest_to_background
+
+    labels = stitch_blocks(shape, grid, window_labels)
+    if background:
+        labels = set_largest_to_background(labels)
+    if split:
+        labels = skimage_label(labels, background=0, connectivity=1)
+    return relabel_sequential(reference_absorb(labels, min_size))
+
+
+def noisy_window_labels(truth: np.ndarray, grid, seed: int, n_codes: int) -> list[np.ndarray]:
+    """Each window: the truth with ids scrambled, a few objects split in two and merged with a neighbour's id."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for block in grid:
+        window = truth[block.window]
+        scramble = rng.permutation(int(truth.max()) + 1) % n_codes + 1  # objects share ids: components split them
+        labels = scramble[window]
+        noise = rng.random(window.shape) < 0.01  # isolated pixels of a random cluster: small fragments
+        labels[noise] = rng.integers(1, 12, int(noise.sum()))
+        out.append(labels)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("shape", "block", "overlap", "n_objects", "n_codes"),
+    [((96, 120), 32, 8, 40, 9), ((20, 40, 36), (8, 16, 16), 4, 12, 13)],
+)
+@pytest.mark.parametrize(("split", "min_size", "background"), [(True, 12, True), (False, 12, True), (True, 0, False)])
+def test_block_pipeline_equals_whole_image_pipeline(
+    shape, block, overlap, n_objects, n_codes, split, min_size, background
+) -> None:
+    """Identical labels (ids included) to stitching in memory and post-processing the whole image."""
+    from spoco_zoo.cluster.pipeline import segment_blocks
+
+    _, truth = make_synthetic_sample(shape, n_objects, seed=7)
+    grid = block_grid(shape, block, overlap)
+    windows = noisy_window_labels(truth, grid, seed=1, n_codes=n_codes)
+    expected = reference_segmentation(shape, grid, windows, split, min_size, background)
+    labels = np.zeros(shape, np.int32)
+    count = segment_blocks(
+        shape,
+        grid,
+        lambda i: windows[i],
+        labels,
+        masked=not background,
+        split_components=split,
+        min_size=min_size,
+    )
+    assert count == expected.max() > 5
+    assert np.array_equal(labels, expected)

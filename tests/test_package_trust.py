@@ -104,7 +104,9 @@ def test_installed_architectures_are_what_the_exporter_ships() -> None:
     assert torch.equal(emb_a, emb_b) and torch.equal(lab_a, lab_b)
 
 
-def test_our_package_runs_with_the_installed_architecture(plain_package: ExportResult) -> None:
+def test_our_package_runs_with_the_installed_architecture(
+    plain_package: ExportResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bioimageio.spec import load_description
     from bioimageio.spec.model import v0_5
 
@@ -118,6 +120,8 @@ def test_our_package_runs_with_the_installed_architecture(plain_package: ExportR
     assert (arch.import_from, arch.callable) == ("spoco_zoo.models.unet", "UNet")
     assert isinstance(descr.weights.pytorch_state_dict.architecture, v0_5.ArchitectureFromFileDescr)  # untouched
 
+    for name in [m for m in sys.modules if m.startswith("unet_")]:  # imported by earlier tests that trust packages
+        monkeypatch.delitem(sys.modules, name)
     image = np.random.default_rng(1).random((1, 64, 64)).astype(np.float32)
     state_dict = zoo_predict(plain_package.path, image, weight_format="pytorch_state_dict", devices=["cpu"])
     onnx = zoo_predict(plain_package.path, image, weight_format="onnx", devices=["cpu"])

@@ -210,6 +210,15 @@ def register(app: typer.Typer) -> None:
             "when it is not the installed spoco-zoo's. Only for packages whose author you trust.",
         ),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
+        blockwise: bool = typer.Option(
+            False, "--blockwise", help="Predict, cluster and stitch block by block (images of any size)."
+        ),
+        zarr_out: bool = typer.Option(False, "--zarr", help="Write OUT/<stem>_instances.ome.zarr (block-wise)."),
+        scheduler: str | None = typer.Option(
+            None, "--scheduler", help="Block-wise on dask.distributed: 'local' or a scheduler address."
+        ),
+        workers: int = typer.Option(2, "--workers", min=1, help="Workers of --scheduler local."),
+        work_dir: Path | None = typer.Option(None, "--work-dir", help="Temporary block stores (shared on a cluster)."),
     ) -> None:
         """Segment images into instances: embeddings from a checkpoint or bioimage.io package, then clustering.
 
@@ -283,6 +292,14 @@ def register(app: typer.Typer) -> None:
 
                 halo_shape = (package_halo(net, dims, config.model.in_channels),) * dims
             chosen, kwargs = checkpoint_clustering(config, method, params, min_size)
+            if blockwise or zarr_out or scheduler is not None:  # spoco_zoo.blockwise: any size, Zarr, Dask
+                from spoco_zoo.blockwise.run import segment_files
+
+                output.mkdir(parents=True, exist_ok=True)
+                options = dict(net=net, config=config, method=chosen, kwargs=kwargs, key=key, device=dev)
+                options.update(tile_shape=tile_shape, halo=halo_shape, work_dir=work_dir)
+                echo = typer.echo
+                raise typer.Exit(segment_files(stems, output, zarr_out, scheduler, workers, echo, **options))
 
             def run(path: Path) -> tuple[Any, Any, Any]:
                 image = read_image(path, key=key, spatial_dims=dims)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -58,12 +60,17 @@ def register(app: typer.Typer) -> None:
         seed: int | None = typer.Option(None),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
+        gpus: int = typer.Option(1, "--gpus", min=1, help="Train in N processes, one per GPU (runs torchrun)."),
     ) -> None:
         """Train a SPOCO embedding network from sparse instance labels.
 
         Without --images the built-in synthetic dataset (crowded, touching objects)
         is used with 10% of the objects annotated.
         """
+        if gpus > 1 and "WORLD_SIZE" not in os.environ:  # start N processes that run this command
+            from spoco_zoo.train.distributed import launch, without_option
+
+            raise typer.Exit(launch(gpus, without_option(sys.argv[1:], "--gpus")))
         from spoco_zoo.config import apply_overrides, load_config, set_values
         from spoco_zoo.train.trainer import Trainer
 

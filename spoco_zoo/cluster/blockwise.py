@@ -9,14 +9,17 @@ distinct clusters, so the embeddings of a large image are clustered locally:
    every side (clipped to the image).
 2. Each window is clustered on its own (any method of
    :func:`spoco_zoo.cluster.cluster_embeddings`, every cluster kept).
-3. :func:`stitch_blocks` gives every block's clusters globally unique ids and
-   merges two clusters of neighbouring blocks when each is the other's best
-   match, by intersection over union, in the region the two windows share
-   (:func:`match_overlap`; union-find over the merges). Every pixel takes the
-   label of the block whose core holds it.
+3. :func:`stitch_blocks` gives every block's clusters globally unique ids
+   (:func:`label_offsets`) and merges two clusters of overlapping blocks when
+   each is the other's best match, by intersection over union, in the region
+   the two windows share (:func:`match_windows`, :func:`match_overlap`); the
+   merges are resolved at once (:func:`stitch_table`: every id -> the smallest
+   id of its group). Every pixel takes the label of the block whose core holds it.
 
-The stitching works on any set of blocks with known windows -- in memory here,
-chunk by chunk in the out-of-core path -- and imports numpy only.
+These parts are the one stitching implementation: :func:`stitch_blocks` runs them
+on labels in memory, :mod:`spoco_zoo.cluster.pipeline` block by block (in memory or,
+with Dask, out of core). Imports numpy (and, through
+:mod:`spoco_zoo.cluster.components`, torch) only.
 """
 
 from __future__ import annotations
@@ -27,9 +30,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spoco_zoo.cluster.components import graph_components
 from spoco_zoo.errors import DataError
 
-__all__ = ["Block", "block_grid", "match_overlap", "UnionFind", "stitch_blocks", "cluster_blockwise"]
+__all__ = [
+    "Block",
+    "block_grid",
+    "overlapping_pairs",
+    "block_neighbours",
+    "local_region",
+    "match_overlap",
+    "label_offsets",
+    "match_windows",
+    "stitch_table",
+    "stitch_blocks",
+    "cluster_blockwise",
+]
 
 #: Two clusters of neighbouring blocks merge when their IoU in the shared region reaches this.
 DEFAULT_MATCH_IOU = 0.5
@@ -87,12 +103,21 @@ def _intersection(a: tuple[slice, ...], b: tuple[slice, ...]) -> tuple[slice, ..
     return region if all(s.start < s.stop for s in region) else None
 
 
-def _local(region: tuple[slice, ...], window: tuple[slice, ...]) -> tuple[slice, ...]:
+def local_region(region: tuple[slice, ...], window: tuple[slice, ...]) -> tuple[slice, ...]:
+    """``region`` (image coordinates) relative to the start of ``window``.
+
+    >>> local_region((slice(4, 6),), (slice(3, 9),))
+    (slice(1, 3, None),)
+    """
     return tuple(slice(r.start - w.start, r.stop - w.start) for r, w in zip(region, window))
 
 
-def _overlapping_pairs(blocks: Sequence[Block]) -> list[tuple[int, int]]:
-    """Index pairs ``i < j`` of blocks whose windows intersect."""
+def overlapping_pairs(blocks: Sequence[Block]) -> list[tuple[int, int]]:
+    """Index pairs ``i < j`` of blocks whose windows intersect.
+
+    >>> overlapping_pairs(block_grid((10,), 4, 1))
+    [(0, 1), (1, 2)]
+    """
     starts = np.array([[s.start for s in b.window] for b in blocks])
     stops = np.array([[s.stop for s in b.window] for b in blocks])
     pairs: list[tuple[int, int]] = []
@@ -146,42 +171,77 @@ def match_overlap(
     return [(int(x), int(y)) for x, y in zip(ids_a[ia[keep]], ids_b[ib[keep]])]
 
 
-class UnionFind:
-    """Disjoint sets over integer ids (path halving, union by smaller root id).
+def block_neighbours(blocks: Sequence[Block]) -> list[list[tuple[int, int]]]:
+    """For every block, ``(axis, j)`` of the blocks whose core starts where its core ends along ``axis``.
 
-    Examples
-    --------
-    >>> sets = UnionFind()
-    >>> sets.union(3, 7); sets.union(7, 9)
-    >>> sets.find(9), sets.find(4)
-    (3, 4)
+    Cores must come from one grid (:func:`block_grid`); these are the face neighbours whose
+    pixels touch the block's pixels across a core border.
+
+    >>> block_neighbours(block_grid((8, 6), 4, 0))
+    [[(0, 2), (1, 1)], [(0, 3)], [(1, 3)], []]
     """
+    starts = {tuple(s.start for s in b.core): i for i, b in enumerate(blocks)}
+    out: list[list[tuple[int, int]]] = []
+    for block in blocks:
+        found = []
+        for axis, extent in enumerate(block.core):
+            key = [s.start for s in block.core]
+            key[axis] = extent.stop
+            j = starts.get(tuple(key))
+            if j is not None:
+                found.append((axis, j))
+        out.append(found)
+    return out
 
-    def __init__(self) -> None:
-        self._parent: dict[int, int] = {}
 
-    def find(self, item: int) -> int:
-        """The representative (smallest id) of ``item``'s set."""
-        parent = self._parent
-        while parent.get(item, item) != item:
-            grand = parent.get(parent[item], parent[item])
-            parent[item] = grand
-            item = grand
-        return item
+def label_offsets(maxima: Sequence[int]) -> tuple[np.ndarray, int]:
+    """Offsets that make the block-local ids ``1..max`` of every block globally unique.
 
-    def union(self, a: int, b: int) -> None:
-        """Merge the sets of ``a`` and ``b``."""
-        root_a, root_b = self.find(a), self.find(b)
-        if root_a != root_b:
-            low, high = min(root_a, root_b), max(root_a, root_b)
-            self._parent[high] = low
+    Block ``i``'s local id ``l > 0`` becomes ``offsets[i] + l``; ``total`` is one more than the
+    largest global id.
 
-    def lookup(self, ids: np.ndarray) -> np.ndarray:
-        """Representatives of an array of ids (ids never merged map to themselves)."""
-        flat = np.asarray(ids).reshape(-1)
-        unique, inverse = np.unique(flat, return_inverse=True)
-        roots = np.array([self.find(int(u)) for u in unique], dtype=np.int64)
-        return roots[inverse].reshape(np.shape(ids))
+    >>> offsets, total = label_offsets([2, 0, 3])
+    >>> offsets.tolist(), total
+    ([1, 4, 5], 9)
+    """
+    sizes = np.asarray([int(m) + 1 for m in maxima], dtype=np.int64)
+    offsets = 1 + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return offsets, int(1 + sizes.sum())
+
+
+def match_windows(
+    block_a: Block,
+    block_b: Block,
+    labels_a: np.ndarray,
+    labels_b: np.ndarray,
+    offset_a: int,
+    offset_b: int,
+    min_iou: float = DEFAULT_MATCH_IOU,
+) -> np.ndarray:
+    """Global id pairs ``[P, 2]`` of two blocks' clusters that match where their windows overlap.
+
+    ``labels_a`` and ``labels_b`` are the block-local labels of the two whole windows (0 =
+    unassigned); see :func:`match_overlap` for the rule.
+    """
+    region = _intersection(block_a.window, block_b.window)
+    if region is None:
+        return np.zeros((0, 2), dtype=np.int64)
+    a = np.asarray(labels_a[local_region(region, block_a.window)]).astype(np.int64)
+    b = np.asarray(labels_b[local_region(region, block_b.window)]).astype(np.int64)
+    pairs = match_overlap(a, b, min_iou)
+    if not pairs:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.asarray(pairs, dtype=np.int64) + np.array([offset_a, offset_b], dtype=np.int64)
+
+
+def stitch_table(total: int, pairs: np.ndarray) -> np.ndarray:
+    """Every global id -> the smallest id of the clusters it is (transitively) matched with.
+
+    >>> stitch_table(6, np.array([[4, 2], [5, 4]])).tolist()
+    [0, 1, 2, 3, 2, 2]
+    """
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return graph_components(int(total), pairs[:, 0], pairs[:, 1])
 
 
 def stitch_blocks(
@@ -220,29 +280,21 @@ def stitch_blocks(
     shape = tuple(int(s) for s in shape)
     if len(blocks) != len(block_labels):
         raise DataError(f"block_labels: {len(block_labels)} label arrays for {len(blocks)} blocks")
-    offsets, globals_ = [], []
-    next_id = 1
     for block, labels in zip(blocks, block_labels):
         expected = tuple(s.stop - s.start for s in block.window)
         if tuple(labels.shape) != expected:
             raise DataError(f"block_labels: labels of shape {labels.shape} for a window of shape {expected}")
-        labels = labels.astype(np.int64)
-        offsets.append(next_id)
-        globals_.append(np.where(labels > 0, labels + next_id, 0))
-        next_id += int(labels.max(initial=0)) + 1
-    sets = UnionFind()
-    for i, j in _overlapping_pairs(blocks):
-        region = _intersection(blocks[i].window, blocks[j].window)
-        if region is None:
-            continue
-        a = globals_[i][_local(region, blocks[i].window)]
-        b = globals_[j][_local(region, blocks[j].window)]
-        for x, y in match_overlap(a, b, min_iou):
-            sets.union(x, y)
+    offsets, total = label_offsets([int(np.max(labels, initial=0)) for labels in block_labels])
+    matches = [
+        match_windows(blocks[i], blocks[j], block_labels[i], block_labels[j], offsets[i], offsets[j], min_iou)
+        for i, j in overlapping_pairs(blocks)
+    ]
+    table = stitch_table(total, np.concatenate([np.zeros((0, 2), np.int64), *matches]))
     out = np.zeros(shape, dtype=np.int64)
-    for block, labels in zip(blocks, globals_):
-        out[block.core] = labels[_local(block.core, block.window)]
-    return np.where(out > 0, sets.lookup(out), 0)
+    for block, labels, offset in zip(blocks, block_labels, offsets):
+        core = np.asarray(labels[local_region(block.core, block.window)]).astype(np.int64)
+        out[block.core] = np.where(core > 0, table[np.where(core > 0, core + offset, 0)], 0)
+    return out
 
 
 def cluster_blockwise(

@@ -18,6 +18,10 @@
    background included, :func:`~spoco_zoo.cluster.components.absorb_small_components`); ids are
    made consecutive.
 
+The steps run block by block (:func:`spoco_zoo.cluster.pipeline.segment_blocks`): memory
+is bounded by the block size (plus the input and the labels), and the out-of-core path of
+:mod:`spoco_zoo.blockwise` runs the same code on volumes larger than memory.
+
 Imports numpy and torch only.
 """
 
@@ -28,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from spoco_zoo.cluster.blockwise import cluster_blockwise
-from spoco_zoo.cluster.common import ArrayLike, relabel_sequential, set_largest_to_background
-from spoco_zoo.cluster.components import absorb_small_components, split_connected_components
+from spoco_zoo.cluster.blockwise import block_grid
+from spoco_zoo.cluster.common import ArrayLike
+from spoco_zoo.cluster.pipeline import segment_blocks
 from spoco_zoo.errors import DataError
 
 __all__ = ["segment_embeddings"]
@@ -100,13 +104,24 @@ def segment_embeddings(
 
     if emb.ndim not in (3, 4):
         raise DataError(f"embeddings: expected [E, y, x] or [E, z, y, x], got shape {tuple(emb.shape)}")
-    if block_shape is None:
-        labels = cluster(emb, mask_array).astype(np.int64)
-    else:
-        labels = cluster_blockwise(emb, cluster, block_shape, overlap, mask_array)
-    if background == "largest" and mask_array is None:
-        labels = set_largest_to_background(labels)
-    if split_components:
-        labels = split_connected_components(labels).astype(np.int64)
-    labels = absorb_small_components(labels, int(min_size))
-    return relabel_sequential(labels)
+    spatial = tuple(int(s) for s in emb.shape[1:])
+    if mask_array is not None and mask_array.shape != spatial:
+        raise DataError(f"mask: shape {mask_array.shape} does not match the spatial shape {spatial} of the embeddings")
+    grid = block_grid(spatial, spatial if block_shape is None else block_shape, 0 if block_shape is None else overlap)
+
+    def cluster_window(index: int) -> np.ndarray:
+        window = grid[index].window
+        return cluster(emb[(slice(None),) + tuple(window)], None if mask_array is None else mask_array[window])
+
+    labels = np.zeros(spatial, dtype=np.int32)
+    segment_blocks(
+        spatial,
+        grid,
+        cluster_window,
+        labels,
+        masked=mask_array is not None,
+        background=background,
+        split_components=split_components,
+        min_size=int(min_size),
+    )
+    return labels

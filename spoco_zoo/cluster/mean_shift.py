@@ -118,11 +118,23 @@ def _bin_seeds(
     return means[order], uniq[order]
 
 
+def _with_ones(data: torch.Tensor) -> torch.Tensor:
+    """``data`` with a column of ones: one product gives the kernel-weighted sums and the mass."""
+    return torch.cat([data, data.new_ones((data.shape[0], 1))], dim=1)
+
+
 def _shift_block(
-    y: torch.Tensor, data: torch.Tensor, dn: torch.Tensor, bandwidth: float, gaussian: bool
+    y: torch.Tensor,
+    data: torch.Tensor,
+    dn: torch.Tensor,
+    bandwidth: float,
+    gaussian: bool,
+    data1: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Kernel means ``[P, E]`` of ``data [M, E]`` (squared norms ``dn``) around ``y`` and the kernel
-    mass ``[P]``, in blocks of at most ``COLUMN_BLOCK`` data rows x ``rows_per_block`` seeds."""
+    """Kernel means ``[P, E]`` of ``data [M, E]`` (squared norms ``dn``; ``data1``: :func:`_with_ones`
+    of it, made once per climb) around ``y`` and the kernel mass ``[P]``, in blocks of at most
+    ``COLUMN_BLOCK`` data rows x ``rows_per_block`` seeds."""
+    data1 = _with_ones(data) if data1 is None else data1
     dims = y.shape[1]
     acc = torch.zeros(y.shape[0], dims + 1, dtype=y.dtype, device=y.device)
     yn = sq_norms(y)
@@ -131,8 +143,7 @@ def _shift_block(
     for col in range(0, data.shape[0], COLUMN_BLOCK):
         block = data[col : col + COLUMN_BLOCK]
         cols = block.shape[0]
-        # data with a column of ones: one product gives the weighted sums and the mass
-        block1 = torch.cat([block, block.new_ones((cols, 1))], dim=1)
+        block1 = data1[col : col + COLUMN_BLOCK]
         bt, bn = block.t(), dn[col : col + COLUMN_BLOCK].unsqueeze(0)
         step = min(rows_per_block(cols), y.shape[0])
         buffer = torch.empty(step * cols, dtype=y.dtype, device=y.device)  # reused: no page faults
@@ -169,11 +180,12 @@ def _climb(
     active = torch.ones(y.shape[0], dtype=torch.bool, device=y.device)
     alive = torch.ones_like(active)
     stop = tol * bandwidth
+    samples1 = _with_ones(samples)
     for _ in range(max_iter):
         idx = torch.nonzero(active & alive, as_tuple=False).reshape(-1)
         if idx.numel() == 0:
             break
-        new, weight = _shift_block(y[idx], samples, sn, bandwidth, gaussian)
+        new, weight = _shift_block(y[idx], samples, sn, bandwidth, gaussian, samples1)
         empty = weight <= 0
         moved = torch.linalg.vector_norm(new - y[idx], dim=1)
         y[idx] = torch.where(empty.unsqueeze(1), y[idx], new)

@@ -40,8 +40,11 @@ from spoco_zoo.devices import resolve_device
 from spoco_zoo.progress import ProgressBar, format_values
 from spoco_zoo.runlock import RunLock
 from spoco_zoo.shapes import pad_to_shape
+from spoco_zoo.train.acceleration import autocast_dtype, compile_model, needs_grad_scaler
 from spoco_zoo.train.checkpoint import build_model, load_checkpoint, save_checkpoint
+from spoco_zoo.train.distributed import DistributedContext, rank_device, sync_buffers, wrap_model
 from spoco_zoo.train.history import TrainingLog
+from spoco_zoo.train.loader import step_indices, step_loader, to_device
 from spoco_zoo.train.schedule import learning_rate
 from spoco_zoo.train.tuning import TuningResult
 
@@ -110,9 +113,12 @@ class Trainer:
         self.config = config
         self.progress = progress
         self.on_step = on_step
-        self.device = resolve_device(config.device)
+        self.context = DistributedContext.from_env()
+        self.device = rank_device(resolve_device(config.device), self.context)
         self.out_dir = Path(config.out_dir)
-        self.use_amp = bool(config.amp and self.device.type == "cuda")
+        self.amp_dtype = autocast_dtype(self.device, config.amp)
+        self.use_amp = self.amp_dtype is not None
+        self.owns_process_group = False
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -124,7 +130,10 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         self.train_set, self.val_samples = build_datasets(
-            cfg.data, cfg.model.spatial_dims, cfg.seed, samples_per_epoch=cfg.steps * cfg.data.batch_size
+            cfg.data,
+            cfg.model.spatial_dims,
+            cfg.seed,
+            samples_per_epoch=cfg.steps * cfg.data.batch_size * self.context.world_size,
         )
         self._derive_min_size()
         if self.train_set.in_channels != cfg.model.in_channels:
@@ -132,12 +141,16 @@ class Trainer:
                 f"training images have {self.train_set.in_channels} channels but model.in_channels "
                 f"is {cfg.model.in_channels}; set --set model.in_channels={self.train_set.in_channels}"
             )
+        self.owns_process_group = self.context.start(self.device) or self.owns_process_group
         self.student = build_model(cfg).to(self.device)
         self.teacher = copy.deepcopy(self.student)
         for param in self.teacher.parameters():
             param.requires_grad_(False)
+        # what the steps call: DDP around the student with several processes, compiled on request
+        self.train_model = compile_model(wrap_model(self.student, self.device, self.context), cfg.compile)
+        self.teacher_model = compile_model(self.teacher, cfg.compile)
         self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(self.amp_dtype))
         self.loss_fn = SpocoLoss(cfg.loss, ignore_label=cfg.data.ignore_label)
         self.step = 0
         self.history: list[dict[str, float]] = []
@@ -197,27 +210,30 @@ class Trainer:
 
     # ------------------------------------------------------------------- data
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        """The batch of ``step`` on the trainer's device: a pure function of (seed, step)."""
-        size = self.config.data.batch_size
-        n = len(self.train_set)
-        items = [self.train_set[(step * size + i) % n] for i in range(size)]
-        return {
-            "image": torch.stack([it["image"] for it in items]).to(self.device, non_blocking=True),
-            "labels": torch.stack([it["labels"] for it in items]).to(self.device, non_blocking=True),
-        }
+        """This rank's batch of ``step`` on the trainer's device: a pure function of (seed, step).
+
+        ``fit`` gets the same batches from DataLoader workers (:func:`spoco_zoo.train.loader.step_loader`).
+        """
+        ctx = self.context
+        indices = step_indices(step, self.config.data.batch_size, len(self.train_set), ctx.rank, ctx.world_size)
+        items = [self.train_set[i] for i in indices]
+        return to_device({key: torch.stack([it[key] for it in items]) for key in ("image", "labels")}, self.device)
 
     def _step_generator(self, step: int) -> torch.Generator:
         gen = torch.Generator(device="cpu")
-        gen.manual_seed(int(self.config.seed) * 1_000_003 + step)
+        gen.manual_seed(int(self.config.seed) * 1_000_003 + step + self.context.rank * 1_000_000_007)
         return gen
 
     # ------------------------------------------------------------------- step
-    def train_step(self, step: int) -> dict[str, float]:
-        """One optimisation step (two views, student + EMA teacher, loss, update); returns the loss terms."""
+    def train_step(self, step: int, batch: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+        """One optimisation step (two views, student + EMA teacher, loss, update); returns the loss terms.
+
+        ``batch``: the step's batch on the device (default: :meth:`batch`).
+        """
         from spoco_zoo.data.augment import GeometricTransform, intensity_augment
 
         cfg = self.config
-        batch = self.batch(step)
+        batch = self.batch(step) if batch is None else batch
         gen = self._step_generator(step)
         image, labels = batch["image"], batch["labels"]
         geo_student = GeometricTransform.random(cfg.model.spatial_dims, gen)
@@ -226,12 +242,12 @@ class Trainer:
         view_teacher = geo_teacher.apply(intensity_augment(image, gen))
 
         self.student.train()
-        with torch.autocast(device_type=self.device.type, enabled=self.use_amp):
-            student_emb = geo_student.invert(self.student(view_student))
+        with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            student_emb = geo_student.invert(self.train_model(view_student))
             teacher_emb = None
             if cfg.loss.consistency_weight > 0:
                 with torch.no_grad():
-                    teacher_emb = geo_teacher.invert(self.teacher(view_teacher))
+                    teacher_emb = geo_teacher.invert(self.teacher_model(view_teacher))
         total, terms = self.loss_fn(student_emb.float(), labels, teacher_emb, generator=gen)
         if not torch.isfinite(total):
             raise FloatingPointError(f"step {step}: loss is {total.item()} (terms {terms}); lower the learning rate")
@@ -241,6 +257,7 @@ class Trainer:
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        sync_buffers(self.student, self.context)  # every rank's teacher follows the same student
         update_teacher(self.teacher, self.student, cfg.loss.ema_momentum)
         return terms
 
@@ -333,7 +350,7 @@ class Trainer:
         network = self.student if model is None else model
         padded = pad_to_shape(image, self.student.valid_shape(spatial))
         x = torch.as_tensor(padded, dtype=torch.float32)[None].to(self.device)
-        with torch.autocast(device_type=self.device.type, enabled=self.use_amp):
+        with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             emb = network(x)
         crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in spatial)
         return emb[crop][0].float().cpu()
@@ -352,8 +369,10 @@ class Trainer:
         Raises
         ------
         LockError
-            Another run uses ``out_dir`` (:class:`spoco_zoo.runlock.RunLock`, held while the run lasts).
+            Another run uses ``out_dir`` (:class:`spoco_zoo.runlock.RunLock`, held by rank 0 while the run lasts).
         """
+        if not self.context.is_main:  # the other ranks of a distributed run write nothing
+            return self._fit(resume, max_steps)
         with RunLock(self.out_dir):
             return self._fit(resume, max_steps)
 
@@ -367,14 +386,22 @@ class Trainer:
             self.restore(last_path)
         elif last_path.exists():
             raise FileExistsError(f"{last_path} exists: pass --resume to continue that run or choose another --out")
-        config_text = yaml.safe_dump(self.config.to_dict(), sort_keys=False)
-        atomic_write_bytes(self.out_dir / "config.yaml", config_text.encode("utf-8"))
-        log = TrainingLog(self.out_dir, resume=resume)  # metrics.csv, training_curves.png, TensorBoard
+        main = self.context.is_main  # rank 0 validates and writes; every rank trains
+        log: TrainingLog | None = None
+        if main:
+            config_text = yaml.safe_dump(self.config.to_dict(), sort_keys=False)
+            atomic_write_bytes(self.out_dir / "config.yaml", config_text.encode("utf-8"))
+            log = TrainingLog(self.out_dir, resume=resume)  # metrics.csv, training_curves.png, TensorBoard
 
         cfg = self.config
         end = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
         interrupted = False
         started, first_step = time.perf_counter(), self.step
+        ctx = self.context
+        loader = step_loader(
+            self.train_set, self.step, end, cfg.data.batch_size, cfg.data.num_workers, ctx.rank, ctx.world_size
+        )
+        batches = iter(loader)  # workers start here, before the signal handlers below
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
         def _request_stop(signum: int, frame: Any) -> None:
@@ -386,39 +413,47 @@ class Trainer:
         except ValueError:  # not in the main thread: no signal handling
             previous = {}
         try:
-            with ProgressBar("train", cfg.steps, enabled=self.progress, completed=self.step) as bar:
+            with ProgressBar("train", cfg.steps, enabled=self.progress and main, completed=self.step) as bar:
                 while self.step < end:
-                    terms = self.train_step(self.step)
+                    terms = self.train_step(self.step, to_device(next(batches), self.device))
                     self.step += 1
                     if self.step % cfg.log_every == 0 or self.step == end:
                         self.history.append({"step": float(self.step), **terms})
-                        log.log(self.step, terms)
+                        if log is not None:
+                            log.log(self.step, terms)
                     bar.update(self.step, format_values(terms, self.metrics))
                     if self.on_step is not None:
                         self.on_step(self.step, terms)
-                    if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                    if main and (self.step % cfg.val_every == 0 or self.step == cfg.steps):
                         self.metrics = self.validate()
-                        log.log(self.step, self.metrics)
+                        if log is not None:
+                            log.log(self.step, self.metrics)
                         bar.print(f"step {self.step}/{cfg.steps}: " + format_values(terms, self.metrics))
                         score = _score(self.metrics)
                         if score > self.best_score:
                             self.best_score = score
                             save_checkpoint(best_path, self._state())
                         bar.update(self.step, format_values(terms, self.metrics))
-                    if self.step % cfg.checkpoint_every == 0 or self.step == end:
+                    if main and (self.step % cfg.checkpoint_every == 0 or self.step == end):
                         save_checkpoint(last_path, self._state())
         except (_StopRequested, KeyboardInterrupt):
             interrupted = True
-            save_checkpoint(last_path, self._state())
+            if main:
+                save_checkpoint(last_path, self._state())
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            log.close()
+            if log is not None:
+                log.close()
+            del batches, loader  # stops the workers
         elapsed = time.perf_counter() - started
-        if not best_path.exists():
+        if main and not best_path.exists():
             save_checkpoint(best_path, self._state())
-        if not interrupted and self.step == cfg.steps and cfg.clustering.tune:
+        if main and not interrupted and self.step == cfg.steps and cfg.clustering.tune:
             self.tune_postprocessing(best_path, also=[last_path])
+        if self.owns_process_group:
+            self.context.stop()
+            self.owns_process_group = False
         return TrainResult(
             step=self.step,
             last_checkpoint=last_path,
