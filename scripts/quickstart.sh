@@ -8,7 +8,7 @@ OUT=${OUT:-runs/quickstart}
 rm -rf "$OUT"
 # the CPU preset (spoco_zoo/presets.py); STEPS=N overrides its step budget
 spoco-zoo train --preset cpu --out "$OUT" ${STEPS:+--steps "$STEPS"} --object-fraction 0.1
-spoco-zoo export "$OUT/best.pt" --output "$OUT/model.zip"
+spoco-zoo export "$OUT/best.pt" --output "$OUT/model.zip" --no-validate  # validated by the next command
 spoco-zoo validate "$OUT/model.zip"
 spoco-zoo synthetic "$OUT/test_data" --n 3 --seed 1234
 spoco-zoo segment "$OUT"/test_data/images/*.tif --model "$OUT/model.zip" --output "$OUT/segmentation"

@@ -284,7 +284,7 @@ def load_config(path: Path | None = None, preset: str | None = None) -> TrainCon
     """The defaults, then a preset (:mod:`spoco_zoo.presets`), then a YAML config file.
 
     >>> load_config(preset="cpu").steps
-    1500
+    1200
 
     Raises
     ------
