@@ -106,3 +106,36 @@ def test_bioimageio_core_blocks_give_the_same_labels(trained_checkpoint_2d: Path
         assert float(np.abs(tiled.embeddings - whole.embeddings)[:, h:-h, h:-h].max()) <= 0.05, tile
         labels = embeddings_to_instances(tiled.embeddings, tiled.clustering)
         assert symmetric_best_dice(labels, whole_labels) >= 0.98, tile
+
+
+def test_segment_tiles_large_images_automatically_with_the_same_labels(
+    trained_checkpoint_2d: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above ``AUTO_TILE_PIXELS`` ``spoco-zoo segment`` predicts in tiles (bounded memory), same labels."""
+    import tifffile
+    from typer.testing import CliRunner
+
+    import spoco_zoo.inference as inference
+    from spoco_zoo.cli.main import app
+
+    image = make_synthetic_sample((190, 201), n_objects=40, seed=11)[0]
+    tifffile.imwrite(tmp_path / "scene.tif", image)
+    args = ["segment", str(tmp_path / "scene.tif"), "--checkpoint", str(trained_checkpoint_2d), "--no-progress"]
+    calls: list[object] = []
+    predict = inference.predict_embeddings
+
+    def recording(model, image, tile_shape=None, *rest, **kw):  # type: ignore[no-untyped-def]
+        calls.append(tile_shape)
+        return predict(model, image, tile_shape, *rest, **kw)
+
+    monkeypatch.setattr(inference, "predict_embeddings", recording)
+    runner = CliRunner()
+    whole = runner.invoke(app, [*args, "--output", str(tmp_path / "whole"), "--device", "cpu"])
+    monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 64 * 64)
+    monkeypatch.setattr(inference, "AUTO_TILE_CORE", {2: 64, 3: 32})
+    tiled = runner.invoke(app, [*args, "--output", str(tmp_path / "tiled"), "--device", "cpu"])
+    assert whole.exit_code == 0 and tiled.exit_code == 0, whole.output + tiled.output
+    assert calls == [None, (64, 64)]
+    a = tifffile.imread(tmp_path / "whole" / "scene_instances.tif")
+    b = tifffile.imread(tmp_path / "tiled" / "scene_instances.tif")
+    assert a.max() > 20 and symmetric_best_dice(b, a) >= 0.98

@@ -264,7 +264,7 @@ def register(app: typer.Typer) -> None:
         from spoco_zoo.data.io import read_image, write_image
         from spoco_zoo.devices import resolve_device
         from spoco_zoo.errors import DataError, PackageError
-        from spoco_zoo.inference import predict_embeddings
+        from spoco_zoo.inference import automatic_tile_shape, predict_embeddings
 
         try:
             dev = resolve_device(device)
@@ -310,11 +310,13 @@ def register(app: typer.Typer) -> None:
                     )
                 raw = image
                 image = normalize(image, config.data.normalization)
-                emb = predict_embeddings(net, image, tile_shape, halo_shape, net.size_step, dev, progress)
+                tiles = tile_shape or automatic_tile_shape(image.shape[1:], net.size_step)  # bounded memory
+                emb = predict_embeddings(net, image, tiles, halo_shape, net.size_step, dev, progress)
                 return cluster_embeddings(emb, chosen, **kwargs), emb, raw
 
             typer.echo(
-                f"model: {checkpoint} ({weights}, {dims}D) on {dev}; tiles: {tile_shape or 'whole image'}, "
+                f"model: {checkpoint} ({weights}, {dims}D) on {dev}; "
+                f"tiles: {tile_shape or 'whole image (tiled above 2048x2048 pixels)'}, "
                 f"halo {list(halo_shape)}; clustering: {chosen} {kwargs}"
             )
         else:
