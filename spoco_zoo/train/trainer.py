@@ -39,7 +39,6 @@ from spoco_zoo.config import TrainConfig
 from spoco_zoo.devices import resolve_device
 from spoco_zoo.progress import ProgressBar, format_values
 from spoco_zoo.runlock import RunLock
-from spoco_zoo.shapes import pad_to_shape
 from spoco_zoo.train.acceleration import autocast_dtype, compile_model, needs_grad_scaler
 from spoco_zoo.train.checkpoint import build_model, load_checkpoint, save_checkpoint
 from spoco_zoo.train.distributed import DistributedContext, rank_device, sync_buffers, wrap_model
@@ -47,6 +46,7 @@ from spoco_zoo.train.history import TrainingLog
 from spoco_zoo.train.loader import step_indices, step_loader, to_device
 from spoco_zoo.train.schedule import learning_rate
 from spoco_zoo.train.tuning import TuningResult
+from spoco_zoo.train.validation import predict_whole, store_clustering, validation_scores
 
 __all__ = ["Trainer", "TrainResult", "update_teacher"]
 
@@ -266,45 +266,13 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Instance metrics (SBD, mAP) of the student on the validation images.
 
-        Falls back to the embedding loss when no dense validation labels exist.
+        Falls back to the embedding loss when no dense validation labels exist
+        (:func:`spoco_zoo.train.validation.validation_scores`).
         """
-        from spoco_zoo.cluster import cluster_embeddings
-        from spoco_zoo.cluster.settings import recommended_clustering
-        from spoco_zoo.losses.discriminative import embedding_loss
-        from spoco_zoo.metrics import evaluate_instances
-
         if not self.val_samples:
             return {}
-        cfg = self.config
         self.student.eval()
-        scores: dict[str, list[float]] = {"val_embedding_loss": [], "sbd": [], "map": [], "ap50": []}
-        for image, labels in self.val_samples:
-            emb = self._predict_full(image)
-            lbl = torch.as_tensor(labels, dtype=torch.long)[None]
-            scores["val_embedding_loss"].append(
-                float(
-                    embedding_loss(
-                        emb[None],
-                        lbl,
-                        cfg.loss.delta_var,
-                        cfg.loss.delta_dist,
-                        alpha=cfg.loss.alpha,
-                        beta=cfg.loss.beta,
-                        gamma=cfg.loss.gamma,
-                        ignore_label=cfg.data.ignore_label,
-                        background_as_instance=cfg.loss.background_as_instance,
-                    )
-                )
-            )
-            if (labels == cfg.data.ignore_label).any():
-                continue  # sparse validation labels: no instance metrics
-            pred = cluster_embeddings(
-                emb.numpy(), **recommended_clustering(cfg.clustering, cfg.loss, patch_shape=cfg.data.patch_shape)
-            )
-            result = evaluate_instances(pred, labels)
-            for key in ("sbd", "map", "ap50"):
-                scores[key].append(float(result[key]))
-        return {k: float(np.mean(v)) for k, v in scores.items() if v}
+        return validation_scores(self.val_samples, self.config, self._predict_full)
 
     @torch.no_grad()
     def tune_postprocessing(self, checkpoint: Path, also: Sequence[Path] = ()) -> TuningResult | None:
@@ -331,11 +299,7 @@ class Trainer:
         result = tune_clustering(embeddings, [labels for _, labels in dense], clustering)
         tuned = cfg.clustering.model_copy(update={"bandwidth": result.bandwidth, "min_size": result.min_size})
         self.config = cfg.model_copy(update={"clustering": tuned})
-        for path in (checkpoint, *also):
-            stored = load_checkpoint(path, map_location="cpu")
-            stored["config"] = stored["config"].model_copy(update={"clustering": tuned})
-            stored["tuning"] = result.table
-            save_checkpoint(path, stored)
+        store_clustering([checkpoint, *also], tuned, result.table)
         if self.progress:
             print(
                 f"post-processing tuned on {len(dense)} validation image(s): bandwidth {result.bandwidth:g}, "
@@ -345,15 +309,9 @@ class Trainer:
         return result
 
     def _predict_full(self, image: np.ndarray, model: nn.Module | None = None) -> torch.Tensor:
-        """Embeddings ``[E, *S]`` (cpu) of a whole image, padded to a valid size."""
-        spatial = image.shape[1:]
+        """Embeddings ``[E, *S]`` (cpu) of a whole image with the student (or ``model``)."""
         network = self.student if model is None else model
-        padded = pad_to_shape(image, self.student.valid_shape(spatial))
-        x = torch.as_tensor(padded, dtype=torch.float32)[None].to(self.device)
-        with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            emb = network(x)
-        crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in spatial)
-        return emb[crop][0].float().cpu()
+        return predict_whole(network, image, self.device, self.amp_dtype if self.use_amp else None)
 
     # ------------------------------------------------------------------- fit
     def fit(self, resume: bool = False, max_steps: int | None = None) -> TrainResult:
