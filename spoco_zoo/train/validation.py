@@ -1,0 +1,90 @@
+"""Validation during training: whole-image embeddings, instance metrics, tuned clustering stored.
+
+Used by :class:`spoco_zoo.train.trainer.Trainer`; the functions take what they need explicitly
+(model, samples, config) so the trainer keeps only the training loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from spoco_zoo.config import ClusteringConfig, TrainConfig
+from spoco_zoo.shapes import pad_to_shape
+from spoco_zoo.train.checkpoint import load_checkpoint, save_checkpoint
+
+__all__ = ["predict_whole", "validation_scores", "store_clustering"]
+
+
+@torch.no_grad()
+def predict_whole(
+    model: nn.Module, image: np.ndarray, device: torch.device, amp_dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Embeddings ``[E, *S]`` (on the CPU) of a whole image ``[C, *S]``, padded to a valid size.
+
+    ``model`` must have ``valid_shape(spatial)`` (:class:`spoco_zoo.models.unet.UNet`);
+    ``amp_dtype`` runs it under autocast in that dtype.
+    """
+    spatial = image.shape[1:]
+    padded = pad_to_shape(image, model.valid_shape(spatial))  # type: ignore[operator]
+    x = torch.as_tensor(padded, dtype=torch.float32)[None].to(device)
+    with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        emb = model(x)
+    crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in spatial)
+    return emb[crop][0].float().cpu()
+
+
+@torch.no_grad()
+def validation_scores(
+    samples: Sequence[tuple[np.ndarray, np.ndarray]],
+    config: TrainConfig,
+    embed: Callable[[np.ndarray], torch.Tensor],
+) -> dict[str, float]:
+    """Mean validation embedding loss and, on images with dense labels, SBD / mAP / AP50.
+
+    ``embed(image)`` gives the embeddings ``[E, *S]``; images are segmented with the recommended
+    clustering of ``config`` (:func:`spoco_zoo.cluster.settings.recommended_clustering`).
+    """
+    from spoco_zoo.cluster import cluster_embeddings
+    from spoco_zoo.cluster.settings import recommended_clustering
+    from spoco_zoo.losses.discriminative import embedding_loss
+    from spoco_zoo.metrics import evaluate_instances
+
+    loss = config.loss
+    clustering = recommended_clustering(config.clustering, loss, patch_shape=config.data.patch_shape)
+    scores: dict[str, list[float]] = {"val_embedding_loss": [], "sbd": [], "map": [], "ap50": []}
+    for image, labels in samples:
+        emb = embed(image)
+        lbl = torch.as_tensor(labels, dtype=torch.long)[None]
+        value = embedding_loss(
+            emb[None],
+            lbl,
+            loss.delta_var,
+            loss.delta_dist,
+            alpha=loss.alpha,
+            beta=loss.beta,
+            gamma=loss.gamma,
+            ignore_label=config.data.ignore_label,
+            background_as_instance=loss.background_as_instance,
+        )
+        scores["val_embedding_loss"].append(float(value))
+        if (labels == config.data.ignore_label).any():
+            continue  # sparse validation labels: no instance metrics
+        result = evaluate_instances(cluster_embeddings(emb.numpy(), **clustering), labels)
+        for key in ("sbd", "map", "ap50"):
+            scores[key].append(float(result[key]))
+    return {k: float(np.mean(v)) for k, v in scores.items() if v}
+
+
+def store_clustering(paths: Sequence[Path], clustering: ClusteringConfig, table: Any) -> None:
+    """Write ``clustering`` (and the tuning ``table``) into the config of each checkpoint in ``paths``."""
+    for path in paths:
+        stored = load_checkpoint(path, map_location="cpu")
+        stored["config"] = stored["config"].model_copy(update={"clustering": clustering})
+        stored["tuning"] = table
+        save_checkpoint(path, stored)
