@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tifffile
+from tiny_training import tiny_train_sets
 from typer.testing import CliRunner
 
 from spoco_zoo.atomic import atomic_path
@@ -29,26 +30,7 @@ from spoco_zoo.cli.main import app
 RUN_FILES = ["best.pt", "config.yaml", "last.pt", "metrics.csv", "training_curves.png"]  # what a finished run leaves
 
 runner = CliRunner()
-TINY_SETS = [
-    "--set",
-    "checkpoint_every=1",
-    "--set",
-    "val_every=100000",
-    "--set",
-    "model.depth=2",
-    "--set",
-    "model.base_features=4",
-    "--set",
-    "data.patch_shape=[32,32]",
-    "--set",
-    "data.batch_size=1",
-    "--set",
-    "data.synthetic.n_train=1",
-    "--set",
-    "data.synthetic.n_val=1",
-    "--set",
-    "data.synthetic.shape=[64,64]",
-]
+TINY_SETS = tiny_train_sets()
 
 
 class ReadOnlyFolder:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_training import tiny_train_sets
 from typer.testing import CliRunner
 
 from spoco_zoo.cli.main import app
@@ -19,26 +20,7 @@ from spoco_zoo.errors import LockError
 from spoco_zoo.runlock import LOCK_NAME, RunLock
 
 runner = CliRunner()
-TINY_SETS = [
-    "--set",
-    "checkpoint_every=1",
-    "--set",
-    "val_every=100000",
-    "--set",
-    "model.depth=2",
-    "--set",
-    "model.base_features=4",
-    "--set",
-    "data.patch_shape=[32,32]",
-    "--set",
-    "data.batch_size=1",
-    "--set",
-    "data.synthetic.n_train=2",
-    "--set",
-    "data.synthetic.n_val=1",
-    "--set",
-    "data.synthetic.shape=[64,64]",
-]
+TINY_SETS = tiny_train_sets(n_train=2)
 
 
 def _dead_pid() -> int:

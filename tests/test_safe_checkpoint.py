@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from tiny_training import tiny_train_sets
 from typer.testing import CliRunner
 
 from spoco_zoo.cli.main import app
@@ -29,24 +30,7 @@ TINY = {
         "synthetic": {"n_train": 1, "n_val": 1, "shape": [64, 64], "n_objects": 6},
     },
 }
-TINY_SETS = [
-    "--set",
-    "model.depth=2",
-    "--set",
-    "model.base_features=4",
-    "--set",
-    "model.embedding_dim=4",
-    "--set",
-    "data.patch_shape=[32,32]",
-    "--set",
-    "data.batch_size=1",
-    "--set",
-    "data.synthetic.n_train=1",
-    "--set",
-    "data.synthetic.n_val=1",
-    "--set",
-    "data.synthetic.shape=[64,64]",
-]
+TINY_SETS = tiny_train_sets("model.embedding_dim=4")
 
 
 class _Payload:
