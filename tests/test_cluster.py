@@ -136,7 +136,7 @@ def test_method_variants_recover_blobs() -> None:
     emb = embed(gt, seed=6)
     variants = [
         mean_shift(emb, bin_seeding=False, n_seeds=16, device="cpu"),  # random seeds + coverage rounds
-        mean_shift(emb, n_samples=1500, device="cpu"),  # sampled modes refined on all pixels
+        mean_shift(emb, n_samples=1500, device="cpu"),  # modes found on a sample of 1500 pixels
         hdbscan_cluster(emb, assign="sample"),
         hdbscan_cluster(emb, n_samples=1500),
         anchor_cluster(emb, threshold=0.8, device="cpu"),  # tighter kernel: leftovers by nearest mean

@@ -122,3 +122,9 @@ def test_short_sparse_training_reaches_the_sbd_floor(tmp_path) -> None:
         )
         scores.append(evaluate_instances(cluster_embeddings(embeddings, **params), truth)["sbd"])
     assert float(np.mean(scores)) >= SPARSE_FLOOR_SBD, scores
+    # the halo measured on the best weights is stored with them (segment / export read it back)
+    from spoco_zoo.models.receptive_field import package_halo
+    from spoco_zoo.train.checkpoint import load_checkpoint, stored_halo
+
+    state = load_checkpoint(result.best_checkpoint)
+    assert stored_halo(state) == package_halo(model, 2, 1) and stored_halo(state, "teacher") is None

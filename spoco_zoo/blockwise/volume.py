@@ -34,6 +34,7 @@ import torch
 from spoco_zoo.cluster import run_method
 from spoco_zoo.cluster.blockwise import Block, block_grid
 from spoco_zoo.cluster.pipeline import Mapper, MemoryWindows, WindowStore, segment_blocks, serial_map
+from spoco_zoo.cluster.settings import window_kwargs
 from spoco_zoo.config import NormalizationConfig
 from spoco_zoo.data.normalize import channel_statistics
 from spoco_zoo.errors import DataError
@@ -171,11 +172,12 @@ class WindowClusterer:
     """Cluster labels of one block's window of the stored embeddings (every cluster kept)."""
 
     def __init__(self, embeddings: Any, blocks: Sequence[Block], method: str, params: dict[str, Any]) -> None:
-        self.embeddings, self.blocks, self.method, self.params = embeddings, blocks, method, dict(params)
+        self.embeddings, self.blocks, self.method = embeddings, blocks, method
+        self.params = {**window_kwargs(method, params), "background": "none", "min_size": 0}
 
     def __call__(self, index: int) -> np.ndarray:
         window = np.asarray(self.embeddings[(slice(None),) + tuple(self.blocks[index].window)])
-        return run_method(window, self.method, None, **{**self.params, "background": "none", "min_size": 0})
+        return run_method(window, self.method, None, **self.params)
 
 
 class ZarrWindows:

@@ -287,10 +287,12 @@ def register(app: typer.Typer) -> None:
             halo_shape = parse_shape(halo, dims, "--halo")
             if halo is not None and halo_shape is None:
                 raise typer.BadParameter("give one value, or one per axis (0 for no context)", param_hint="--halo")
-            if halo_shape is None:
+            if halo_shape is None:  # stored at the end of training, else measured on the weights
                 from spoco_zoo.models.receptive_field import package_halo
+                from spoco_zoo.train.checkpoint import load_checkpoint, stored_halo
 
-                halo_shape = (package_halo(net, dims, config.model.in_channels),) * dims
+                known = stored_halo(load_checkpoint(checkpoint), weights)
+                halo_shape = (package_halo(net, dims, config.model.in_channels) if known is None else known,) * dims
             chosen, kwargs = checkpoint_clustering(config, method, params, min_size)
             if blockwise or zarr_out or scheduler is not None:  # spoco_zoo.blockwise: any size, Zarr, Dask
                 from spoco_zoo.blockwise.run import segment_files

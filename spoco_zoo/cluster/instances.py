@@ -35,6 +35,7 @@ import numpy as np
 from spoco_zoo.cluster.blockwise import block_grid
 from spoco_zoo.cluster.common import ArrayLike
 from spoco_zoo.cluster.pipeline import segment_blocks
+from spoco_zoo.cluster.settings import window_kwargs
 from spoco_zoo.errors import DataError
 
 __all__ = ["segment_embeddings"]
@@ -99,8 +100,11 @@ def segment_embeddings(
     emb = embeddings if isinstance(embeddings, np.ndarray) else np.asarray(embeddings.detach().cpu())
     mask_array = None if mask is None else np.asarray(mask) != 0
 
+    # every cluster is kept per window; windows of a block grid get the per-window defaults
+    per_window = {**(params if block_shape is None else window_kwargs(method, params)), "background": "none"}
+
     def cluster(window: np.ndarray, window_mask: np.ndarray | None) -> np.ndarray:
-        return run_method(window, method, window_mask, background="none", min_size=0, **params)
+        return run_method(window, method, window_mask, min_size=0, **per_window)
 
     if emb.ndim not in (3, 4):
         raise DataError(f"embeddings: expected [E, y, x] or [E, z, y, x], got shape {tuple(emb.shape)}")

@@ -19,9 +19,10 @@ Algorithm
    suppression).
 5. **Coverage**: samples farther than ``2 * bandwidth`` from every kept mode (objects the first
    seeds missed) seed a further round (bins not tried before), until a round finds no new mode.
-   When the sample is a strict subset, the kept modes then climb once more on *all* pixels (to
-   ``REFINE_TOL * bandwidth``) and are merged again: a mode of the sample that is no mode of the
-   data (an isolated sample in an object's noisy rim) joins the real one.
+   The modes are not refined on all pixels: an isolated sample in an object's rim keeps its own
+   small mode, whose pixels the local pipeline's ``min_size`` step merges into a neighbour. (A
+   refinement climb on all pixels took two thirds of the segmentation time and changed the
+   scores by less than their spread between samples, ``docs/benchmarks.md``.)
 6. **Assign**: every pixel goes to its nearest mode (chunked), then the common post-processing
    (largest cluster -> background without a mask, ``min_size``, consecutive ids) of
    :func:`spoco_zoo.cluster.common.finalize`.
@@ -61,9 +62,6 @@ __all__ = ["mean_shift", "find_modes"]
 COVERAGE_FACTOR = 2.0
 #: Upper bound on seeding rounds (each round must find a new mode to continue).
 MAX_ROUNDS = 16
-#: Stopping tolerance (fraction of the bandwidth) of the refinement on all pixels: the modes
-#: start converged on the sample and only need to settle, not to reach 1e-3 precision.
-REFINE_TOL = 1e-2
 #: Data rows per distance block (with ``rows_per_block`` seeds: blocks of at most ~64 MB).
 COLUMN_BLOCK = 65536
 
@@ -287,13 +285,6 @@ def find_modes(
         candidates = samples[d2 > cover2]
         if candidates.shape[0] < min_bin_freq or candidates.shape[0] == 0:
             break
-    if samples.shape[0] < n and centres.shape[0]:
-        # refine on all points: modes of the sample that are not modes of the data (e.g. isolated
-        # samples in a cluster's tail) climb into the real mode and are merged below
-        refine_tol = max(tol, REFINE_TOL)
-        refined, mass = _climb(centres, points, sq_norms(points), bandwidth, gaussian, max_iter, refine_tol)
-        if refined.shape[0]:
-            centres = refined[_suppress(refined, mass, bandwidth)]
     return centres
 
 

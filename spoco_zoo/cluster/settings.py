@@ -48,6 +48,8 @@ __all__ = [
     "GENERIC_PARAMS",
     "LOCAL_PARAMS",
     "default_overlap",
+    "WINDOW_SAMPLES",
+    "window_kwargs",
     "DEFAULT_MIN_SIZE",
     "min_size_from_objects",
     "INGRAPH_PARAMS",
@@ -87,6 +89,11 @@ GENERIC_PARAMS = ("min_size", "background")
 LOCAL_PARAMS = ("block_shape", "overlap", "split_components")
 #: Smallest overlap between blocks, in pixels.
 MIN_OVERLAP = 16
+#: Pixels mean-shift samples to find the modes of one local-clustering window. Windows are bounded
+#: (block + overlap), so this is a fixed share of each: 2.7 % of a 384x384 window, about 11 samples
+#: of an object at the derived ``min_size``. 20 000 samples scored the same within the spread between
+#: samples and took 2.5x as long (``docs/benchmarks.md``, "Segmentation speed").
+WINDOW_SAMPLES = 4000
 #: ``min_size`` when it is neither configured nor derived from annotations.
 DEFAULT_MIN_SIZE = 16
 #: Derived ``min_size``: this fraction of the median annotated object size (pixels / voxels).
@@ -167,6 +174,22 @@ def default_overlap(block_shape: Sequence[int]) -> list[int]:
     ([64, 64], [16, 32, 32])
     """
     return [max(MIN_OVERLAP, int(size) // 4) for size in block_shape]
+
+
+def window_kwargs(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of ``method`` for one window of local clustering: ``params`` plus the
+    per-window defaults (mean-shift: a sample of :data:`WINDOW_SAMPLES` pixels unless
+    ``n_samples`` is given).
+
+    >>> window_kwargs("mean_shift", {"bandwidth": 0.3})
+    {'bandwidth': 0.3, 'n_samples': 4000}
+    >>> window_kwargs("mean_shift", {"n_samples": 9000})["n_samples"], window_kwargs("hdbscan", {})
+    (9000, {})
+    """
+    out = dict(params)
+    if method == "mean_shift" and out.get("n_samples") is None:
+        out["n_samples"] = WINDOW_SAMPLES
+    return out
 
 
 def recommended_clustering(

@@ -144,8 +144,10 @@ def plan_export(
     fmts = check_options(output, formats, options)
     if halo is not None and halo < 0:
         raise ExportError(f"--halo {halo}: must be >= 0")
+    from spoco_zoo.train.checkpoint import stored_halo
+
     state, config, model_state = load_weights(checkpoint, weights)
-    geometry = package_geometry(config.model.depth, _halo(config, model_state, halo))
+    geometry = package_geometry(config.model.depth, _halo(config, model_state, halo, stored_halo(state, weights)))
     ingraph = ingraph_settings(config, ingraph_options) if chosen.has_instances else None
     return ExportPlan(
         checkpoint=checkpoint,
@@ -164,14 +166,17 @@ def plan_export(
     )
 
 
-def _halo(config: Any, model_state: Mapping[str, Any], halo: int | None) -> int:
-    """The package halo: ``halo`` rounded up to the size step, else measured on the weights."""
+def _halo(config: Any, model_state: Mapping[str, Any], halo: int | None, stored: int | None) -> int:
+    """The package halo: ``halo`` rounded up to the size step, else the one ``stored`` with the
+    weights at the end of training, else measured on the weights."""
     from spoco_zoo.models.receptive_field import package_halo, round_halo
     from spoco_zoo.train.checkpoint import build_model
 
     step = 1 << int(config.model.depth)
     if halo is not None:
         return round_halo(int(halo), step)
+    if stored is not None:
+        return int(stored)
     model = build_model(config)
     try:
         model.load_state_dict(dict(model_state))

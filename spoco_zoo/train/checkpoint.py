@@ -44,7 +44,7 @@ from spoco_zoo.config import TrainConfig
 from spoco_zoo.errors import CheckpointError
 from spoco_zoo.models.unet import UNet
 
-__all__ = ["save_checkpoint", "load_checkpoint", "build_model", "load_model", "plain_state"]
+__all__ = ["save_checkpoint", "load_checkpoint", "build_model", "load_model", "plain_state", "stored_halo"]
 
 FORMAT = "spoco-zoo-checkpoint"
 VERSION = 2
@@ -270,6 +270,14 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 def build_model(config: TrainConfig) -> UNet:
     """A fresh U-Net for ``config.model``."""
     return UNet(**config.model.unet_kwargs())
+
+
+def stored_halo(state: Mapping[str, Any], weights: str = "student") -> int | None:
+    """The halo a checkpoint ``state`` stores for its student weights (written at the end of
+    training); ``None`` when it has none or ``weights`` is the teacher: then measure it with
+    :func:`spoco_zoo.models.receptive_field.package_halo`."""
+    halo = state.get("halo") if weights == "student" else None
+    return None if halo is None else int(halo)
 
 
 def load_model(

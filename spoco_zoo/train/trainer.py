@@ -46,7 +46,7 @@ from spoco_zoo.train.history import TrainingLog
 from spoco_zoo.train.loader import step_indices, step_loader, to_device
 from spoco_zoo.train.schedule import learning_rate
 from spoco_zoo.train.tuning import TuningResult
-from spoco_zoo.train.validation import predict_whole, store_clustering, validation_scores
+from spoco_zoo.train.validation import predict_whole, store_clustering, store_halo, validation_scores
 
 __all__ = ["Trainer", "TrainResult", "update_teacher"]
 
@@ -284,6 +284,7 @@ class Trainer:
         (``None``) without dense validation labels or for a method without a kernel width.
         """
         from spoco_zoo.cluster.settings import recommended_clustering, uses_kernel_width
+        from spoco_zoo.models.receptive_field import package_halo
         from spoco_zoo.train.tuning import tune_clustering
 
         cfg = self.config
@@ -300,6 +301,8 @@ class Trainer:
         tuned = cfg.clustering.model_copy(update={"bandwidth": result.bandwidth, "min_size": result.min_size})
         self.config = cfg.model_copy(update={"clustering": tuned})
         store_clustering([checkpoint, *also], tuned, result.table)
+        # the context a tile needs, measured on these weights once (segment / export read it back)
+        store_halo(checkpoint, package_halo(copy.deepcopy(model).cpu(), cfg.model.spatial_dims, cfg.model.in_channels))
         if self.progress:
             print(
                 f"post-processing tuned on {len(dense)} validation image(s): bandwidth {result.bandwidth:g}, "
