@@ -274,10 +274,11 @@ def register(app: typer.Typer) -> None:
         if checkpoint is not None:
             from spoco_zoo.data.normalize import normalize
             from spoco_zoo.errors import CheckpointError
-            from spoco_zoo.train.checkpoint import load_model
+            from spoco_zoo.train.checkpoint import load_checkpoint, model_from_state, stored_halo
 
             try:
-                net, config = load_model(checkpoint, weights=weights, map_location="cpu")  # type: ignore[arg-type]
+                state = load_checkpoint(checkpoint, map_location="cpu")
+                net, config = model_from_state(state, checkpoint, weights)  # type: ignore[arg-type]
             except CheckpointError as err:
                 fail(str(err))
             from spoco_zoo.cluster import cluster_embeddings
@@ -289,9 +290,8 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter("give one value, or one per axis (0 for no context)", param_hint="--halo")
             if halo_shape is None:  # stored at the end of training, else measured on the weights
                 from spoco_zoo.models.receptive_field import package_halo
-                from spoco_zoo.train.checkpoint import load_checkpoint, stored_halo
 
-                known = stored_halo(load_checkpoint(checkpoint), weights)
+                known = stored_halo(state, weights)
                 halo_shape = (package_halo(net, dims, config.model.in_channels) if known is None else known,) * dims
             chosen, kwargs = checkpoint_clustering(config, method, params, min_size)
             if blockwise or zarr_out or scheduler is not None:  # spoco_zoo.blockwise: any size, Zarr, Dask

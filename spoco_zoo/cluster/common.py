@@ -44,6 +44,7 @@ __all__ = [
     "sq_norms",
     "assign_to_nearest",
     "relabel_sequential",
+    "rank_groups",
     "remove_small",
     "set_largest_to_background",
     "finalize",
@@ -207,17 +208,27 @@ def relabel_sequential(labels: np.ndarray) -> np.ndarray:
     return new[inverse.reshape(-1)].reshape(labels.shape)
 
 
+def rank_groups(keys: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """``[n_groups]``: 1-based rank of every group by the smallest key of its members (0: no member).
+
+    >>> rank_groups(np.array([5, 1, 3]), np.array([2, 0, 2]), 4).tolist()
+    [1, 0, 2, 0]
+    """
+    none = np.iinfo(np.int64).max
+    smallest = np.full(n_groups, none, dtype=np.int64)
+    np.minimum.at(smallest, groups, keys)
+    present = smallest < none
+    rank = np.zeros(n_groups, dtype=np.int64)
+    order = np.argsort(smallest, kind="stable")
+    rank[order[: int(present.sum())]] = np.arange(1, int(present.sum()) + 1)
+    return rank
+
+
 def _relabel_small_ids(flat: np.ndarray) -> np.ndarray:
     """:func:`relabel_sequential` of non-negative integer ids not much larger than their count."""
-    high = int(flat.max())
-    first = np.full(high + 1, flat.size, dtype=np.int64)
-    np.minimum.at(first, flat, np.arange(flat.size, dtype=np.int64))
-    present = first < flat.size
-    present[0] = False
-    order = np.argsort(np.where(present, first, flat.size), kind="stable")[: int(present.sum())]
-    new = np.zeros(high + 1, dtype=np.int32)
-    new[order] = np.arange(1, order.size + 1, dtype=np.int32)
-    return new[flat]
+    objects = np.flatnonzero(flat)
+    table = rank_groups(objects, flat[objects].astype(np.int64), int(flat.max()) + 1).astype(np.int32)
+    return table[flat]
 
 
 def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:

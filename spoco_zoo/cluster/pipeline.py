@@ -41,6 +41,7 @@ from spoco_zoo.cluster.blockwise import (
     overlapping_pairs,
     stitch_table,
 )
+from spoco_zoo.cluster.common import rank_groups
 from spoco_zoo.cluster.components import (
     absorb_mapping,
     adjacency_counts,
@@ -252,17 +253,6 @@ def write_block(
 
 
 # ------------------------------------------------------------------------------ pipeline
-def _rank_by(keys: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """``[n_groups]``: 1-based rank of every group by the smallest key of its members (0: no member)."""
-    smallest = np.full(n_groups, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(smallest, groups, keys)
-    present = smallest < np.iinfo(np.int64).max
-    rank = np.zeros(n_groups, dtype=np.int64)
-    order = np.argsort(np.where(present, smallest, np.iinfo(np.int64).max), kind="stable")
-    rank[order[: int(present.sum())]] = np.arange(1, int(present.sum()) + 1)
-    return rank
-
-
 def segment_blocks(
     shape: Sequence[int],
     blocks: Sequence[Block],
@@ -347,7 +337,7 @@ def segment_blocks(
         edges = np.stack([order[:-1][same], order[1:][same]], axis=1)
     root = graph_components(n_parts, edges[:, 0], edges[:, 1])
     # components numbered like split_connected_components (first pixel) or by object id (no split)
-    component = _rank_by(first[real] if split_components else source[real], root[real], n_parts)[root]
+    component = rank_groups(first[real] if split_components else source[real], root[real], n_parts)[root]
     component[~real] = 0
     n_components = int(component.max(initial=0))
     component_sizes = np.bincount(component, weights=part_sizes, minlength=n_components + 1).astype(np.int64)
@@ -368,7 +358,7 @@ def segment_blocks(
         cnt = np.bincount(inverse.reshape(-1), weights=cnt).astype(np.int64)
         final = absorb_mapping(component_sizes, keys // width, keys % width, cnt, int(min_size))
     kept = final[1:] != 0  # fragments absorbed by the background are not objects
-    labels = _rank_by(component_first[1:][kept], final[1:][kept], n_components + 1)
+    labels = rank_groups(component_first[1:][kept], final[1:][kept], n_components + 1)
     part_to_label = labels[final[component]]
     part_to_label[0] = 0
     mapper(lambda i: write_block(i, blocks, part_to_label, part_offsets, components, out), items)

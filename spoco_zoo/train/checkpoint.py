@@ -44,7 +44,15 @@ from spoco_zoo.config import TrainConfig
 from spoco_zoo.errors import CheckpointError
 from spoco_zoo.models.unet import UNet
 
-__all__ = ["save_checkpoint", "load_checkpoint", "build_model", "load_model", "plain_state", "stored_halo"]
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "build_model",
+    "load_model",
+    "model_from_state",
+    "plain_state",
+    "stored_halo",
+]
 
 FORMAT = "spoco-zoo-checkpoint"
 VERSION = 2
@@ -292,7 +300,14 @@ def load_model(
     weights:
         ``"student"`` (the trained network) or ``"teacher"`` (its EMA copy).
     """
-    state = load_checkpoint(path, map_location)
+    return model_from_state(load_checkpoint(path, map_location), path, weights)
+
+
+def model_from_state(
+    state: Mapping[str, Any], path: Path, weights: Literal["student", "teacher"] = "student"
+) -> tuple[UNet, TrainConfig]:
+    """:func:`load_model` of a checkpoint already read with :func:`load_checkpoint` from ``path``
+    (named in errors), for callers that also need the rest of ``state``."""
     config: TrainConfig = state["config"]
     key = "model_state" if weights == "student" else "teacher_state"
     if key not in state:

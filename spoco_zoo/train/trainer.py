@@ -46,7 +46,7 @@ from spoco_zoo.train.history import TrainingLog
 from spoco_zoo.train.loader import step_indices, step_loader, to_device
 from spoco_zoo.train.schedule import learning_rate
 from spoco_zoo.train.tuning import TuningResult
-from spoco_zoo.train.validation import predict_whole, store_clustering, store_halo, validation_scores
+from spoco_zoo.train.validation import predict_whole, store_tuning, validation_scores
 
 __all__ = ["Trainer", "TrainResult", "update_teacher"]
 
@@ -300,9 +300,9 @@ class Trainer:
         result = tune_clustering(embeddings, [labels for _, labels in dense], clustering)
         tuned = cfg.clustering.model_copy(update={"bandwidth": result.bandwidth, "min_size": result.min_size})
         self.config = cfg.model_copy(update={"clustering": tuned})
-        store_clustering([checkpoint, *also], tuned, result.table)
-        # the context a tile needs, measured on these weights once (segment / export read it back)
-        store_halo(checkpoint, package_halo(copy.deepcopy(model).cpu(), cfg.model.spatial_dims, cfg.model.in_channels))
+        # with the context a tile needs, measured once on these weights (segment / export read it back)
+        halo = package_halo(model.cpu(), cfg.model.spatial_dims, cfg.model.in_channels)
+        store_tuning(checkpoint, also, tuned, result.table, halo)
         if self.progress:
             print(
                 f"post-processing tuned on {len(dense)} validation image(s): bandwidth {result.bandwidth:g}, "

@@ -18,7 +18,7 @@ from spoco_zoo.config import ClusteringConfig, TrainConfig
 from spoco_zoo.shapes import pad_to_shape
 from spoco_zoo.train.checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ["predict_whole", "validation_scores", "store_clustering", "store_halo"]
+__all__ = ["predict_whole", "validation_scores", "store_tuning"]
 
 
 @torch.no_grad()
@@ -81,19 +81,20 @@ def validation_scores(
     return {k: float(np.mean(v)) for k, v in scores.items() if v}
 
 
-def store_halo(path: Path, halo: int) -> None:
-    """Write the halo measured on the student weights of checkpoint ``path`` into it (key ``"halo"``,
-    read by :func:`spoco_zoo.train.checkpoint.checkpoint_halo`): ``segment`` and ``export`` then
-    need not measure it again (seconds in 2D, half a minute for a 3D network on a CPU)."""
-    stored = load_checkpoint(path, map_location="cpu")
-    stored["halo"] = int(halo)
-    save_checkpoint(path, stored)
+def store_tuning(
+    best: Path, also: Sequence[Path], clustering: ClusteringConfig, table: Any, halo: int | None = None
+) -> None:
+    """Write the post-processing chosen at the end of training into the checkpoints, one rewrite each.
 
-
-def store_clustering(paths: Sequence[Path], clustering: ClusteringConfig, table: Any) -> None:
-    """Write ``clustering`` (and the tuning ``table``) into the config of each checkpoint in ``paths``."""
-    for path in paths:
+    ``clustering`` (into the config) and the tuning ``table`` go into ``best`` and every path of
+    ``also``; ``halo``, measured on ``best``'s student weights, into ``best`` only (key ``"halo"``,
+    read by :func:`spoco_zoo.train.checkpoint.stored_halo`), so ``segment`` and ``export`` need not
+    measure it again (seconds in 2D, half a minute for a 3D network on a CPU).
+    """
+    for path in (best, *also):
         stored = load_checkpoint(path, map_location="cpu")
         stored["config"] = stored["config"].model_copy(update={"clustering": clustering})
         stored["tuning"] = table
+        if halo is not None and path == best:
+            stored["halo"] = int(halo)
         save_checkpoint(path, stored)
