@@ -6,9 +6,10 @@
    in one piece or -- with ``block_shape`` -- locally, in overlapping blocks
    stitched across block borders (:mod:`spoco_zoo.cluster.blockwise`); every
    cluster is kept at this stage;
-2. **background**: without a mask, the cluster with most pixels (after
-   stitching) is the background (SPOCO trains the background as one more
-   instance) and becomes 0;
+2. **background**: without a mask, the cluster that is the largest one of
+   most blocks (after stitching; with one block: the cluster with most pixels)
+   is the background (SPOCO trains the background as one more instance) and
+   becomes 0 (:func:`~spoco_zoo.cluster.pipeline.background_vote`);
 3. **split** every cluster into its connected components
    (:func:`~spoco_zoo.cluster.components.split_connected_components`):
    embeddings separate neighbouring objects, so two far-apart objects that
@@ -72,7 +73,7 @@ def segment_embeddings(
     split_components : bool
         Split each cluster into connected components.
     background : {"largest", "none"}
-        ``"largest"``: without a mask, the largest cluster is the background.
+        ``"largest"``: without a mask, the largest cluster (of most blocks) is the background.
     min_size : int
         Objects with fewer pixels merge into their neighbour with the longest shared border.
     **params
