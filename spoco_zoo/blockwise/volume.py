@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from spoco_zoo.cluster import run_method
-from spoco_zoo.cluster.blockwise import Block, block_grid
+from spoco_zoo.cluster.blockwise import Block, block_grid, largest_window
 from spoco_zoo.cluster.pipeline import Mapper, MemoryWindows, WindowStore, segment_blocks, serial_map
 from spoco_zoo.cluster.settings import window_kwargs
 from spoco_zoo.config import NormalizationConfig
@@ -173,7 +173,7 @@ class WindowClusterer:
 
     def __init__(self, embeddings: Any, blocks: Sequence[Block], method: str, params: dict[str, Any]) -> None:
         self.embeddings, self.blocks, self.method = embeddings, blocks, method
-        self.params = {**window_kwargs(method, params), "background": "none", "min_size": 0}
+        self.params = {**window_kwargs(method, params, largest_window(blocks)), "background": "none", "min_size": 0}
 
     def __call__(self, index: int) -> np.ndarray:
         window = np.asarray(self.embeddings[(slice(None),) + tuple(self.blocks[index].window)])

@@ -25,6 +25,7 @@ with Dask, out of core). Imports numpy (and, through
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ __all__ = [
     "block_neighbours",
     "local_region",
     "match_overlap",
+    "largest_window",
     "label_offsets",
     "match_windows",
     "stitch_table",
@@ -192,6 +194,15 @@ def block_neighbours(blocks: Sequence[Block]) -> list[list[tuple[int, int]]]:
                 found.append((axis, j))
         out.append(found)
     return out
+
+
+def largest_window(blocks: Sequence[Block]) -> int:
+    """Pixels (voxels) of the largest window of a grid.
+
+    >>> largest_window(block_grid((10,), 4, 1))
+    6
+    """
+    return max((math.prod(s.stop - s.start for s in b.window) for b in blocks), default=0)
 
 
 def label_offsets(maxima: Sequence[int]) -> tuple[np.ndarray, int]:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from spoco_zoo.cluster.blockwise import block_grid
+from spoco_zoo.cluster.blockwise import block_grid, largest_window
 from spoco_zoo.cluster.common import ArrayLike
 from spoco_zoo.cluster.pipeline import segment_blocks
 from spoco_zoo.cluster.settings import window_kwargs
@@ -101,18 +101,18 @@ def segment_embeddings(
     emb = embeddings if isinstance(embeddings, np.ndarray) else np.asarray(embeddings.detach().cpu())
     mask_array = None if mask is None else np.asarray(mask) != 0
 
-    # every cluster is kept per window; windows of a block grid get the per-window defaults
-    per_window = {**(params if block_shape is None else window_kwargs(method, params)), "background": "none"}
-
-    def cluster(window: np.ndarray, window_mask: np.ndarray | None) -> np.ndarray:
-        return run_method(window, method, window_mask, min_size=0, **per_window)
-
     if emb.ndim not in (3, 4):
         raise DataError(f"embeddings: expected [E, y, x] or [E, z, y, x], got shape {tuple(emb.shape)}")
     spatial = tuple(int(s) for s in emb.shape[1:])
     if mask_array is not None and mask_array.shape != spatial:
         raise DataError(f"mask: shape {mask_array.shape} does not match the spatial shape {spatial} of the embeddings")
     grid = block_grid(spatial, spatial if block_shape is None else block_shape, 0 if block_shape is None else overlap)
+    # every cluster is kept per window; the windows of a block grid get the per-window defaults
+    per_window = dict(params) if block_shape is None else window_kwargs(method, params, largest_window(grid))
+    per_window["background"] = "none"
+
+    def cluster(window: np.ndarray, window_mask: np.ndarray | None) -> np.ndarray:
+        return run_method(window, method, window_mask, min_size=0, **per_window)
 
     def cluster_window(index: int) -> np.ndarray:
         window = grid[index].window

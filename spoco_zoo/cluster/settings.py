@@ -48,7 +48,8 @@ __all__ = [
     "GENERIC_PARAMS",
     "LOCAL_PARAMS",
     "default_overlap",
-    "WINDOW_SAMPLES",
+    "WINDOW_SAMPLE_SHARE",
+    "WINDOW_SAMPLES_MIN",
     "window_kwargs",
     "DEFAULT_MIN_SIZE",
     "min_size_from_objects",
@@ -89,11 +90,14 @@ GENERIC_PARAMS = ("min_size", "background")
 LOCAL_PARAMS = ("block_shape", "overlap", "split_components")
 #: Smallest overlap between blocks, in pixels.
 MIN_OVERLAP = 16
-#: Pixels mean-shift samples to find the modes of one local-clustering window. Windows are bounded
-#: (block + overlap), so this is a fixed share of each: 2.7 % of a 384x384 window, about 11 samples
-#: of an object at the derived ``min_size``. 20 000 samples scored the same within the spread between
-#: samples and took 2.5x as long (``docs/benchmarks.md``, "Segmentation speed").
-WINDOW_SAMPLES = 4000
+#: Pixels (voxels) mean-shift samples to find the modes of one local-clustering window: this share
+#: of the window, at least :data:`WINDOW_SAMPLES_MIN`. 2D blocks of 256 + overlap (384x384
+#: windows): 4096; 3D 64x96x96 windows: 16 384. 20 000 samples per 2D window scored the same within
+#: the spread between samples and took 2.5x as long; a fixed 4000 in 3D windows (0.7-1.4 % of their
+#: voxels) lost 0.04 SBD, 1820 in 256x256 windows lost 0.05 (``docs/benchmarks.md``, "Segmentation speed").
+WINDOW_SAMPLE_SHARE = 1 / 36
+#: Fewest samples per window.
+WINDOW_SAMPLES_MIN = 4000
 #: ``min_size`` when it is neither configured nor derived from annotations.
 DEFAULT_MIN_SIZE = 16
 #: Derived ``min_size``: this fraction of the median annotated object size (pixels / voxels).
@@ -176,19 +180,22 @@ def default_overlap(block_shape: Sequence[int]) -> list[int]:
     return [max(MIN_OVERLAP, int(size) // 4) for size in block_shape]
 
 
-def window_kwargs(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of ``method`` for one window of local clustering: ``params`` plus the
-    per-window defaults (mean-shift: a sample of :data:`WINDOW_SAMPLES` pixels unless
-    ``n_samples`` is given).
+def window_kwargs(method: str, params: Mapping[str, Any], window_pixels: int) -> dict[str, Any]:
+    """Keyword arguments of ``method`` for the windows of local clustering (at most ``window_pixels``
+    pixels each): ``params`` plus the per-window defaults (mean-shift: a sample of
+    :data:`WINDOW_SAMPLE_SHARE` of the window's pixels, at least :data:`WINDOW_SAMPLES_MIN`,
+    unless ``n_samples`` is given).
 
-    >>> window_kwargs("mean_shift", {"bandwidth": 0.3})
-    {'bandwidth': 0.3, 'n_samples': 4000}
-    >>> window_kwargs("mean_shift", {"n_samples": 9000})["n_samples"], window_kwargs("hdbscan", {})
+    >>> window_kwargs("mean_shift", {"bandwidth": 0.3}, 384 * 384)
+    {'bandwidth': 0.3, 'n_samples': 4096}
+    >>> window_kwargs("mean_shift", {}, 256 * 256), window_kwargs("mean_shift", {}, 64 * 96 * 96)
+    ({'n_samples': 4000}, {'n_samples': 16384})
+    >>> window_kwargs("mean_shift", {"n_samples": 9000}, 10**6)["n_samples"], window_kwargs("hdbscan", {}, 10**6)
     (9000, {})
     """
     out = dict(params)
     if method == "mean_shift" and out.get("n_samples") is None:
-        out["n_samples"] = WINDOW_SAMPLES
+        out["n_samples"] = max(WINDOW_SAMPLES_MIN, round(WINDOW_SAMPLE_SHARE * int(window_pixels)))
     return out
 
 
