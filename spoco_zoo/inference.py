@@ -3,19 +3,24 @@
 :func:`predict_embeddings` runs a network over an image of any size in
 overlapping tiles and stitches the results seamlessly:
 
-* the image is reflect-padded by ``halo`` on each side (and at the end of each
-  axis so that the tile grid covers it);
 * the image is cut into *cores* of ``tile_shape`` (rounded up to a multiple of
-  ``size_step``); each core is predicted from a window of ``core + 2 * halo``
-  (rounded up to a multiple of ``size_step``, the extra going to the far side);
+  ``size_step``); each core is predicted from a window that adds up to ``halo``
+  of context on each side (:func:`tile_window`);
+* context is only taken from the image itself: at the image border a window
+  stops, and the network pads there exactly as in a single whole-image pass
+  and as in training (its own zero padding; only the end of each axis is
+  reflect-padded to a multiple of ``size_step``). Invented context (a reflected
+  halo at the border) changed the embeddings of every pixel within the
+  receptive field and cost 0.04-0.05 SBD;
 * only the core of each window is written to the output.
 
-Every window starts at a multiple of ``size_step`` in the padded image, the
-same grid as a single whole-image pass, so a U-Net (whose pooling makes it
-shift-equivariant only by multiples of ``2 ** depth``) sees each core exactly
-as it would in one pass. Tiled and untiled outputs then agree up to the context
-cut off beyond the halo (a U-Net's receptive field is wide, but the weight of
-its far edge is small: choose ``halo`` >= 16 for depth 2-3).
+Every window starts at a multiple of ``size_step``, the same grid as a single
+whole-image pass, so a U-Net (whose pooling makes it shift-equivariant only by
+multiples of ``2 ** depth``) sees each core exactly as it would in one pass.
+Tiled and untiled outputs then agree up to the context cut off beyond the halo
+(a U-Net's receptive field is wide, but the weight of its far edge is small:
+the halo measured on the trained weights,
+:func:`spoco_zoo.models.receptive_field.package_halo`, keeps it below 1e-3).
 
 .. note::
    Networks with **group or instance normalisation** (``norm="group"``, the
@@ -41,7 +46,14 @@ from spoco_zoo.devices import resolve_device
 from spoco_zoo.progress import ProgressBar
 from spoco_zoo.shapes import pad_spatial, valid_size
 
-__all__ = ["tile_grid", "predict_embeddings", "inference_copy", "automatic_tile_shape", "AUTO_TILE_PIXELS"]
+__all__ = [
+    "tile_grid",
+    "tile_window",
+    "predict_embeddings",
+    "inference_copy",
+    "automatic_tile_shape",
+    "AUTO_TILE_PIXELS",
+]
 
 #: Images with more pixels (voxels) than this are predicted in tiles when no tile size is given:
 #: a whole-image pass of the default U-Net holds ~0.5 kB of activations per pixel (8.5 GB peak at
@@ -106,16 +118,17 @@ def tile_grid(
     tile_shape:
         Core size per axis (``None``: one core covering the image).
     halo:
-        Context added on each side of a core, per axis or one int.
+        Context added on each side of a core, per axis or one int (rounded up to a multiple
+        of ``size_step``; none with one core).
     size_step:
         Every window extent must be a multiple of this (``2 ** depth`` for a U-Net).
 
     Returns
     -------
     dict
-        ``core`` (core shape), ``window`` (network input shape), ``halo``,
-        ``counts`` (cores per axis), ``pad`` (``(before, after)`` per axis of the
-        reflect padding) and ``n_tiles``.
+        ``core`` (core shape), ``halo`` (per axis), ``counts`` (cores per axis), ``pad``
+        (``(0, after)`` per axis: the reflect padding that makes the image a multiple of
+        ``size_step``) and ``n_tiles``. The window of each core is :func:`tile_window`.
     """
     shape = tuple(int(s) for s in spatial_shape)
     ndim = len(shape)
@@ -134,17 +147,53 @@ def tile_grid(
         if min(tiles) < 1:
             raise ValueError(f"tile_shape must be positive, got {list(tiles)}")
     core = tuple(min(valid_size(t, step), valid_size(s, step)) for t, s in zip(tiles, shape))
-    window = tuple(valid_size(c + 2 * h, step) for c, h in zip(core, halos))
     counts = tuple(math.ceil(s / c) for s, c in zip(shape, core))
-    pad = tuple((h, (n - 1) * c + w - h - s) for h, n, c, w, s in zip(halos, counts, core, window, shape))
     return {
         "core": core,
-        "window": window,
-        "halo": halos,
+        "halo": tuple(valid_size(h, step) for h in halos),
         "counts": counts,
-        "pad": pad,
+        "pad": tuple((0, valid_size(s, step) - s) for s in shape),
         "n_tiles": int(np.prod(counts)),
     }
+
+
+def tile_window(
+    core: Sequence[slice], halo: Sequence[int], spatial_shape: Sequence[int], size_step: int = 1
+) -> tuple[slice, ...]:
+    """The network input of one tile: its core grown by up to ``halo`` of the image's own context.
+
+    A window never reaches before the image or past its end rounded up to ``size_step`` (that
+    last part is the reflect padding of a whole-image pass); it is a multiple of ``size_step``
+    long, taking the rounding from the far side (or the near side at the image end), and it
+    starts on the ``size_step`` grid when the core and the halo do.
+
+    Parameters
+    ----------
+    core:
+        The core's slice per spatial axis (starts on the ``size_step`` grid).
+    halo:
+        Context per side and axis.
+    spatial_shape:
+        Image shape ``S``.
+    size_step:
+        The network's size step.
+
+    Examples
+    --------
+    >>> tile_window((slice(0, 16), slice(32, 48)), (8, 16), (40, 100), 8)
+    (slice(0, 24, None), slice(16, 64, None))
+    >>> tile_window((slice(32, 40),), (16,), (37,), 8)  # image end: 37 rounds up to 40
+    (slice(16, 40, None),)
+    """
+    out = []
+    step = int(size_step)
+    for c, h, s in zip(core, halo, spatial_shape):
+        end = valid_size(int(s), step)
+        start, stop = max(0, int(c.start) - int(h)), min(end, int(c.stop) + int(h))
+        length = min(end, valid_size(stop - start, step))
+        stop = min(end, start + length)
+        out.append(slice(stop - length, stop))
+    return tuple(out)
 
 
 def _tile_origins(counts: Sequence[int], core: Sequence[int]) -> Iterator[tuple[int, ...]]:
@@ -210,8 +259,9 @@ def predict_embeddings(
         of context on each side. ``None`` (or a tile at least as large as the
         image): one pass over the whole (padded) image.
     halo:
-        Context per side, one int or one per axis (reflect padding at the
-        image borders).
+        Context per side, one int or one per axis, taken from the image only
+        (none beyond its borders, as in a whole-image pass; ignored for one
+        pass).
     size_step:
         Every network input extent is a multiple of this; default
         ``model.size_step`` when the model has it, else 1.
@@ -249,7 +299,7 @@ def predict_embeddings(
         if dev.type == "cpu":
             model = inference_copy(model, image.ndim - 1)
     padded = pad_spatial(np.asarray(image, dtype=np.float32), grid["pad"])
-    core, window, halos = grid["core"], grid["window"], grid["halo"]
+    core, halos = grid["core"], grid["halo"]
     shape = image.shape[1:]
     out: torch.Tensor | None = None
     bar = ProgressBar(
@@ -257,11 +307,11 @@ def predict_embeddings(
     )
     with torch.no_grad(), bar:
         for origin in _tile_origins(grid["counts"], core):
-            # window in padded coordinates starts at `origin` (core start - halo + halo)
-            win = (slice(None),) + tuple(slice(o, o + w) for o, w in zip(origin, window))
-            x = torch.from_numpy(np.ascontiguousarray(padded[win]))[None].to(dev)
+            cut = tuple(slice(o, o + c) for o, c in zip(origin, core))
+            window = tile_window(cut, halos, shape, size_step)
+            x = torch.from_numpy(np.ascontiguousarray(padded[(slice(None),) + window]))[None].to(dev)
             y = model(x)
-            if tuple(y.shape[2:]) != tuple(window) or y.shape[0] != 1:
+            if tuple(y.shape[2:]) != tuple(x.shape[2:]) or y.shape[0] != 1:
                 raise ValueError(
                     f"model: output shape {tuple(y.shape)} does not match input {tuple(x.shape)} "
                     "(expected [1, E, *same spatial shape])"
@@ -270,7 +320,7 @@ def predict_embeddings(
                 out = torch.empty((y.shape[1],) + tuple(shape), dtype=torch.float32)
             # core within the window, clipped at the image end
             stop = tuple(min(o + c, s) for o, c, s in zip(origin, core, shape))
-            src = (slice(None),) + tuple(slice(h, h + (e - o)) for h, o, e in zip(halos, origin, stop))
+            src = (slice(None),) + tuple(slice(o - w.start, e - w.start) for o, e, w in zip(origin, stop, window))
             dst = (slice(None),) + tuple(slice(o, e) for o, e in zip(origin, stop))
             out[dst] = y[0][src].detach().float().cpu()  # also reorders channels-last to [E, *S]
             bar.advance()

@@ -223,3 +223,15 @@ def test_background_is_the_largest_cluster_of_most_blocks_not_a_longer_chain() -
         assert (patch > 0).all() and len(np.unique(patch)) == 1
     assert (labels[:, 28:36] > 0).all()
     assert (labels[0, :2] == 0).all() or (labels[0, 62:] == 0).all()  # one background group is 0
+
+
+def test_match_overlap_counts_small_and_large_ids_alike() -> None:
+    """Small ids are counted in a dense table, large ones by sorting: the same matches either way."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 12, 5000) * (rng.random(5000) > 0.1)
+    b = (a * 7 + rng.integers(0, 2, 5000)) % 40  # mostly one-to-one with some splits
+    dense = match_overlap(a, b, min_iou=0.3)
+    big = 10**9
+    sparse = match_overlap(np.where(a > 0, a + big, 0), np.where(b > 0, b + 2 * big, 0), min_iou=0.3)
+    assert len(dense) >= 5
+    assert sparse == [(x + big, y + 2 * big) for x, y in dense]

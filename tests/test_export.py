@@ -300,16 +300,14 @@ def test_zoo_embeddings_2d(package_2d: ExportResult, random_checkpoint_2d: Path)
 
     image = make_synthetic_sample((70, 66), 8, seed=3)[0][None]
     model, config = load_model(random_checkpoint_2d)
-    # the package's single pass: symmetric padding to a multiple of the step, then by the halo on both sides
-    from spoco_zoo.shapes import pad_spatial, pad_to_shape, valid_size
+    # the package's single pass: symmetric padding to a multiple of the step at the far end, nothing more
+    from spoco_zoo.shapes import pad_to_shape, valid_size
 
-    h = package_2d.halo
     padded = pad_to_shape(
         normalize(image, config.data.normalization), [valid_size(s, 4) for s in (70, 66)], "symmetric"
     )
-    padded = pad_spatial(padded, [(h, h), (h, h)], mode="symmetric")
     with torch.no_grad():
-        eager = model(torch.from_numpy(padded)[None])[0, :, h : h + 70, h : h + 66].numpy()
+        eager = model(torch.from_numpy(padded)[None])[0, :, :70, :66].numpy()
     for fmt in ("onnx", "pytorch_state_dict"):
         embeddings, clustering = zoo_embeddings(package_2d.path, image, weight_format=fmt)
         assert embeddings.shape == (8, 70, 66) and embeddings.dtype == np.float32

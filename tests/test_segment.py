@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from spoco_zoo.cli.main import app
 from spoco_zoo.config import TrainConfig
-from spoco_zoo.inference import inference_copy, predict_embeddings, tile_grid
+from spoco_zoo.inference import inference_copy, predict_embeddings, tile_grid, tile_window
 from spoco_zoo.train.checkpoint import build_model, load_model, save_checkpoint
 
 runner = CliRunner()
@@ -51,16 +51,42 @@ def _image(shape: tuple, seed: int = 0) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ inference
 def test_tile_grid_covers_the_image_on_the_size_step_grid() -> None:
-    grid = tile_grid((50, 37), (16, 15), halo=8, size_step=4)
-    assert grid["core"] == (16, 16)  # rounded up to the size step
-    assert grid["window"] == (32, 32)  # core + 2 * halo, multiple of 4
+    grid = tile_grid((50, 37), (16, 15), halo=7, size_step=4)
+    assert grid["core"] == (16, 16) and grid["halo"] == (8, 8)  # rounded up to the size step
     assert grid["counts"] == (4, 3) and grid["n_tiles"] == 12
-    # last window ends at 3*16 + 32 = 80 in padded coordinates = 8 + 50 + 22
-    assert grid["pad"] == ((8, 22), (8, 19))
+    assert grid["pad"] == ((0, 2), (0, 3))  # only the end, to a multiple of 4
     one = tile_grid((50, 37), None, halo=0, size_step=4)
-    assert one["n_tiles"] == 1 and one["window"] == (52, 40)
+    assert one["n_tiles"] == 1 and one["core"] == (52, 40)
     with pytest.raises(ValueError, match="halo"):
         tile_grid((50, 37), (16, 16), halo=(1, 2, 3), size_step=4)
+
+
+def test_tile_windows_take_context_from_the_image_only() -> None:
+    shape, halo = (50, 37), (8, 8)
+    # first core: no context before the image, the rounding goes to the far side
+    assert tile_window((slice(0, 16), slice(0, 16)), halo, shape, 4) == (slice(0, 24), slice(0, 24))
+    # inner core: the full halo on both sides
+    assert tile_window((slice(16, 32), slice(16, 32)), halo, shape, 4) == (slice(8, 40), slice(8, 40))
+    # last core: up to the image end rounded to the step (52, 40), never beyond
+    assert tile_window((slice(48, 64), slice(32, 48)), halo, shape, 4) == (slice(40, 52), slice(24, 40))
+    # a core longer than the image needs is the whole (rounded) image
+    assert tile_window((slice(0, 64),), (8,), (50,), 4) == (slice(0, 52),)
+
+
+def test_one_pass_ignores_the_halo_and_matches_the_plain_network() -> None:
+    """No invented context at the border: with any halo, one pass is the network on the image itself."""
+    from spoco_zoo.models.unet import UNet
+
+    torch.manual_seed(0)
+    model = UNet(1, 4, spatial_dims=2, depth=2, base_features=4, norm="none").eval()
+    image = _image((32, 40), seed=4)
+    with torch.no_grad():
+        direct = model(torch.from_numpy(image)[None])[0].numpy()
+    for halo in (0, 8, 24):
+        np.testing.assert_allclose(predict_embeddings(model, image, None, halo, device="cpu"), direct, atol=1e-4)
+    # tiles with a halo beyond the reach agree with it everywhere, the border included
+    tiled = predict_embeddings(model, image, (8, 8), halo=24, device="cpu")
+    np.testing.assert_allclose(tiled, direct, atol=1e-4)
 
 
 @pytest.mark.parametrize("norm", ["none", "batch"])

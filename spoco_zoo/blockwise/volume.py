@@ -5,12 +5,13 @@
 1. **statistics** for the normalisation (:func:`sampled_statistics`; exact for images up to
    :data:`MAX_STATISTICS_VALUES` values, from evenly spaced planes beyond);
 2. **network**: the image is cut into tiles (whole clustering blocks); each tile is predicted
-   with ``halo`` pixels of context (reflect-padded at the image border, exactly as one
-   whole-image pass pads; :class:`TilePredictor` calls
-   :func:`spoco_zoo.inference.predict_embeddings`) and its embeddings are written to a store
-   chunked by clustering block;
-3. **labels**: :func:`spoco_zoo.cluster.pipeline.segment_blocks` clusters every block's window
-   (:class:`WindowClusterer`) and stitches, splits and cleans the labels block by block.
+   with up to ``halo`` pixels of the image's own context (none beyond the image border,
+   exactly as one whole-image pass: :func:`spoco_zoo.inference.tile_window`;
+   :class:`TilePredictor` calls :func:`spoco_zoo.inference.predict_embeddings`) and its
+   embeddings are written to a store chunked by clustering block;
+3. **labels** (:func:`label_embeddings`): :func:`spoco_zoo.cluster.pipeline.segment_blocks`
+   clusters every block's window (:class:`WindowClusterer`) and stitches, splits and cleans
+   the labels block by block.
 
 With a ``client`` (``dask.distributed``) every step runs as tasks on its workers and all
 stores are Zarr arrays in ``work_dir`` (which the workers must see): memory is bounded by the
@@ -38,8 +39,8 @@ from spoco_zoo.cluster.settings import window_kwargs
 from spoco_zoo.config import NormalizationConfig
 from spoco_zoo.data.normalize import channel_statistics
 from spoco_zoo.errors import DataError
-from spoco_zoo.inference import predict_embeddings
-from spoco_zoo.shapes import pad_spatial, valid_size
+from spoco_zoo.inference import predict_embeddings, tile_window
+from spoco_zoo.shapes import valid_size
 
 __all__ = [
     "MAX_STATISTICS_VALUES",
@@ -52,6 +53,7 @@ __all__ = [
     "ZarrWindows",
     "dask_mapper",
     "segment_volume",
+    "label_embeddings",
 ]
 
 #: Images with at most this many values per channel get exact normalisation statistics.
@@ -145,26 +147,22 @@ class TilePredictor:
         self.halo = tuple(valid_size(h, size_step) for h in halo)  # context on the network's pooling grid
         self.size_step, self.device = int(size_step), device
 
-    def window(self, core: Sequence[slice]) -> np.ndarray:
-        """Normalised input of a tile: the core grown by the halo, the far side to a valid size."""
+    def window(self, core: Sequence[slice]) -> tuple[np.ndarray, tuple[slice, ...]]:
+        """Normalised input of a tile (:func:`~spoco_zoo.inference.tile_window`, cut at the image end)
+        and where the core lies in it."""
         shape = self.source.spatial_shape
-        starts = [c.start - h for c, h in zip(core, self.halo)]
-        stops = [a + valid_size(c.stop - c.start + 2 * h, self.size_step) for a, c, h in zip(starts, core, self.halo)]
-        margin = [h + self.size_step for h in self.halo]  # enough image for the reflection at a border
-        lows = [max(0, a - m) for a, m in zip(starts, margin)]
-        highs = [min(s, b + m) for s, b, m in zip(shape, stops, margin)]
-        crop = self.source.read([slice(a, b) for a, b in zip(lows, highs)])
-        pads = [(max(0, lo - a), max(0, b - hi)) for a, b, lo, hi in zip(starts, stops, lows, highs)]
-        padded = pad_spatial(crop, pads)
-        cut = tuple(slice(a - lo + before, b - lo + before) for a, b, lo, (before, _) in zip(starts, stops, lows, pads))
+        window = tile_window(core, self.halo, shape, self.size_step)
+        crop = self.source.read([slice(w.start, min(w.stop, s)) for w, s in zip(window, shape)])
         extra = (1,) * len(shape)
-        image = (padded[(slice(None),) + cut] - self.offset.reshape(-1, *extra)) / self.scale.reshape(-1, *extra)
-        return image.astype(np.float32)
+        image = (crop - self.offset.reshape(-1, *extra)) / self.scale.reshape(-1, *extra)
+        inner = tuple(slice(c.start - w.start, c.stop - w.start) for c, w in zip(core, window))
+        return image.astype(np.float32), inner
 
     def __call__(self, index: int) -> None:
         core = self.tiles[index].core
-        emb = predict_embeddings(self.model, self.window(core), None, 0, self.size_step, self.device)
-        inner = tuple(slice(h, h + c.stop - c.start) for h, c in zip(self.halo, core))
+        image, inner = self.window(core)
+        # one pass over the window: the end is reflect-padded to the size step, as in a whole-image pass
+        emb = predict_embeddings(self.model, image, None, 0, self.size_step, self.device)
         self.embeddings[(slice(None),) + tuple(core)] = emb[(slice(None),) + inner]
 
 
@@ -255,18 +253,13 @@ def segment_volume(
     source = ImageSource(image, channel_axis)
     shape = source.spatial_shape
     ndim = len(shape)
-    params = dict(clustering)
-    block_shape = params.pop("block_shape", None)
-    overlap = params.pop("overlap", None) or 0
-    split = bool(params.pop("split_components", True))
-    min_size = int(params.pop("min_size", 0) or 0)
-    background = str(params.pop("background", "largest"))
     step = int(getattr(model, "size_step", 1))
-    block = effective_block(block_shape, shape, step)
+    params = dict(clustering)
+    block = effective_block(params.get("block_shape"), shape, step)
+    params["block_shape"] = block
     halos = (int(halo),) * ndim if isinstance(halo, (int, np.integer)) else tuple(int(h) for h in halo)
     if len(block) != ndim or len(halos) != ndim:
         raise DataError(f"block_shape / halo: need {ndim} values for an image of shape {shape}")
-    blocks = block_grid(shape, block, overlap)
     tiles = block_grid(shape, default_tile(block, shape, tile_shape), 0)
     offset, scale = sampled_statistics(source, normalization)
     mapper: Mapper = serial_map if client is None else dask_mapper(client)
@@ -277,8 +270,6 @@ def segment_volume(
     temp = Path(tempfile.mkdtemp(prefix="spoco-blocks-", dir=work_dir)) if on_disk else None
     try:
         embeddings: Any
-        windows: WindowStore
-        components: Any
         if temp is None:
             embeddings = np.zeros((n_emb, *shape), np.float32)
         else:
@@ -292,16 +283,61 @@ def segment_volume(
                 dtype="float32",
                 compressors=None,
             )
-        if client is None:
+        predictor = TilePredictor(model, source, offset, scale, tiles, embeddings, halos, step, device)
+        mapper(predictor, list(range(len(tiles))))
+        return label_embeddings(embeddings, method, params, out, client=client, work_dir=temp)
+    finally:
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def label_embeddings(
+    embeddings: Any,
+    method: str,
+    clustering: dict[str, Any],
+    out: Any,
+    *,
+    client: Any | None = None,
+    work_dir: str | Path | None = None,
+) -> int:
+    """Instance labels of stored embeddings ``[E, *S]`` written into ``out``; the number of objects.
+
+    The clustering half of :func:`segment_volume`: every block's window is read from
+    ``embeddings`` (numpy or zarr; best chunked by block) when it is clustered, so memory holds
+    one window, the window labels (in memory, or a Zarr store in ``work_dir`` with a
+    ``client``) and the ``[*S]`` scratch labels (likewise).
+
+    Parameters
+    ----------
+    embeddings:
+        ``[E, *S]`` float array.
+    method, clustering:
+        As in :func:`segment_volume` (``block_shape`` default: the whole image).
+    out:
+        Integer array ``[*S]`` (numpy or zarr) for the labels.
+    client, work_dir:
+        A ``dask.distributed.Client`` and a folder its workers see (default: a temporary one).
+    """
+    shape = tuple(int(s) for s in embeddings.shape[1:])
+    params = dict(clustering)
+    block = effective_block(params.pop("block_shape", None), shape, 1)
+    overlap = params.pop("overlap", None) or 0
+    split = bool(params.pop("split_components", True))
+    min_size = int(params.pop("min_size", 0) or 0)
+    background = str(params.pop("background", "largest"))
+    blocks = block_grid(shape, block, overlap)
+    mapper: Mapper = serial_map if client is None else dask_mapper(client)
+    temp = Path(tempfile.mkdtemp(prefix="spoco-labels-", dir=work_dir)) if client is not None else None
+    try:
+        windows: WindowStore
+        components: Any
+        if temp is None:
             windows, components = MemoryWindows(), np.zeros(shape, np.int32)
         else:
             import zarr
 
-            assert temp is not None
             components = zarr.create_array(str(temp / "components.zarr"), shape=shape, chunks=block, dtype="int32")
             windows = ZarrWindows(temp / "windows.zarr", blocks)
-        predictor = TilePredictor(model, source, offset, scale, tiles, embeddings, halos, step, device)
-        mapper(predictor, list(range(len(tiles))))
         return segment_blocks(
             shape,
             blocks,

@@ -51,6 +51,8 @@ __all__ = [
 
 #: Two clusters of neighbouring blocks merge when their IoU in the shared region reaches this.
 DEFAULT_MATCH_IOU = 0.5
+#: Label pairs are counted in a dense table (no sort) when ``(max_a + 1) * (max_b + 1)`` is at most this.
+DENSE_PAIR_TABLE = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -155,15 +157,24 @@ def match_overlap(
     """
     if labels_a.shape != labels_b.shape:
         raise DataError(f"labels: shapes {labels_a.shape} and {labels_b.shape} differ")
-    a = labels_a.reshape(-1).astype(np.int64)
-    b = labels_b.reshape(-1).astype(np.int64)
+    a, b = labels_a.reshape(-1), labels_b.reshape(-1)
     both = (a != 0) & (b != 0)
     if not both.any():
         return []
-    ids_a, inv_a, size_a = np.unique(a, return_inverse=True, return_counts=True)
-    ids_b, inv_b, size_b = np.unique(b, return_inverse=True, return_counts=True)
-    pair_keys, counts = np.unique(inv_a[both] * len(ids_b) + inv_b[both], return_counts=True)
-    ia, ib = pair_keys // len(ids_b), pair_keys % len(ids_b)
+    low = min(int(a.min()), int(b.min()))
+    n_a, n_b = int(a.max()) + 1, int(b.max()) + 1
+    if low >= 0 and n_a * n_b <= DENSE_PAIR_TABLE:  # small ids (window labels): count, no sort
+        size_a, size_b = np.bincount(a, minlength=n_a), np.bincount(b, minlength=n_b)
+        joint = np.bincount(a[both].astype(np.int64) * n_b + b[both], minlength=n_a * n_b)
+        pair_keys = np.flatnonzero(joint)
+        counts = joint[pair_keys]
+        ids_a, ids_b = np.arange(n_a), np.arange(n_b)
+    else:
+        ids_a, inv_a, size_a = np.unique(a.astype(np.int64), return_inverse=True, return_counts=True)
+        ids_b, inv_b, size_b = np.unique(b.astype(np.int64), return_inverse=True, return_counts=True)
+        n_b = len(ids_b)
+        pair_keys, counts = np.unique(inv_a.reshape(-1)[both] * n_b + inv_b.reshape(-1)[both], return_counts=True)
+    ia, ib = pair_keys // n_b, pair_keys % n_b
     iou = counts / (size_a[ia] + size_b[ib] - counts)
     best_for_a = np.full(len(ids_a), -1.0)
     np.maximum.at(best_for_a, ia, iou)
