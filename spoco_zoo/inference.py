@@ -53,6 +53,7 @@ __all__ = [
     "inference_copy",
     "automatic_tile_shape",
     "AUTO_TILE_PIXELS",
+    "AUTO_TILE_CORE",
 ]
 
 #: Images with more pixels (voxels) than this are predicted in tiles when no tile size is given:

@@ -39,7 +39,7 @@ from spoco_zoo.cluster.settings import window_kwargs
 from spoco_zoo.config import NormalizationConfig
 from spoco_zoo.data.normalize import channel_statistics
 from spoco_zoo.errors import DataError
-from spoco_zoo.inference import predict_embeddings, tile_window
+from spoco_zoo.inference import AUTO_TILE_CORE, predict_embeddings, tile_window
 from spoco_zoo.shapes import valid_size
 
 __all__ = [
@@ -60,8 +60,6 @@ __all__ = [
 MAX_STATISTICS_VALUES = 2**25
 #: Embeddings larger than this go to a Zarr store on disk even without a Dask client.
 MAX_EMBEDDING_BYTES = 512 * 1024**2
-#: Default prediction tile (rounded up to whole clustering blocks), per number of spatial axes.
-DEFAULT_TILE = {2: (1024, 1024), 3: (64, 256, 256)}
 
 
 @dataclass(frozen=True)
@@ -100,12 +98,20 @@ def sampled_statistics(source: ImageSource, cfg: NormalizationConfig) -> tuple[n
 def default_tile(
     block_shape: Sequence[int], spatial_shape: Sequence[int], tile: Sequence[int] | None
 ) -> tuple[int, ...]:
-    """Prediction tile: ``tile`` (or :data:`DEFAULT_TILE`) rounded up to whole blocks, at most the image.
+    """Prediction tile: ``tile`` (default: :data:`spoco_zoo.inference.AUTO_TILE_CORE` per axis, the
+    automatic tile of the in-memory route) rounded up to whole blocks, at most the image.
+
+    In 3D a cube is the cheapest tile for its memory: with the 3D accuracy model's 64-voxel halo,
+    128^3 cores of a 128x512x512 volume predict as many voxels in all as 64x256x256 cores (about
+    3.1x the volume) in windows of 8.4 M voxels instead of 13.1 M (about 3.4 GB of activations
+    instead of 5.3 GB).
 
     >>> default_tile((256, 256), (3000, 3000), None), default_tile((32, 64, 64), (40, 100, 900), (10, 64, 100))
     ((1024, 1024), (32, 64, 128))
+    >>> default_tile((32, 64, 64), (128, 512, 512), None)
+    (128, 128, 128)
     """
-    wanted = DEFAULT_TILE[len(block_shape)] if tile is None else tuple(tile)
+    wanted = (AUTO_TILE_CORE[len(block_shape)],) * len(block_shape) if tile is None else tuple(tile)
     out = []
     for want, block, extent in zip(wanted, block_shape, spatial_shape):
         blocks = max(1, math.ceil(min(int(want), int(extent)) / int(block)))
