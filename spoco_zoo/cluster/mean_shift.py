@@ -12,8 +12,9 @@ Algorithm
    ``bin_seeding``, ``n_seeds`` random samples are the seeds.
 3. **Climb**: seeds move to the (flat or Gaussian) kernel mean of ``S`` until they move less than
    ``tol * bandwidth`` or ``max_iter`` steps; seeds whose flat window is empty are dropped, exact
-   duplicates are dropped as they appear (flat-kernel seeds with equal windows coincide after one
-   step). Distances are computed in blocks of seeds x data rows (at most ~64 MB), never ``N x N``.
+   duplicates are dropped every :data:`DEDUP_EVERY` steps and at the end (flat-kernel seeds with
+   equal windows coincide after one step and then follow one path). Distances are computed in
+   blocks of seeds x data rows (at most ~64 MB), never ``N x N``.
 4. **Merge**: modes are ranked by their kernel mass (flat kernel: samples within ``bandwidth``)
    and greedily kept unless within ``bandwidth`` of a better one (scikit-learn's non-maximum
    suppression).
