@@ -170,9 +170,12 @@ def zoo_predict(
     ValueError
         An image whose shape does not fit.
     """
+    import torch
     from bioimageio.core import Sample, Tensor, create_prediction_pipeline
     from bioimageio.core.axis import AxisId
     from bioimageio.core.common import MemberId
+
+    from spoco_zoo.inference import predict_embeddings
 
     descr = load_package(package)
     descr, weight_format = safe_description(descr, package, weight_format, trust_code=trust_package_code)
@@ -226,7 +229,13 @@ def zoo_predict(
         if not tiled or cores == full:
             out = run(data)  # one pass over the image itself: no context beyond its border
         elif has_embeddings:
-            out = {MemberId("embeddings"): _tiled_embeddings(run, data, cores, halo, step, len(spatial))}
+
+            def network(x: Any) -> Any:  # one window through the package: [1, C, *T] -> [1, E, *T]
+                return torch.from_numpy(run(x.numpy())[MemberId("embeddings")].data.to_numpy())
+
+            # the tiles of spoco_zoo.inference: context from the image only, as the single pass sees it
+            tiled_embeddings = predict_embeddings(network, data[0], cores, halo, step, "cpu")
+            out = {MemberId("embeddings"): tiled_embeddings[None]}
         else:
             # the single-output 'instances' variant: bioimageio.core's blocks (core + 2 * halo), which pad the
             # sample's border by the halo; an axis shorter than a block is padded (symmetric) to one block
@@ -251,28 +260,6 @@ def zoo_predict(
         instances = np.ascontiguousarray(out[MemberId("instances")].data.to_numpy()[crop][0], dtype=np.int32)
     clustering = dict(spoco.get("clustering") or {})
     return ZooPrediction(embeddings, instances, clustering, spoco, tiled, used)
-
-
-def _tiled_embeddings(run: Any, data: np.ndarray, cores: Sequence[int], halo: int, step: int, dims: int) -> np.ndarray:
-    """Embeddings ``[1, E, *full]`` of ``data [1, C, *full]`` predicted tile by tile: each core with up to
-    ``halo`` of the image's own context (:func:`spoco_zoo.inference.tile_window`), as a single pass sees it."""
-    import itertools
-
-    from spoco_zoo.inference import tile_window
-
-    full = data.shape[2:]
-    out: np.ndarray | None = None
-    for origin in itertools.product(*(range(0, f, c) for f, c in zip(full, cores))):
-        core = tuple(slice(o, min(o + c, f)) for o, c, f in zip(origin, cores, full))
-        window = tile_window(core, (halo,) * dims, full, step)
-        pred = run(np.ascontiguousarray(data[(slice(None), slice(None)) + window]))
-        emb = pred[next(k for k in pred if str(k) == "embeddings")].data.to_numpy()
-        if out is None:
-            out = np.empty((1, emb.shape[1], *full), np.float32)
-        inner = tuple(slice(c.start - w.start, c.stop - w.start) for c, w in zip(core, window))
-        out[(slice(None), slice(None)) + core] = emb[(slice(None), slice(None)) + inner]
-    assert out is not None
-    return out
 
 
 def check_package(package: str | Path, weight_format: str | None = None, trust_package_code: bool = False) -> str:
