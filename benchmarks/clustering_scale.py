@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,11 +34,10 @@ TARGETS = {(2048, 2048): 15.0, (128, 512, 512): 120.0}
 TARGET_RSS_GB = 4.0
 
 
-def _recommended(checkpoint: Path) -> tuple[str, dict]:
+def _recommended(config: Any) -> tuple[str, dict]:
+    """Method and keyword arguments of a checkpoint config's recommended clustering."""
     from spoco_zoo.cli.segment import checkpoint_clustering
-    from spoco_zoo.train.checkpoint import load_model
 
-    _, config = load_model(checkpoint)
     return checkpoint_clustering(config, None, {}, None)
 
 
@@ -64,7 +64,7 @@ def prepare(checkpoint: Path, shape: tuple[int, ...], folder: Path, threads: int
     halo = stored_halo(state, "student") or 32
     tile = automatic_tile_shape(shape, model.size_step)
     embeddings = predict_embeddings(model, x, tile, halo, model.size_step, "cpu")
-    _, params = _recommended(checkpoint)
+    _, params = _recommended(config)
     block = effective_block(params.get("block_shape"), shape, 1)
     store = zarr.create_array(
         str(folder / "embeddings.zarr"),
@@ -85,7 +85,9 @@ def cluster(checkpoint: Path, folder: Path, threads: int) -> None:
     from spoco_zoo.metrics.sbd import symmetric_best_dice
 
     torch.set_num_threads(threads)
-    method, params = _recommended(checkpoint)
+    from spoco_zoo.train.checkpoint import load_checkpoint
+
+    method, params = _recommended(load_checkpoint(checkpoint, "cpu")["config"])
     embeddings = zarr.open_array(str(folder / "embeddings.zarr"), mode="r")
     labels = np.zeros(embeddings.shape[1:], np.int32)
     start = time.perf_counter()
@@ -132,7 +134,7 @@ def main() -> None:
         return
     if args.checkpoint is None:
         parser.error("--checkpoint is required")
-    cases = [((s, s), args.checkpoint) for s in args.sizes_2d]
+    cases: list[tuple[tuple[int, ...], Path]] = [((s, s), args.checkpoint) for s in args.sizes_2d]
     if args.checkpoint_3d is not None:
         cases += [(tuple(int(v) for v in text.split("x")), args.checkpoint_3d) for text in args.sizes_3d]
     print(

@@ -165,17 +165,18 @@ def tile_window(
 ) -> tuple[slice, ...]:
     """The network input of one tile: its core grown by up to ``halo`` of the image's own context.
 
-    A window never reaches before the image or past its end rounded up to ``size_step`` (that
-    last part is the reflect padding of a whole-image pass); it is a multiple of ``size_step``
-    long, taking the rounding from the far side (or the near side at the image end), and it
-    starts on the ``size_step`` grid when the core and the halo do.
+    The halo is rounded up to a multiple of ``size_step``. A window never reaches before the
+    image or past its end rounded up to ``size_step`` (that last part is the reflect padding of a
+    whole-image pass); it is a multiple of ``size_step`` long, taking the rounding from the far
+    side (or the near side at the image end), and it starts on the ``size_step`` grid when the
+    core does.
 
     Parameters
     ----------
     core:
         The core's slice per spatial axis (starts on the ``size_step`` grid).
     halo:
-        Context per side and axis.
+        Context per side and axis (at most; rounded up to ``size_step``).
     spatial_shape:
         Image shape ``S``.
     size_step:
@@ -187,12 +188,15 @@ def tile_window(
     (slice(0, 24, None), slice(16, 64, None))
     >>> tile_window((slice(32, 40),), (16,), (37,), 8)  # image end: 37 rounds up to 40
     (slice(16, 40, None),)
+    >>> tile_window((slice(16, 24),), (3,), (64,), 8)  # a halo of 3 is one step of 8
+    (slice(8, 32, None),)
     """
     out = []
     step = int(size_step)
     for c, h, s in zip(core, halo, spatial_shape):
         end = valid_size(int(s), step)
-        start, stop = max(0, int(c.start) - int(h)), min(end, int(c.stop) + int(h))
+        context = valid_size(int(h), step)  # on the network's pooling grid
+        start, stop = max(0, int(c.start) - context), min(end, int(c.stop) + context)
         length = min(end, valid_size(stop - start, step))
         stop = min(end, start + length)
         out.append(slice(stop - length, stop))

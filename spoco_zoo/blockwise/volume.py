@@ -150,7 +150,7 @@ class TilePredictor:
         self.model, self.source, self.tiles, self.embeddings = model, source, tiles, embeddings
         self.offset = np.asarray(offset, np.float64)
         self.scale = np.asarray(scale, np.float64)
-        self.halo = tuple(valid_size(h, size_step) for h in halo)  # context on the network's pooling grid
+        self.halo = tuple(int(h) for h in halo)  # tile_window puts it on the network's pooling grid
         self.size_step, self.device = int(size_step), device
 
     def window(self, core: Sequence[slice]) -> tuple[np.ndarray, tuple[slice, ...]]:
