@@ -2,16 +2,21 @@
 
 Every run trains with ``spoco-zoo train --preset PRESET`` (the command a user runs) under one
 fixed step budget, then scores *fresh* held-out synthetic images -- generated with a seed no
-training run uses -- with the model's default segmentation (the recommended clustering stored in
-its checkpoint, as ``spoco-zoo segment --checkpoint`` runs it). A classical pipeline (blur, Otsu
-threshold, distance-transform watershed; :func:`spoco_zoo.baselines.classical_segmentation`, its
-two parameters chosen on separate tuning images) is scored on the same images. The large-image
-row segments one 2048x2048 image with the 10 % model and compares it with that model's figure on
-the 256x256 images.
+training run uses, in the run's synthetic style -- with the model's default segmentation (the
+recommended clustering stored in its checkpoint, as ``spoco-zoo segment --checkpoint`` runs it). A
+classical pipeline (blur, Otsu threshold, distance-transform watershed;
+:func:`spoco_zoo.baselines.classical_segmentation`, its two parameters chosen on separate tuning
+images of the same style) is scored on the same images. The ``2d-nuclei-*`` rows train and test on
+the ``nuclei`` style (like real fluorescence nuclei: mostly background, soft edges, dim and bright
+objects, uneven illumination, clumps), the others on the ``crowded`` default. The large-image row
+segments one 2048x2048 image with the 10 % model and compares it with that model's figure on the
+256x256 images.
 
     python benchmarks/accuracy.py --preset cpu --jobs 2            # all runs, 2 CPU cores
     python benchmarks/accuracy.py --preset gpu --jobs 6            # one GPU, six runs side by side
     python benchmarks/accuracy.py --runs 2d-0.1 --steps 300 --no-large --n-test 2   # a quick look
+    python benchmarks/accuracy.py --runs 2d-nuclei-0.1 --steps 20 --no-large --n-test 1 --n-tune 1 \
+        --set model.depth=2 --set model.base_features=4                              # a smoke test
 
 Prints one table (SBD, mAP, AP50 per run and the classical baseline), the sparse/dense SBD
 ratios and the large-image row; ``--json`` writes the same figures.
@@ -35,6 +40,10 @@ import numpy as np
 TEST_SEED = 4242
 #: Seed of the images the classical baseline's parameters are chosen on.
 TUNE_SEED = 777
+#: Objects per 512x512 training image of the nuclei style: the density of the real DSB 2018 image
+#: (73 nuclei in 512x256, about 22 px across); 36 per 256x256 test image.
+NUCLEI_OBJECTS = 144
+NUCLEI = ["data.synthetic.style=nuclei", f"data.synthetic.n_objects={NUCLEI_OBJECTS}"]
 
 
 @dataclass
@@ -46,9 +55,18 @@ class Run:
     convention: str = "objects_and_background"
     dims: int = 2
     extra: list[str] = field(default_factory=list)
+    #: Synthetic style of the held-out and tuning images (training's comes from ``extra``).
+    style: str = "crowded"
+
+    @property
+    def data(self) -> str:
+        """Which held-out images the run is scored on, e.g. ``"2D crowded"``."""
+        return f"{self.dims}D {self.style}"
 
 
 RUNS = [
+    Run("2d-nuclei-0.1", 0.1, extra=list(NUCLEI), style="nuclei"),
+    Run("2d-nuclei-1.0", 1.0, extra=list(NUCLEI), style="nuclei"),
     Run("2d-0.1", 0.1),
     Run("2d-0.3", 0.3),
     Run("2d-1.0", 1.0),
@@ -65,14 +83,16 @@ ABLATIONS = [
 ]
 
 
-def train_command(run: Run, preset: str, out: Path, steps: int | None) -> list[str]:
+def train_command(
+    run: Run, preset: str, out: Path, steps: int | None, overrides: tuple[str, ...] | list[str] = ()
+) -> list[str]:
     cmd = [sys.executable, "-m", "spoco_zoo.cli.main", "train", "--preset", preset, "--out", str(out)]
     cmd += ["--object-fraction", str(run.fraction), "--label-convention", run.convention, "--no-progress"]
     if run.dims == 3:
         cmd.append("--3d")
     if steps is not None:
         cmd += ["--steps", str(steps)]
-    for item in run.extra:
+    for item in [*run.extra, *overrides]:
         cmd += ["--set", item]
     return cmd
 
@@ -94,7 +114,7 @@ def train_all(runs: list[Run], args: argparse.Namespace) -> dict[str, float]:
                 continue
             out.mkdir(parents=True, exist_ok=True)
             log = open(out / "train.log", "wb")  # noqa: SIM115 - closed when the process ends
-            cmd = train_command(run, args.preset, out, args.steps)
+            cmd = train_command(run, args.preset, out, args.steps, args.overrides)
             print(f"[{run.name}] {' '.join(cmd[2:])}", flush=True)
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
             active.append((run, proc, time.perf_counter(), log))
@@ -111,18 +131,20 @@ def train_all(runs: list[Run], args: argparse.Namespace) -> dict[str, float]:
     return seconds
 
 
-def test_images(dims: int, n: int, seed: int, shape: list[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def test_images(
+    dims: int, style: str, n: int, seed: int, shape: list[int] | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` synthetic images of ``style`` (256x256 or 32x128x128; nuclei: the training density)."""
     from spoco_zoo.data.synthetic import make_synthetic_dataset
 
-    if dims == 2:
-        return make_synthetic_dataset(n, shape or [256, 256], 40, seed)
-    return make_synthetic_dataset(n, shape or [32, 128, 128], 40, seed)
+    n_objects = NUCLEI_OBJECTS // 4 if style == "nuclei" and dims == 2 else 40
+    default = [256, 256] if dims == 2 else [32, 128, 128]
+    return make_synthetic_dataset(n, shape or default, n_objects, seed, style=style)
 
 
 def segment(checkpoint: Path, image: np.ndarray, device: str) -> np.ndarray:
     """The default segmentation of one raw image: ``spoco-zoo segment --checkpoint``'s steps."""
     from spoco_zoo.cluster import cluster_embeddings
-    from spoco_zoo.cluster.settings import recommended_clustering
     from spoco_zoo.data.normalize import normalize
     from spoco_zoo.inference import predict_embeddings
     from spoco_zoo.train.checkpoint import load_model
@@ -130,7 +152,7 @@ def segment(checkpoint: Path, image: np.ndarray, device: str) -> np.ndarray:
     model, config = load_model(checkpoint)
     normalised = normalize(image[None], config.data.normalization)
     emb = predict_embeddings(model, normalised, None, 0, model.size_step, device)
-    params = recommended_clustering(config.clustering, config.loss, patch_shape=config.data.patch_shape)
+    params = config.recommended_clustering()
     return cluster_embeddings(emb, **params)
 
 
@@ -138,12 +160,12 @@ def mean_scores(results: list[dict[str, float]]) -> dict[str, float]:
     return {key: float(np.mean([r[key] for r in results])) for key in ("sbd", "map", "ap50")}
 
 
-def classical_scores(dims: int, images: list[tuple[np.ndarray, np.ndarray]], n_tune: int) -> dict[str, Any]:
-    """The classical baseline on ``images``, its parameters chosen on separate tuning images."""
+def classical_scores(dims: int, style: str, images: list[tuple[np.ndarray, np.ndarray]], n_tune: int) -> dict[str, Any]:
+    """The classical baseline on ``images``, its parameters chosen on separate tuning images of ``style``."""
     from spoco_zoo.baselines import classical_segmentation
     from spoco_zoo.metrics import evaluate_instances
 
-    tuning = test_images(dims, n_tune, TUNE_SEED)
+    tuning = test_images(dims, style, n_tune, TUNE_SEED)
     grid = [(sigma, distance) for sigma in (1.0, 2.0, 3.0) for distance in (5, 8, 12, 16)]
 
     def score(params: tuple[float, int], data: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
@@ -176,6 +198,14 @@ def main() -> None:
     parser.add_argument("--large", action=argparse.BooleanOptionalAction, default=True, help="2048x2048 row")
     parser.add_argument("--reuse", action="store_true", help="score existing OUT/<run>/best.pt without training")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override passed to every training run (repeatable), e.g. --set model.depth=2",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -190,8 +220,9 @@ def main() -> None:
     seconds = train_all(runs, args)
 
     rows: dict[str, dict[str, Any]] = {}
-    images = {dims: test_images(dims, args.n_test, TEST_SEED) for dims in {r.dims for r in runs}}
-    classical = {dims: classical_scores(dims, imgs, args.n_tune) for dims, imgs in images.items()}
+    kinds = {run.data: (run.dims, run.style) for run in runs}  # held-out images per (dims, style)
+    images = {key: test_images(dims, style, args.n_test, TEST_SEED) for key, (dims, style) in kinds.items()}
+    classical = {key: classical_scores(*kinds[key], imgs, args.n_tune) for key, imgs in images.items()}
     for run in runs:
         checkpoint = args.out / run.name / "best.pt"
         if not checkpoint.exists():
@@ -201,8 +232,10 @@ def main() -> None:
             "fraction": run.fraction,
             "convention": run.convention,
             "dims": run.dims,
+            "style": run.style,
+            "data": run.data,
             "train_s": seconds.get(run.name, float("nan")),
-            **evaluate_run(run, checkpoint, images[run.dims], args.device),
+            **evaluate_run(run, checkpoint, images[run.data], args.device),
         }
 
     large: dict[str, Any] = {}
@@ -225,21 +258,24 @@ def main() -> None:
 
     print()
     print(f"preset {args.preset}, steps {args.steps or 'preset default'}, {args.n_test} held-out images per row")
-    header = "| run | annotated | convention | dims | train s | SBD | mAP | AP50 | classical SBD | classical mAP |"
+    header = (
+        "| run | style | annotated | convention | dims | train s | SBD | mAP | AP50 | classical SBD | classical mAP |"
+    )
     print(header)
-    print("| --- " * 10 + "|")
+    print("| --- " * 11 + "|")
     for name, row in rows.items():
-        base = classical[row["dims"]]
+        base = classical[row["data"]]
         print(
-            f"| {name} | {100 * row['fraction']:g} % | {row['convention']} | {row['dims']}D | {row['train_s']:.0f} | "
+            f"| {name} | {row['style']} | {100 * row['fraction']:g} % | {row['convention']} | {row['dims']}D | "
+            f"{row['train_s']:.0f} | "
             f"{row['sbd']:.3f} | {row['map']:.3f} | {row['ap50']:.3f} | {base['sbd']:.3f} | {base['map']:.3f} |"
         )
-    for dims in (2, 3):
-        sparse, dense = rows.get(f"{dims}d-0.1"), rows.get(f"{dims}d-1.0")
+    for prefix, label in (("2d-nuclei", "2D nuclei"), ("2d", "2D crowded"), ("3d", "3D crowded")):
+        sparse, dense = rows.get(f"{prefix}-0.1"), rows.get(f"{prefix}-1.0")
         if sparse and dense:
-            print(f"{dims}D sparse/dense SBD ratio (10 % vs 100 %): {sparse['sbd'] / max(dense['sbd'], 1e-9):.3f}")
-    for dims, base in classical.items():
-        print(f"{dims}D classical: sigma {base['sigma']}, min_distance {base['min_distance']} (from tuning images)")
+            print(f"{label} sparse/dense SBD ratio (10 % vs 100 %): {sparse['sbd'] / max(dense['sbd'], 1e-9):.3f}")
+    for key, base in classical.items():
+        print(f"{key} classical: sigma {base['sigma']}, min_distance {base['min_distance']} (from tuning images)")
     if large:
         print(
             f"large image {large['shape'][0]}x{large['shape'][1]} ({large['objects']} objects), model 2d-0.1: "

@@ -97,15 +97,12 @@ def test_every_caller_gets_the_same_recommendation() -> None:
     )
     method, kwargs = checkpoint_clustering(config, None, {}, None)
     local = {"block_shape": [256, 256], "overlap": [64, 64], "split_components": True}  # the training patch
-    assert (method, kwargs) == ("consistency", {"bandwidth": 0.3, "min_size": 2, "background": "largest", **local})
+    common = {"bandwidth": 0.3, "min_size": 2, "background": "largest", **local, "foreground": "mask"}
+    assert (method, kwargs) == ("consistency", common)
     method, kwargs = checkpoint_clustering(config, "mean_shift", {"kernel": "gaussian"}, 7)
     assert (method, kwargs["bandwidth"], kwargs["min_size"], kwargs["kernel"]) == ("mean_shift", 0.3, 7, "gaussian")
-    assert recommended_ingraph(config.clustering, config.loss, {"n_seeds": 64}) == {
-        "bandwidth": 0.3,
-        "min_size": 2,
-        "background_largest": True,
-        "n_seeds": 64,
-    }
+    ingraph = recommended_ingraph(config.clustering, config.loss, {"n_seeds": 64}, config.foreground_mode())
+    assert ingraph == {"bandwidth": 0.3, "min_size": 2, "background_largest": True, "foreground": "mask", "n_seeds": 64}
     # the recommendation runs as is: two blobs 3 units apart, kernel width 0.3
     emb = np.zeros((2, 6, 8), np.float32)
     emb[0, :, 4:] = 3.0

@@ -256,8 +256,8 @@ def test_bad_inputs_raise_data_error_naming_the_file(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match="missing.h5.*not found"):
         read_image(tmp_path / "missing.h5")
-    with pytest.raises(DataError, match="image.png.*unsupported"):
-        read_image(tmp_path / "image.png")
+    with pytest.raises(DataError, match="image.gif.*unsupported"):
+        read_image(tmp_path / "image.gif")
 
     five_d = write_image(tmp_path / "five_d.tif", np.zeros((2, 2, 3, 8, 8), np.float32))
     with pytest.raises(DataError, match="five_d.tif.*5 axes"):
@@ -429,8 +429,22 @@ def test_build_datasets_from_files(tmp_path: Path) -> None:
     assert all(len(np.unique(lb[lb > 0])) == 2 for lb in train.labels)
     assert np.array_equal(val[0][1], read_labels(paths["labels"][2]))
 
+    # no validation images: 2 annotated objects per image, floor(0.2 * 2) = 0 set aside -> no
+    # validation; with every object annotated (10), 2 per image are set aside
     no_val = cfg.model_copy(update={"val_images": None, "val_labels": None})
-    assert build_datasets(no_val, 2, 0)[1] == []
+    train_nv, val_nv = build_datasets(no_val, 2, 0)
+    assert val_nv == [] and "too few annotated objects" in train_nv.validation_note
+    dense = no_val.model_copy(update={"object_fraction": 1.0})
+    train_d, val_d = build_datasets(dense, 2, 0)
+    assert "set aside (not trained on)" in train_d.validation_note
+    for kept, (_, held) in zip(train_d.labels, val_d):
+        truth = read_labels(paths["labels"][0 if kept is train_d.labels[0] else 1])
+        n_objects = len(np.unique(truth[truth > 0]))
+        held_ids, kept_ids = set(np.unique(held[held > 0])), set(np.unique(kept[kept > 0]))
+        assert len(held_ids) == n_objects // 5 and not held_ids & kept_ids
+        assert len(held_ids) + len(kept_ids) == n_objects
+        assert ((held == 0) == (truth == 0)).all()  # the annotated background validates too
+        assert (kept[held > 0] == -1).all()  # set-aside objects are unannotated for training
 
     sparse_cfg = cfg.model_copy(update={"labels_are_sparse": True})
     train_sparse, _ = build_datasets(sparse_cfg, 2, 0)

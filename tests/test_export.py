@@ -143,7 +143,7 @@ def test_export_fails_on_parity_and_keeps_existing_file(random_checkpoint_2d: Pa
         export_package(
             random_checkpoint_2d, out, formats="onnx", variant="embeddings", test_shape=(56, 56), tolerance=1e-12
         )
-    assert "input (1, 8, 56, 56)" in str(info.value)
+    assert "input (1, 9, 56, 56)" in str(info.value)  # 8 embedding channels + the foreground logit
     assert out.read_bytes() == b"previous package"
     assert [p.name for p in tmp_path.iterdir()] == ["existing.zip"]  # no temporary files left
 
@@ -210,7 +210,7 @@ def test_parity_2d(package_2d: ExportResult) -> None:
     for fmt in ("torchscript", "onnx"):
         parity = package_2d.parity[fmt]
         shapes = [c.shape for c in parity.cases]
-        assert shapes == [(1, 8, 64, 64), (2, 8, 60, 56)], shapes  # test input + another size and batch
+        assert shapes == [(1, 9, 64, 64), (2, 9, 60, 56)], shapes  # test input + another size and batch
         assert parity.max_abs < 1e-4, parity.summary()
         assert all(c.label_mismatches == 0 for c in parity.cases), parity.summary()
     assert package_2d.onnx_opset == 17 and package_2d.onnx_ir_version == 8
@@ -239,7 +239,7 @@ def test_rdf_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
 
     emb, inst = rdf["outputs"]
     assert (emb["id"], inst["id"]) == ("embeddings", "instances")
-    assert len(emb["axes"][1]["channel_names"]) == 8
+    assert emb["axes"][1]["channel_names"] == [f"e{i}" for i in range(8)] + ["foreground"]
     for ax in emb["axes"][2:] + inst["axes"][2:]:
         assert ax["halo"] == halo and ax["size"] == {"tensor_id": "raw", "axis_id": ax["id"]}
     assert [a.get("id", a["type"]) for a in inst["axes"]] == [a.get("id", a["type"]) for a in raw["axes"]]
@@ -265,7 +265,7 @@ def test_rdf_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
     # test tensors: raw (not normalised) input; outputs = preprocessing + eager model
     x = _npy(package_2d.path, raw["test_tensor"]["source"])
     y = _npy(package_2d.path, emb["test_tensor"]["source"])
-    assert x.shape == (1, 1, 64, 64) and x.dtype == np.float32 and y.shape == (1, 8, 64, 64)
+    assert x.shape == (1, 1, 64, 64) and x.dtype == np.float32 and y.shape == (1, 9, 64, 64)  # 8 + foreground
     assert _npy(package_2d.path, inst["test_tensor"]["source"]).dtype == np.int32
     from spoco_zoo.data.normalize import normalize
 
@@ -310,7 +310,7 @@ def test_zoo_embeddings_2d(package_2d: ExportResult, random_checkpoint_2d: Path)
         eager = model(torch.from_numpy(padded)[None])[0, :, :70, :66].numpy()
     for fmt in ("onnx", "pytorch_state_dict"):
         embeddings, clustering = zoo_embeddings(package_2d.path, image, weight_format=fmt)
-        assert embeddings.shape == (8, 70, 66) and embeddings.dtype == np.float32
+        assert embeddings.shape == (9, 70, 66) and embeddings.dtype == np.float32  # + foreground
         assert np.abs(embeddings - eager).max() < 1e-4, fmt
     assert clustering == _rdf(package_2d.path)["config"]["spoco"]["clustering"]
     pred = zoo_predict(package_2d.path, image, weight_format="torchscript")

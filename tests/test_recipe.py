@@ -87,7 +87,6 @@ def test_short_sparse_training_reaches_the_sbd_floor(tmp_path) -> None:
     annotated objects, bandwidth and min_size tuned on the validation images).
     """
     from spoco_zoo.cluster import cluster_embeddings
-    from spoco_zoo.cluster.settings import recommended_clustering
     from spoco_zoo.data.normalize import normalize
     from spoco_zoo.data.synthetic import make_synthetic_dataset
     from spoco_zoo.inference import predict_embeddings
@@ -114,7 +113,7 @@ def test_short_sparse_training_reaches_the_sbd_floor(tmp_path) -> None:
     )
     result = Trainer(config, progress=False).fit()
     model, stored = load_model(result.best_checkpoint)
-    params = recommended_clustering(stored.clustering, stored.loss, patch_shape=stored.data.patch_shape)
+    params = stored.recommended_clustering()
     scores = []
     for image, truth in make_synthetic_dataset(4, [128, 128], 12, seed=99):
         embeddings = predict_embeddings(

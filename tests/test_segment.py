@@ -95,7 +95,7 @@ def test_tiled_equals_untiled_without_per_sample_normalisation(tmp_path: Path, n
     image = _image((44, 53))
     whole = predict_embeddings(model, image, None, halo=16, device="cpu")
     tiled = predict_embeddings(model, image, (16, 16), halo=16, device="cpu")
-    assert whole.shape == tiled.shape == (8, 44, 53) and tiled.dtype == np.float32
+    assert whole.shape == tiled.shape == (9, 44, 53) and tiled.dtype == np.float32  # 8 + foreground
     assert np.abs(whole - tiled).max() < 1e-5
 
 
@@ -187,7 +187,7 @@ def test_segment_cli_writes_labels_and_embeddings(tmp_path: Path, random_checkpo
     labels = tifffile.imread(out / "cells_instances.tif")
     assert labels.shape == (40, 48) and labels.dtype == np.uint16
     emb = tifffile.imread(out / "cells_embeddings.tif")
-    assert emb.shape == (8, 40, 48) and emb.dtype == np.float32
+    assert emb.shape == (9, 40, 48) and emb.dtype == np.float32  # 8 embedding channels + foreground
     assert "cells_instances.tif" in result.output
 
 

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from spoco_zoo.cluster import cluster_embeddings
-from spoco_zoo.cluster.settings import recommended_clustering
 from spoco_zoo.data.normalize import normalize
 from spoco_zoo.data.synthetic import make_synthetic_sample
 from spoco_zoo.inference import predict_embeddings
@@ -53,8 +52,7 @@ def _scene(config, seed: int = 11, shape=(192, 200)):
 
 
 def _labels(emb: np.ndarray, config) -> np.ndarray:
-    params = recommended_clustering(config.clustering, config.loss, patch_shape=config.data.patch_shape)
-    return cluster_embeddings(emb, device="cpu", **params)
+    return cluster_embeddings(emb, device="cpu", **config.recommended_clustering())
 
 
 def test_tiled_equals_whole_with_the_measured_halo(trained_checkpoint_2d: Path) -> None:

@@ -34,6 +34,7 @@ import torch
 
 from spoco_zoo.cluster import run_method
 from spoco_zoo.cluster.blockwise import Block, block_grid, largest_window
+from spoco_zoo.cluster.common import split_foreground
 from spoco_zoo.cluster.pipeline import Mapper, MemoryWindows, WindowStore, segment_blocks, serial_map
 from spoco_zoo.cluster.settings import window_kwargs
 from spoco_zoo.config import NormalizationConfig
@@ -175,13 +176,21 @@ class TilePredictor:
 class WindowClusterer:
     """Cluster labels of one block's window of the stored embeddings (every cluster kept)."""
 
-    def __init__(self, embeddings: Any, blocks: Sequence[Block], method: str, params: dict[str, Any]) -> None:
-        self.embeddings, self.blocks, self.method = embeddings, blocks, method
+    def __init__(
+        self,
+        embeddings: Any,
+        blocks: Sequence[Block],
+        method: str,
+        params: dict[str, Any],
+        foreground: str | None = None,
+    ) -> None:
+        self.embeddings, self.blocks, self.method, self.foreground = embeddings, blocks, method, foreground
         self.params = {**window_kwargs(method, params, largest_window(blocks)), "background": "none", "min_size": 0}
 
     def __call__(self, index: int) -> np.ndarray:
         window = np.asarray(self.embeddings[(slice(None),) + tuple(self.blocks[index].window)])
-        return run_method(window, self.method, None, **self.params)
+        window, mask = split_foreground(window, None, self.foreground)  # type: ignore[assignment]
+        return run_method(window, self.method, mask, **self.params)
 
 
 class ZarrWindows:
@@ -331,6 +340,7 @@ def label_embeddings(
     split = bool(params.pop("split_components", True))
     min_size = int(params.pop("min_size", 0) or 0)
     background = str(params.pop("background", "largest"))
+    foreground = params.pop("foreground", None)
     blocks = block_grid(shape, block, overlap)
     mapper: Mapper = serial_map if client is None else dask_mapper(client)
     temp = Path(tempfile.mkdtemp(prefix="spoco-labels-", dir=work_dir)) if client is not None else None
@@ -347,11 +357,12 @@ def label_embeddings(
         return segment_blocks(
             shape,
             blocks,
-            WindowClusterer(embeddings, blocks, method, params),
+            WindowClusterer(embeddings, blocks, method, params, foreground),
             components,
             out,
             windows=windows,
             mapper=mapper,
+            masked=foreground == "mask",
             background=background,
             split_components=split,
             min_size=min_size,

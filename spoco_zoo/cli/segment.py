@@ -44,10 +44,11 @@ from typing import Any
 import typer
 
 from spoco_zoo.cli.reporting import fail, reports_errors
-from spoco_zoo.cluster.settings import GENERIC_PARAMS, METHODS, recommended_clustering
+from spoco_zoo.cluster.settings import GENERIC_PARAMS, METHODS
 
 #: Supported input suffixes, longest first (the stem drops them).
-INPUT_SUFFIXES = (".ome.tiff", ".ome.tif", ".zarr.zip", ".tiff", ".tif", ".hdf5", ".hdf", ".h5", ".zarr")
+INPUT_SUFFIXES: tuple[str, ...] = (".ome.tiff", ".ome.tif", ".zarr.zip", ".tiff", ".tif", ".hdf5", ".hdf", ".h5")
+INPUT_SUFFIXES += (".zarr", ".jpeg", ".jpg", ".png", ".bmp")  # .jpeg ... .bmp: 2D PNG/JPEG/BMP images
 
 
 def input_stem(path: Path) -> str:
@@ -79,7 +80,7 @@ def expand_inputs(paths: Sequence[Path]) -> list[Path]:
         if path.is_dir() and not path.name.lower().endswith(".zarr"):
             found = sorted(p for p in path.iterdir() if _is_image_file(p) and not p.name.startswith("."))
             if not found:
-                raise FileNotFoundError(f"{path}: folder holds no TIFF/HDF5/Zarr image")
+                raise FileNotFoundError(f"{path}: folder holds no TIFF/HDF5/Zarr/PNG/JPEG/BMP image")
             out.extend(found)
         else:
             out.append(path)
@@ -130,7 +131,7 @@ def checkpoint_clustering(
     different ``method`` keeps ``min_size`` and gets the kernel width
     ``config.loss.delta_var``); ``params`` and ``min_size`` override.
     """
-    kwargs = recommended_clustering(config.clustering, config.loss, method=method, patch_shape=config.data.patch_shape)
+    kwargs = config.recommended_clustering(method)
     chosen = kwargs.pop("method")
     kwargs.update(params)
     if min_size is not None:
@@ -158,7 +159,7 @@ def package_clustering(
             raise ValueError(f"the package config has no clustering method (keys {sorted(node)}); pass --method")
         node["method"] = method
     if method is not None and method != node["method"]:
-        kept = {k: node[k] for k in GENERIC_PARAMS if k in node}
+        kept = {k: node[k] for k in (*GENERIC_PARAMS, "foreground") if k in node}
         node.clear()
         node.update(kept, method=method)
     node.update(params)

@@ -30,9 +30,15 @@ def register(app: typer.Typer) -> None:
             help="Sparse labels as objects_and_background (0 = background, -1 = not annotated) or "
             "objects_only (painted objects, 0 = unknown).",
         ),
+        style: str = typer.Option(
+            "crowded",
+            "--style",
+            help="crowded (touching irregular objects filling most of the image) or nuclei (like fluorescence "
+            "nuclei: mostly background, soft edges, dim and bright objects, uneven illumination, clumps).",
+        ),
     ) -> None:
-        """Generate crowded, touching synthetic objects with dense ground truth (no download)."""
-        from spoco_zoo.data.synthetic import write_synthetic_dataset
+        """Generate synthetic objects (crowded or nuclei-like) with dense ground truth (no download)."""
+        from spoco_zoo.data.synthetic import STYLES, write_synthetic_dataset
 
         if not shape:
             shape = [32, 128, 128] if three_d else [256, 256]
@@ -44,9 +50,11 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(
                 f"{label_convention!r} is not one of {', '.join(LABEL_CONVENTIONS)}", param_hint="--label-convention"
             )
+        if style not in STYLES:
+            raise typer.BadParameter(f"{style!r} is not one of {', '.join(STYLES)}", param_hint="--style")
         # arguments are checked before anything is written (DataError naming the argument, exit 1)
         paths = write_synthetic_dataset(
-            out, n, shape, n_objects, seed, sparse_fraction=object_fraction, convention=label_convention
+            out, n, shape, n_objects, seed, sparse_fraction=object_fraction, convention=label_convention, style=style
         )
         for key, files in paths.items():
             typer.echo(f"{key}: {len(files)} files in {Path(files[0]).parent if files else out}")

@@ -10,7 +10,7 @@ import typer
 
 from spoco_zoo.cli.reporting import fail, reports_errors
 
-_IMAGE_SUFFIXES = (".tif", ".tiff", ".h5", ".hdf5", ".hdf", ".zarr")
+_IMAGE_SUFFIXES = (".tif", ".tiff", ".h5", ".hdf5", ".hdf", ".zarr", ".png", ".jpg", ".jpeg", ".bmp")
 
 
 def _expand(paths: list[Path] | None, what: str) -> list[str] | None:
@@ -22,7 +22,7 @@ def _expand(paths: list[Path] | None, what: str) -> list[str] | None:
         if path.is_dir() and path.suffix != ".zarr":
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
             if not found:
-                raise typer.BadParameter(f"{path}: directory holds no TIFF/HDF5/Zarr files", param_hint=what)
+                raise typer.BadParameter(f"{path}: holds no TIFF/HDF5/Zarr/PNG/JPEG/BMP files", param_hint=what)
             out.extend(str(p) for p in found)
         elif path.exists():
             out.append(str(path))

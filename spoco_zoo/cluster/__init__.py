@@ -54,6 +54,10 @@ def cluster_embeddings(
     own name (:func:`spoco_zoo.cluster.settings.method_kwargs`). The dict of
     :func:`spoco_zoo.cluster.settings.recommended_clustering` can be passed as ``**params``.
 
+    ``foreground`` (``"mask"`` / ``"drop"``, :func:`spoco_zoo.cluster.common.split_foreground`) says
+    that the last channel of ``embeddings`` is a network's foreground logit: with ``"mask"`` only the
+    pixels it calls foreground are clustered (the rest is background, 0).
+
     With any of the local-clustering parameters (``block_shape``, ``overlap``,
     ``split_components=True``; :data:`spoco_zoo.cluster.settings.LOCAL_PARAMS`) the method runs
     inside :func:`spoco_zoo.cluster.instances.segment_embeddings`: block by block, stitched, and
@@ -72,6 +76,9 @@ def cluster_embeddings(
     >>> cluster_embeddings(emb, "mean_shift", bandwidth=0.5, device="cpu")[0].tolist()
     [0, 0, 0, 0, 1, 1]
     """
+    from spoco_zoo.cluster.common import split_foreground
+
+    embeddings, mask = split_foreground(embeddings, mask, params.pop("foreground", None))
     local = {key: params.pop(key) for key in LOCAL_PARAMS if key in params}
     block_shape = local.get("block_shape")
     split = local.get("split_components")

@@ -50,6 +50,7 @@ __all__ = [
     "finalize",
     "empty_labels",
     "check_common",
+    "split_foreground",
 ]
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -256,6 +257,40 @@ def set_largest_to_background(labels: np.ndarray) -> np.ndarray:
     counts[0] = 0
     out[flat == int(np.argmax(counts))] = 0
     return out.reshape(labels.shape)
+
+
+def split_foreground(
+    embeddings: ArrayLike, mask: ArrayLike | None, foreground: str | None
+) -> tuple[ArrayLike, ArrayLike | None]:
+    """Embeddings without a network's foreground channel, and the mask it gives.
+
+    ``foreground`` (the clustering parameter of that name,
+    :data:`spoco_zoo.cluster.settings.FOREGROUND_MODES`): ``None`` -- ``embeddings`` has no such
+    channel, returned as they are; ``"mask"`` -- the last channel is a foreground logit and pixels
+    whose logit is not above 0 (probability 0.5) are background (combined with ``mask``);
+    ``"drop"`` -- the last channel is removed unused.
+
+    Examples
+    --------
+    >>> emb = np.zeros((3, 2, 2), np.float32); emb[2, 0] = 4.0  # two embedding channels + a logit
+    >>> rest, fg = split_foreground(emb, None, "mask")
+    >>> rest.shape, fg.tolist()
+    ((2, 2, 2), [[True, True], [False, False]])
+    """
+    if foreground is None:
+        return embeddings, mask
+    if foreground not in ("mask", "drop"):
+        raise DataError(f"foreground: must be 'mask', 'drop' or None, got {foreground!r}")
+    if embeddings.shape[0] < 2:
+        raise DataError(f"embeddings: a foreground channel needs at least 2 channels, got shape {embeddings.shape}")
+    rest = embeddings[:-1]
+    if foreground == "drop":
+        return rest, mask
+    logit = embeddings[-1]
+    inside = np.asarray(logit.detach().cpu() if isinstance(logit, torch.Tensor) else logit) > 0
+    if mask is not None:
+        inside &= np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask) != 0
+    return rest, inside
 
 
 def check_common(min_size: int, background: str) -> None:

@@ -45,6 +45,10 @@ from torch import nn
 
 __all__ = ["InGraphClustering"]
 
+#: With ``foreground="mask"``, every background pixel's embedding is replaced by this value in every
+#: channel before clustering: far from any trained embedding (their norms stay within a few units).
+BACKGROUND_POINT = 1000.0
+
 
 class InGraphClustering(nn.Module):
     """Fixed-iteration mean-shift clustering of pixel embeddings, exportable to TorchScript/ONNX.
@@ -82,6 +86,10 @@ class InGraphClustering(nn.Module):
         Pixels farther than this from their centre become 0; ``<= 0`` disables.
     n_jumps:
         Pointer-jumping steps of the merge; ``<= 0``: ``ceil(log2(n_seeds)) + 1`` (always enough).
+    foreground:
+        ``"none"``: every input channel is an embedding channel. ``"mask"``: the last channel is the
+        network's foreground logit; it is not clustered, and pixels whose logit is not above 0 are
+        background (0). ``"drop"``: the last channel is such a logit, ignored.
 
     Notes
     -----
@@ -111,8 +119,11 @@ class InGraphClustering(nn.Module):
         min_seeds: int = 1,
         max_distance: float = 0.0,
         n_jumps: int = 0,
+        foreground: str = "none",
     ) -> None:
         super().__init__()
+        if foreground not in ("none", "mask", "drop"):
+            raise ValueError(f"foreground must be 'none', 'mask' or 'drop', got {foreground!r}")
         if not bandwidth > 0:
             raise ValueError(f"bandwidth must be positive, got {bandwidth}")
         if n_seeds < 1 or n_iter < 0 or max_instances < 1 or min_size < 0 or min_seeds < 1:
@@ -134,6 +145,10 @@ class InGraphClustering(nn.Module):
         self.min_seeds = int(min_seeds)
         self.max_distance = float(max_distance)
         self.n_jumps = int(n_jumps) if n_jumps > 0 else int(math.ceil(math.log2(max(n_seeds, 2)))) + 1
+        self.foreground = str(foreground)
+        self.background_point = BACKGROUND_POINT
+        if self.foreground == "mask":  # the mask is the background, no cluster is removed for its size
+            self.background_largest = False
         # squared radii and the Gaussian's exponent factor 1 / (2 sigma^2), sigma^2 = bw^2 / (-2 ln 0.5)
         self.bw2 = self.bandwidth * self.bandwidth
         self.merge2 = radius * radius
@@ -145,7 +160,7 @@ class InGraphClustering(nn.Module):
             f"bandwidth={self.bandwidth}, n_seeds={self.n_seeds}, n_samples={self.n_samples}, n_iter={self.n_iter}, "
             f"gaussian={self.gaussian}, max_instances={self.max_instances}, merge_radius={self.merge_radius}, "
             f"background_largest={self.background_largest}, min_size={self.min_size}, "
-            f"min_seeds={self.min_seeds}, max_distance={self.max_distance}"
+            f"min_seeds={self.min_seeds}, max_distance={self.max_distance}, foreground={self.foreground!r}"
         )
 
     @staticmethod
@@ -167,6 +182,18 @@ class InGraphClustering(nn.Module):
         return start + (frac * width) // 4294967296
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        if self.foreground == "none":
+            return self.cluster(embeddings)
+        emb = embeddings[:, :-1]
+        if self.foreground == "drop":
+            return self.cluster(emb)
+        # background pixels all move to one far point: one cluster, one centre, masked out below
+        inside = embeddings[:, -1:] > 0
+        labels = self.cluster(torch.where(inside, emb, torch.full_like(emb, self.background_point)))
+        return torch.where(inside, labels, torch.zeros_like(labels))
+
+    def cluster(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Labels ``[B, 1, *S]`` (int32) of embeddings ``[B, E, *S]`` (every channel clustered)."""
         shape = embeddings.shape
         batch = shape[0]
         dims = shape[1]

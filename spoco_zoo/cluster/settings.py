@@ -52,6 +52,7 @@ __all__ = [
     "WINDOW_SAMPLES_MIN",
     "window_kwargs",
     "DEFAULT_MIN_SIZE",
+    "FOREGROUND_MODES",
     "min_size_from_objects",
     "INGRAPH_PARAMS",
     "check_method",
@@ -84,6 +85,10 @@ KERNEL_WIDTH_PARAM: dict[str, str | None] = {
 }
 #: Names under which a config may give the kernel width.
 WIDTH_NAMES = ("bandwidth", "delta_var")
+#: Values of the clustering parameter ``foreground`` for a network with a foreground-logit channel
+#: (the last one): ``"mask"`` clusters only the pixels it calls foreground, ``"drop"`` ignores it
+#: (:func:`spoco_zoo.cluster.common.split_foreground`). Absent (``None``): no such channel.
+FOREGROUND_MODES = ("mask", "drop")
 #: Parameters every method takes (applied by :func:`spoco_zoo.cluster.common.finalize`).
 GENERIC_PARAMS = ("min_size", "background")
 #: Parameters of the local clustering pipeline around any method (block size, overlap, splitting).
@@ -116,6 +121,7 @@ INGRAPH_PARAMS = (
     "min_seeds",
     "max_distance",
     "n_jumps",
+    "foreground",
 )
 _INGRAPH_IGNORED = ("method", "seed", "device", "delta_var", "ingraph", "description", *LOCAL_PARAMS)
 _INGRAPH_INTS = ("n_seeds", "n_samples", "n_iter", "max_instances", "min_size", "min_seeds", "n_jumps")
@@ -205,6 +211,7 @@ def recommended_clustering(
     *,
     method: str | None = None,
     patch_shape: Sequence[int] | None = None,
+    foreground: str | None = None,
 ) -> dict[str, Any]:
     """The recommended clustering of a training config, as a clustering dict.
 
@@ -220,12 +227,16 @@ def recommended_clustering(
         The training patch shape (``TrainConfig.data.patch_shape``): the block size of local
         clustering unless ``clustering.block_shape`` is set; with neither, the image is clustered
         in one piece.
+    foreground:
+        What the network's foreground channel is for (:data:`FOREGROUND_MODES`; ``None``: the
+        network has none): ``TrainConfig.foreground_mode()``.
 
     Returns
     -------
     dict
         ``{"method", "bandwidth" (methods with a kernel width), "min_size", "background": "largest",
-        "block_shape", "overlap", "split_components", **clustering.params}`` -- the RDF's
+        "block_shape", "overlap", "split_components", "foreground" (with a foreground channel),
+        **clustering.params}`` -- the RDF's
         ``config["spoco"]["clustering"]`` and, as keyword arguments, what
         :func:`spoco_zoo.cluster.cluster_embeddings` takes.
 
@@ -255,6 +266,10 @@ def recommended_clustering(
     else:
         out["overlap"] = list(clustering.overlap) if clustering.overlap is not None else default_overlap(block)
     out["split_components"] = bool(clustering.split_components)
+    if foreground is not None:
+        if foreground not in FOREGROUND_MODES:
+            raise DataError(f"foreground: must be one of {FOREGROUND_MODES} or None, got {foreground!r}")
+        out["foreground"] = foreground
     if same:
         out.update(clustering.params)
     return out
@@ -330,6 +345,10 @@ def ingraph_kwargs(clustering: Mapping[str, Any]) -> dict[str, Any]:
             if value not in ("flat", "gaussian"):
                 raise DataError(f"clustering.kernel must be 'flat' or 'gaussian', got {value!r}")
             out["gaussian"] = value == "gaussian"
+        elif key == "foreground":
+            if value not in FOREGROUND_MODES:
+                raise DataError(f"clustering.foreground must be one of {FOREGROUND_MODES}, got {value!r}")
+            out["foreground"] = str(value)
         elif key == "background":
             if value not in ("largest", "none"):
                 raise DataError(f"clustering.background must be 'largest' or 'none', got {value!r}")
@@ -360,6 +379,7 @@ def recommended_ingraph(
     clustering: ClusteringConfig,
     loss: LossConfig | Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
+    foreground: str | None = None,
 ) -> dict[str, Any]:
     """Constructor kwargs of the in-graph clustering compiled into an exported package.
 
@@ -379,5 +399,7 @@ def recommended_ingraph(
     kernel = clustering.params.get("kernel")
     if kernel in ("flat", "gaussian"):
         base["kernel"] = kernel
+    if foreground is not None:
+        base["foreground"] = foreground
     base.update(dict(options or {}))
     return ingraph_kwargs(base)

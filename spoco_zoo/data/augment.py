@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,10 +22,36 @@ import torch.nn.functional as F
 
 from spoco_zoo.errors import DataError
 
-__all__ = ["random_flip_rotate", "GeometricTransform", "intensity_augment"]
+__all__ = ["random_flip_rotate", "resize_patch", "GeometricTransform", "intensity_augment"]
 
 
 # ---------------------------------------------------------------------------- numpy patches
+def resize_patch(image: np.ndarray, labels: np.ndarray, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``image [C, *S]`` and ``labels [*S]`` resampled to the spatial ``shape``: the scale augmentation.
+
+    Linear interpolation for the image, nearest neighbour for the labels (ids stay ids). The
+    dataset cuts a window ``zoom`` times smaller or larger than the patch and resizes it to the
+    patch (:class:`spoco_zoo.data.dataset.SparseInstanceDataset`), so objects appear at other sizes:
+    real objects vary in size, and the network must not take an object's size for its identity.
+
+    Examples
+    --------
+    >>> image = np.zeros((1, 16, 16), np.float32); labels = np.zeros((16, 16), np.int64)
+    >>> labels[4:12, 4:12] = 3
+    >>> _, zoomed = resize_patch(image, labels, (32, 32))
+    >>> zoomed.shape, int((zoomed == 3).sum())
+    ((32, 32), 256)
+    """
+    from skimage.transform import resize
+
+    shape = tuple(int(s) for s in shape)
+    if tuple(labels.shape) == shape:
+        return image, labels
+    resized = resize(image, (image.shape[0], *shape), order=1, preserve_range=True, anti_aliasing=False)
+    ids = resize(labels, shape, order=0, preserve_range=True, anti_aliasing=False)
+    return resized.astype(np.float32), ids.astype(labels.dtype)
+
+
 def random_flip_rotate(
     image: np.ndarray, labels: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:

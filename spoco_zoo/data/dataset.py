@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from spoco_zoo.config import DataConfig
-from spoco_zoo.data.augment import random_flip_rotate
+from spoco_zoo.data.augment import random_flip_rotate, resize_patch
 from spoco_zoo.data.conventions import to_training_labels
 from spoco_zoo.data.io import check_has_objects, check_pair, read_image, read_labels
 from spoco_zoo.data.normalize import normalize
@@ -18,7 +19,7 @@ from spoco_zoo.data.sparsify import sparsify
 from spoco_zoo.data.synthetic import make_synthetic_dataset
 from spoco_zoo.errors import DataError
 
-__all__ = ["SparseInstanceDataset", "build_datasets", "DEFAULT_SAMPLES_PER_EPOCH"]
+__all__ = ["SparseInstanceDataset", "build_datasets", "hold_out_objects", "DEFAULT_SAMPLES_PER_EPOCH"]
 
 Sample = tuple[np.ndarray, np.ndarray]
 
@@ -26,6 +27,7 @@ DEFAULT_SAMPLES_PER_EPOCH = 100_000
 """Length of the (virtual) training dataset built by :func:`build_datasets`."""
 
 _SPARSIFY_STREAM = 1  # training image i keeps the objects drawn by default_rng((seed, 1, i))
+_HOLDOUT_STREAM = 2  # and sets aside for validation the objects drawn by default_rng((seed, 2, i))
 
 
 class SparseInstanceDataset(Dataset):
@@ -57,6 +59,10 @@ class SparseInstanceDataset(Dataset):
     object_bias:
         Probability that a patch is centred on a random annotated object pixel
         (otherwise its position is uniform).
+    zoom:
+        Scale augmentation (with ``augment``): a patch is cut from a window between ``1 / zoom`` and
+        ``zoom`` times its size in ``yx`` (log-uniform; clipped to the image) and resized to the
+        patch (:func:`~spoco_zoo.data.augment.resize_patch`). 1 turns it off.
 
     Examples
     --------
@@ -76,6 +82,7 @@ class SparseInstanceDataset(Dataset):
         augment: bool = True,
         ignore_label: int = -1,
         object_bias: float = 0.8,
+        zoom: float = 1.0,
     ) -> None:
         self.patch_shape = tuple(int(p) for p in patch_shape)
         if len(self.patch_shape) not in (2, 3) or min(self.patch_shape) < 1:
@@ -86,11 +93,16 @@ class SparseInstanceDataset(Dataset):
             raise DataError(f"samples_per_epoch: must be at least 1, got {samples_per_epoch}")
         if not 0 <= object_bias <= 1:
             raise DataError(f"object_bias: must be in [0, 1], got {object_bias}")
+        if zoom < 1:
+            raise DataError(f"zoom: must be at least 1, got {zoom}")
+        self.zoom = float(zoom)
         self.samples_per_epoch = int(samples_per_epoch)
         self.seed = int(seed)
         self.augment = augment
         self.ignore_label = int(ignore_label)
         self.object_bias = float(object_bias)
+        #: where the run's validation labels come from, when that needs saying (see build_datasets)
+        self.validation_note = ""
         self.images: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
         self._annotated: list[np.ndarray] = []
@@ -145,26 +157,39 @@ class SparseInstanceDataset(Dataset):
     def __len__(self) -> int:
         return self.samples_per_epoch
 
-    def _corner(self, which: int, rng: np.random.Generator) -> tuple[int, ...]:
-        """Start of a patch: centred on an annotated pixel (``object_bias``) or uniform."""
+    def _corner(self, which: int, window: Sequence[int], rng: np.random.Generator) -> tuple[int, ...]:
+        """Start of a window: centred on an annotated pixel (``object_bias``) or uniform."""
         shape = self.labels[which].shape
-        highest = [s - p for s, p in zip(shape, self.patch_shape)]
+        highest = [s - p for s, p in zip(shape, window)]
         annotated = self._annotated[which]
         if len(annotated) and rng.random() < self.object_bias:
             centre = np.unravel_index(annotated[rng.integers(len(annotated))], shape)
-            return tuple(int(np.clip(c - p // 2, 0, h)) for c, p, h in zip(centre, self.patch_shape, highest))
+            return tuple(int(np.clip(c - p // 2, 0, h)) for c, p, h in zip(centre, window, highest))
         return tuple(int(rng.integers(h + 1)) for h in highest)
+
+    def _window(self, which: int, rng: np.random.Generator) -> tuple[int, ...]:
+        """The extent cut from image ``which``: the patch, or with ``zoom`` a scaled one (yx only)."""
+        if not (self.augment and self.zoom > 1):
+            return self.patch_shape
+        factor = math.exp(rng.uniform(-math.log(self.zoom), math.log(self.zoom)))
+        shape = self.labels[which].shape
+        window = list(self.patch_shape)
+        for axis in (-2, -1):
+            window[axis] = max(1, min(shape[axis], int(round(self.patch_shape[axis] * factor))))
+        return tuple(window)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.samples_per_epoch:
             raise IndexError(f"index {index} out of range for {self.samples_per_epoch} samples")
         rng = np.random.default_rng((self.seed, int(index)))
         which = int(rng.integers(len(self.images)))
-        corner = self._corner(which, rng)
-        window = tuple(slice(c, c + p) for c, p in zip(corner, self.patch_shape))
+        extent = self._window(which, rng)
+        corner = self._corner(which, extent, rng)
+        window = tuple(slice(c, c + p) for c, p in zip(corner, extent))
         image = self.images[which][(slice(None),) + window]
         labels = self.labels[which][window]
         if self.augment:
+            image, labels = resize_patch(image, labels, self.patch_shape)
             image, labels = random_flip_rotate(image, labels, rng)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
@@ -185,8 +210,8 @@ def _synthetic_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> tuple[l
     syn = cfg.synthetic
     if len(syn.shape) != spatial_dims:
         raise DataError(f"data.synthetic.shape: {syn.shape} has {len(syn.shape)} axes, spatial_dims is {spatial_dims}")
-    train = make_synthetic_dataset(syn.n_train, syn.shape, syn.n_objects, syn.seed)
-    val = make_synthetic_dataset(syn.n_val, syn.shape, syn.n_objects, syn.seed, start=syn.n_train)
+    train = make_synthetic_dataset(syn.n_train, syn.shape, syn.n_objects, syn.seed, style=syn.style)
+    val = make_synthetic_dataset(syn.n_val, syn.shape, syn.n_objects, syn.seed, start=syn.n_train, style=syn.style)
     train_samples = [
         (normalize(image[None], cfg.normalization), _sparsify_train(labels, cfg, seed, i))
         for i, (image, labels) in enumerate(train)
@@ -211,7 +236,74 @@ def _read_pairs(images: Sequence[Path], labels: Sequence[Path], cfg: DataConfig,
     return pairs
 
 
-def _file_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> tuple[list[Sample], list[Sample]]:
+def hold_out_objects(
+    labels: np.ndarray, fraction: float, seed: int | Sequence[int], ignore_label: int = -1
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Set aside annotated objects of training labels for validation.
+
+    ``floor(fraction * n)`` of the ``n`` annotated objects (drawn with ``seed``) leave the training
+    labels (their pixels become ``ignore_label``: not annotated, as for any unannotated object) and
+    form the validation labels, with the annotated background; every other pixel of the validation
+    labels is ``ignore_label``. Scored with :func:`spoco_zoo.metrics.partial.partial_scores`.
+
+    Returns
+    -------
+    train, val, n_held_out
+        When no object is set aside (``floor`` gives 0), ``train`` and ``val`` are ``labels``.
+
+    Examples
+    --------
+    >>> labels = np.repeat(np.arange(11), 2)  # background + 10 objects
+    >>> train, val, n = hold_out_objects(labels, 0.2, seed=0)
+    >>> n, len(np.unique(train[train > 0])), len(np.unique(val[val > 0])), int((val == 0).sum())
+    (2, 8, 2, 2)
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    ids = np.unique(labels[labels > 0])
+    count = int(np.floor(fraction * len(ids) + 1e-9))
+    if count == 0:
+        return labels, labels, 0
+    chosen = np.random.default_rng(seed).choice(ids, size=count, replace=False)
+    held = np.isin(labels, chosen)
+    train = np.where(held, ignore_label, labels)
+    val = np.where(held | (labels == 0), labels, ignore_label)
+    return train, val, count
+
+
+def _held_out_samples(train: list[Sample], cfg: DataConfig, seed: int) -> tuple[list[Sample], list[Sample], str]:
+    """Training samples with objects set aside, the validation samples, and a sentence saying so.
+
+    When no object can be set aside there is no validation: the training annotations themselves
+    would choose an over-fitted clustering (on the real nuclei image, a kernel width that cut every
+    other nucleus into pieces), so the defaults stay and the last checkpoint is the best.
+    """
+    kept: list[Sample] = []
+    val: list[Sample] = []
+    held = annotated = 0
+    for i, (image, labels) in enumerate(train):
+        annotated += len(np.unique(labels[labels > 0]))
+        rest, val_labels, count = hold_out_objects(
+            labels, cfg.holdout_fraction, (seed, _HOLDOUT_STREAM, i), cfg.ignore_label
+        )
+        held += count
+        kept.append((image, rest))
+        if count:
+            val.append((image, val_labels))
+    if held:
+        note = (
+            f"no validation images: {held} of the {annotated} annotated objects are set aside (not trained on) "
+            "to choose the checkpoint and tune the clustering (data.holdout_fraction)"
+        )
+    else:
+        note = (
+            f"no validation images, and too few annotated objects ({annotated}) to set some aside "
+            f"(data.holdout_fraction {cfg.holdout_fraction:g}): the clustering keeps its defaults and the last "
+            "checkpoint is the best"
+        )
+    return kept, val, note
+
+
+def _file_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> tuple[list[Sample], list[Sample], str]:
     train = _read_pairs(cfg.train_images or [], cfg.train_labels or [], cfg, spatial_dims)
     if not train:
         raise DataError("data.train_images: the list of training images is empty")
@@ -220,14 +312,17 @@ def _file_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> tuple[list[S
     else:
         train = [(image, _sparsify_train(labels, cfg, seed, i)) for i, (image, labels) in enumerate(train)]
     val: list[Sample] = []
-    if cfg.val_images:
+    note = ""
+    if not cfg.val_images:
+        train, val, note = _held_out_samples(train, cfg, seed)
+    else:
         val = _read_pairs(cfg.val_images, cfg.val_labels or [], cfg, spatial_dims)
         if val[0][0].shape[0] != train[0][0].shape[0]:
             raise DataError(
                 f"{cfg.val_images[0]}: validation image has {val[0][0].shape[0]} channels, "
                 f"training images have {train[0][0].shape[0]}"
             )
-    return train, val
+    return train, val, note
 
 
 def build_datasets(
@@ -245,7 +340,9 @@ def build_datasets(
 
     Training labels are sparsified with ``cfg.object_fraction`` (seed
     ``(seed, 1, i)`` for image ``i``) unless ``cfg.labels_are_sparse``.
-    Validation labels are kept as given (dense ground truth for the metrics).
+    Validation labels are kept as given (dense ground truth for the metrics). Without validation
+    files, ``cfg.holdout_fraction`` of the annotated objects of each training image are set aside
+    as sparse validation labels (:func:`hold_out_objects`); the dataset's ``validation_note`` says so.
     All images are normalised with ``cfg.normalization``.
 
     Parameters
@@ -276,10 +373,11 @@ def build_datasets(
         raise DataError(
             f"data.patch_shape: {cfg.patch_shape} has {len(cfg.patch_shape)} axes, spatial_dims is {spatial_dims}"
         )
+    note = ""
     if cfg.train_images is None:
         train, val = _synthetic_samples(cfg, spatial_dims, seed)
     else:
-        train, val = _file_samples(cfg, spatial_dims, seed)
+        train, val, note = _file_samples(cfg, spatial_dims, seed)
     dataset = SparseInstanceDataset(
         train,
         cfg.patch_shape,
@@ -287,5 +385,7 @@ def build_datasets(
         seed=seed,
         augment=True,
         ignore_label=cfg.ignore_label,
+        zoom=cfg.zoom,
     )
+    dataset.validation_note = note
     return dataset, val

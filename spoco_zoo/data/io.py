@@ -1,10 +1,12 @@
-"""Reading and writing images and label images: TIFF, HDF5 and Zarr.
+"""Reading and writing images and label images: TIFF, HDF5, Zarr, PNG, JPEG and BMP.
 
 Supported inputs (chosen by file extension):
 
 - TIFF: ``.tif``, ``.tiff`` (:mod:`tifffile`; ``key`` is ignored);
 - HDF5: ``.h5``, ``.hdf5``, ``.hdf`` (:mod:`h5py`; ``key`` = dataset path);
-- Zarr: a ``.zarr`` directory or a ``.zarr.zip`` file (:mod:`zarr`; ``key`` = array path).
+- Zarr: a ``.zarr`` directory or a ``.zarr.zip`` file (:mod:`zarr`; ``key`` = array path);
+- PNG, JPEG, BMP: ``.png``, ``.jpg``, ``.jpeg``, ``.bmp`` (:mod:`imageio.v3`; ``key`` is ignored;
+  always one 2D plane, 8 or 16 bits, grey or RGB; see :mod:`spoco_zoo.data.raster`).
 
 For HDF5/Zarr, ``key=None`` works when the file holds exactly one array;
 otherwise the error lists the keys to choose from.
@@ -15,17 +17,28 @@ Axis rule for images (the result is always ``[C, *S]``):
 array      ``spatial_dims``        read as
 =========  ======================  ================================================
 2-D        ``None`` or 2           ``yx`` (a channel axis ``C = 1`` is added)
-3-D        2                       ``cyx``; but ``yxc`` when the last axis has <= 4
-                                   entries and the first has more (RGB-like TIFF)
+2-D        3                       refused: a 2D image for a 3D model
+3-D        2                       ``yxc`` when the last axis has <= 4 entries and
+                                   the first has more (RGB-like TIFF), else ``cyx``
+                                   with <= 4 channels, else refused: a volume
 3-D        3                       ``zyx`` (``C = 1`` is added)
 3-D        ``None``                ``cyx`` if the first axis has <= 4 entries,
                                    else ``yxc`` if the last axis has <= 4 entries,
                                    else ``zyx``
 4-D        ``None`` or 3           ``czyx``
+PNG/JPEG/  ``None`` or 2           ``yx`` or ``yxc`` (always channel-last); a
+BMP                                constant (opaque) alpha channel is dropped, a
+                                   varying one is refused; RGB with ``R == G == B``
+                                   everywhere is grey: ``yx`` (``C = 1``); with 3:
+                                   refused (a 2D image for a 3D model)
 =========  ======================  ================================================
 
-Pass ``spatial_dims`` whenever it is known: it removes the guess for 3-D arrays.
-Label images are ``yx`` or ``zyx`` (a leading singleton channel axis is dropped).
+Pass ``spatial_dims`` (the model's) whenever it is known: it removes the guess for 3-D arrays
+and refuses, with a message that says so, inputs that do not fit the model.
+
+Label images are ``yx`` or ``zyx`` (a leading singleton channel axis is dropped). PNG/BMP label
+images hold ids as grey values or palette indices, or RGB-encoded: ``R * 65536 + G * 256 + B``
+(CVPPP; black = 0 = background). JPEG is refused: lossy compression does not keep label ids.
 
 Every problem raises :class:`~spoco_zoo.errors.DataError` whose message starts
 with the file path.
@@ -39,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from spoco_zoo.atomic import atomic_path
+from spoco_zoo.data.raster import LOSSY_SUFFIXES, RASTER_SUFFIXES, image_pixels, label_ids, read_raster
 from spoco_zoo.errors import DataError
 
 __all__ = [
@@ -62,10 +76,10 @@ _MAX_CHANNELS = 4  # a leading (or trailing) axis this short is read as channels
 # ---------------------------------------------------------------------------- reading raw arrays
 def _file_format(path: Path) -> str:
     name = path.name.lower()
-    for fmt, suffixes in (("tiff", _TIFF), ("hdf5", _HDF5), ("zarr", _ZARR)):
+    for fmt, suffixes in (("tiff", _TIFF), ("hdf5", _HDF5), ("zarr", _ZARR), ("raster", RASTER_SUFFIXES)):
         if name.endswith(suffixes):
             return fmt
-    supported = ", ".join(_TIFF + _HDF5 + _ZARR)
+    supported = ", ".join(_TIFF + _HDF5 + _ZARR + RASTER_SUFFIXES)
     raise DataError(f"{path}: unsupported file extension (supported: {supported})")
 
 
@@ -136,7 +150,9 @@ def _read_zarr(path: Path, key: str | None) -> np.ndarray:
 
 
 def read_array(path: PathLike, key: str | None = None) -> np.ndarray:
-    """Read one array from a TIFF, HDF5 or Zarr file, as stored.
+    """Read one array from a TIFF, HDF5, Zarr, PNG, JPEG or BMP file, as stored.
+
+    PNG/JPEG/BMP files give ``[y, x]`` or ``[y, x, c]`` (palettes applied).
 
     Parameters
     ----------
@@ -144,7 +160,7 @@ def read_array(path: PathLike, key: str | None = None) -> np.ndarray:
         The file (``.zarr``: a directory).
     key:
         Dataset/array path inside HDF5/Zarr files; optional when the file holds
-        exactly one array. Ignored for TIFF.
+        exactly one array. Ignored for TIFF, PNG, JPEG and BMP.
 
     Raises
     ------
@@ -152,7 +168,11 @@ def read_array(path: PathLike, key: str | None = None) -> np.ndarray:
         Missing file, unsupported extension, unreadable or corrupt content,
         ambiguous or unknown key, empty array.
     """
-    path = Path(path)
+    return _read(Path(path), key, labels=False)
+
+
+def _read(path: Path, key: str | None, labels: bool) -> np.ndarray:
+    """:func:`read_array`; ``labels``: PNG/BMP palette indices instead of colours (:func:`read_raster`)."""
     fmt = _file_format(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
@@ -161,12 +181,15 @@ def read_array(path: PathLike, key: str | None = None) -> np.ndarray:
             array = _read_tiff(path)
         elif fmt == "hdf5":
             array = _read_hdf5(path, key)
-        else:
+        elif fmt == "zarr":
             array = _read_zarr(path, key)
+        else:
+            array = read_raster(path, labels=labels)
     except DataError:
         raise
     except Exception as err:  # corrupt files raise many different types
-        raise DataError(f"{path}: cannot read {fmt.upper()} file ({type(err).__name__}: {err})") from err
+        name = fmt.upper() if fmt != "raster" else path.suffix.lstrip(".").upper().replace("JPG", "JPEG")
+        raise DataError(f"{path}: cannot read {name} file ({type(err).__name__}: {err})") from err
     if array.size == 0:
         raise DataError(f"{path}: the array is empty (shape {array.shape})")
     return array
@@ -198,11 +221,12 @@ def read_image(path: PathLike, key: str | None = None, spatial_dims: int | None 
     Parameters
     ----------
     path:
-        TIFF, HDF5 or Zarr file.
+        TIFF, HDF5, Zarr, PNG, JPEG or BMP file.
     key:
         Array inside HDF5/Zarr (see :func:`read_array`).
     spatial_dims:
-        2 or 3 when known; decides how a 3-D array is read (see the module docstring).
+        The model's, 2 or 3, when known; decides how a 3-D array is read and refuses a volume
+        for a 2D model or a 2D image for a 3D model (see the module docstring).
 
     Returns
     -------
@@ -212,15 +236,30 @@ def read_image(path: PathLike, key: str | None = None, spatial_dims: int | None 
     Raises
     ------
     DataError
-        Unreadable file, unsupported number of axes, non-numeric data, NaN or inf values.
+        Unreadable file, unsupported number of axes, non-numeric data, NaN or inf values,
+        a volume for a 2D model, a 2D image for a 3D model.
     """
     if spatial_dims not in (None, 2, 3):
         raise DataError(f"spatial_dims: must be 2, 3 or None, got {spatial_dims}")
     path = Path(path)
+    raster = _file_format(path) == "raster"
     array = read_array(path, key)
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
         raise DataError(f"{path}: image has non-numeric dtype {array.dtype}")
-    axes = _image_axes(array.shape, spatial_dims)
+    if raster:
+        array = image_pixels(array, path)
+    if spatial_dims == 3 and (raster or array.ndim == 2):
+        raise DataError(
+            f"{path}: is a 2D image (shape {array.shape}), but the model is 3D; "
+            "use a 2D model, or pass a volume (zyx or czyx)"
+        )
+    axes = ("yx" if array.ndim == 2 else "yxc") if raster else _image_axes(array.shape, spatial_dims)
+    if spatial_dims == 2 and axes == "cyx" and array.shape[0] > _MAX_CHANNELS:
+        planes, height, width = array.shape
+        raise DataError(
+            f"{path}: looks like a 3D volume ({planes} planes of {height}x{width}, shape {array.shape}), but the "
+            f"model is 2D; use a 3D model, or pass a single plane (a 2D image has at most {_MAX_CHANNELS} channels)"
+        )
     if not axes:
         wanted = {None: "2, 3 or 4", 2: "2 (yx) or 3 (cyx)", 3: "3 (zyx) or 4 (czyx)"}[spatial_dims]
         raise DataError(f"{path}: image has {array.ndim} axes (shape {array.shape}), expected {wanted}")
@@ -264,7 +303,9 @@ def read_labels(
 
     0 = background, positive ids = objects, ``ignore_label`` = not annotated.
     Float files are accepted when every value is a whole number; a leading
-    singleton (channel) axis is dropped.
+    singleton (channel) axis is dropped. PNG/BMP files hold ids as grey values
+    (8/16-bit) or palette indices, or RGB-encoded ids ``R * 65536 + G * 256 + B``
+    in RGB(A) files (the CVPPP convention; black = 0 = background).
 
     Parameters
     ----------
@@ -279,12 +320,19 @@ def read_labels(
     ------
     DataError
         Unreadable file, wrong number of axes, fractional values, negative values
-        other than ``ignore_label``.
+        other than ``ignore_label``, a JPEG file (lossy compression alters ids).
     """
     if spatial_dims not in (None, 2, 3):
         raise DataError(f"spatial_dims: must be 2, 3 or None, got {spatial_dims}")
     path = Path(path)
-    array = read_array(path, key)
+    if path.name.lower().endswith(LOSSY_SUFFIXES):
+        raise DataError(
+            f"{path}: a JPEG file cannot hold label ids (lossy compression alters ids and object borders); "
+            "save the labels as PNG or TIFF"
+        )
+    array = _read(path, key, labels=True)
+    if _file_format(path) == "raster":
+        array = label_ids(array, path)
     allowed = (2, 3) if spatial_dims is None else (spatial_dims,)
     if array.ndim == max(allowed) + 1 and array.shape[0] == 1:
         array = array[0]

@@ -200,7 +200,9 @@ def card_values(
     if embeddings_out:
         out_rows.append(
             f"| output `embeddings` | axes `{', '.join(['b', 'c', *spatial.split(', ')])}`, "
-            f"{model.embedding_dim} channels, float32, same spatial size as the input |"
+            f"{model.out_channels} channels ({model.embedding_dim} embedding"
+            + (", then a foreground logit: cluster only pixels where it is > 0" if model.foreground else "")
+            + "), float32, same spatial size as the input |"
         )
     if instances:
         ig = ingraph_effective(clustering.get("ingraph", {}))

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from spoco_zoo.cluster.settings import recommended_clustering, recommended_ingraph
+from spoco_zoo.cluster.settings import recommended_ingraph
 from spoco_zoo.errors import ExportError
 from spoco_zoo.export.common import PackageGeometry, json_safe
 
@@ -198,7 +198,7 @@ def clustering_config(config: Any, ingraph: Mapping[str, Any] | None = None) -> 
     in-graph output, ``"ingraph"``: the constructor arguments compiled into the model. The dict
     is accepted as is by :func:`spoco_zoo.postprocess.embeddings_to_instances`.
     """
-    out = recommended_clustering(config.clustering, config.loss, patch_shape=config.data.patch_shape)
+    out = config.recommended_clustering()
     if ingraph is not None:
         out["ingraph"] = dict(ingraph)
     return json_safe(out)
@@ -213,7 +213,7 @@ def ingraph_settings(config: Any, options: Mapping[str, Any] | None = None) -> d
         ``options`` holds an unknown parameter or a value of the wrong kind.
     """
     try:
-        return recommended_ingraph(config.clustering, config.loss, options)
+        return recommended_ingraph(config.clustering, config.loss, options, foreground=config.foreground_mode())
     except ValueError as err:
         raise ExportError(f"in-graph clustering options: {err}") from err
 

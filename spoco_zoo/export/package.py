@@ -176,6 +176,8 @@ def write_cover(path: Path, tensors: ExportTensors, clustering: Mapping[str, Any
     if embeddings.ndim == 4:  # [E, z, y, x]: the middle z slice
         mid = embeddings.shape[1] // 2
         embeddings, image, labels = embeddings[:, mid], image[:, mid], labels[mid]
+    if clustering.get("foreground") is not None:  # the PCA shows the embedding channels only
+        embeddings = embeddings[:-1]
     write_png(path, make_cover(image, embeddings, labels))
     return f"{clustering['method']}, {len(np.unique(labels[labels > 0]))} instances on the test image"
 
@@ -232,6 +234,7 @@ def describe_package(stage: Path, plan: ExportPlan, model: Any, tensors: ExportT
             spatial_dims=plan.spatial_dims,
             in_channels=config.model.in_channels,
             embedding_dim=config.model.embedding_dim,
+            foreground=config.model.foreground,
             geometry=geo,
             normalization=config.data.normalization.model_dump(mode="json"),
             test_input=tensors.test_input,

@@ -73,6 +73,8 @@ class RdfContent:
     spoco_config: dict[str, Any]
     samples: dict[str, Path] = field(default_factory=dict)
     label_mismatch_ppm: float = 1000.0
+    #: the network's last output channel is a foreground logit (after the embedding channels)
+    foreground: bool = False
     parameter_count: int | None = None
     training: dict[str, Any] = field(default_factory=dict)
     version: str | None = None
@@ -191,10 +193,18 @@ def build_model_descr(content: RdfContent) -> Any:
             outputs.append(
                 OutputTensorDescr(
                     id=TensorId("embeddings"),
-                    description=f"{c.embedding_dim}-dimensional pixel embeddings (cluster them into instances)",
+                    description=(
+                        f"{c.embedding_dim}-dimensional pixel embeddings, then a foreground logit: cluster the pixels "
+                        "where it is > 0"
+                        if c.foreground
+                        else f"{c.embedding_dim}-dimensional pixel embeddings (cluster them into instances)"
+                    ),
                     axes=[
                         BatchAxis(),
-                        ChannelAxis(channel_names=[f"e{i}" for i in range(c.embedding_dim)]),
+                        ChannelAxis(
+                            channel_names=[f"e{i}" for i in range(c.embedding_dim)]
+                            + (["foreground"] if c.foreground else [])
+                        ),
                         *space_out(),
                     ],
                     test_tensor=FileDescr(source=c.test_outputs["embeddings"]),

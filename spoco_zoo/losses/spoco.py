@@ -1,7 +1,9 @@
 """The full SPOCO loss: weighted embedding, instance and consistency terms.
 
 ``total = embedding_weight * embedding_loss + instance_weight * instance_loss
-+ unlabeled_push_weight * unlabeled_push_loss + consistency_weight * consistency_loss``,
++ unlabeled_push_weight * unlabeled_push_loss + consistency_weight * consistency_loss
++ foreground_weight * foreground_loss`` (the last for networks with a foreground channel: the
+network's output is then ``[B, E + 1, *S]``, embeddings first, the foreground logit last),
 computed in float32 with autocast disabled so that mixed-precision training cannot underflow the kernel or the
 Dice ratios.
 """
@@ -16,6 +18,7 @@ from torch import Tensor, nn
 
 from spoco_zoo.losses.consistency import consistency_loss
 from spoco_zoo.losses.discriminative import embedding_loss, graph_zero
+from spoco_zoo.losses.foreground import foreground_loss
 from spoco_zoo.losses.instance import instance_loss
 from spoco_zoo.losses.unlabeled_push import unlabeled_push_loss
 
@@ -25,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; keeps this module torch-onl
 __all__ = ["SpocoLoss", "LOSS_TERMS"]
 
 #: Keys of the per-term dictionary returned by :meth:`SpocoLoss.forward`.
-LOSS_TERMS = ("embedding", "instance", "unlabeled_push", "consistency", "total")
+LOSS_TERMS = ("embedding", "instance", "unlabeled_push", "consistency", "foreground", "total")
 
 
 def _float32_context(device: torch.device) -> contextlib.AbstractContextManager:
@@ -44,6 +47,12 @@ class SpocoLoss(nn.Module):
         Margins, weights and sampling settings; defaults to ``LossConfig()``.
     ignore_label : int
         Label of unannotated pixels (``DataConfig.ignore_label``).
+    foreground : bool
+        The network's last output channel is a foreground logit (``ModelConfig.foreground``):
+        it is trained by :func:`~spoco_zoo.losses.foreground.foreground_loss`, the other terms
+        see the embedding channels only.
+    unannotated : {"unknown", "foreground"}
+        What unannotated pixels are to the foreground term (``TrainConfig.unannotated_pixels()``).
 
     Notes
     -----
@@ -52,7 +61,13 @@ class SpocoLoss(nn.Module):
     given. Reported term values are unweighted; ``total`` is the weighted sum.
     """
 
-    def __init__(self, config: LossConfig | None = None, ignore_label: int = -1) -> None:
+    def __init__(
+        self,
+        config: LossConfig | None = None,
+        ignore_label: int = -1,
+        foreground: bool = False,
+        unannotated: str = "unknown",
+    ) -> None:
         super().__init__()
         if config is None:
             from spoco_zoo.config import LossConfig
@@ -60,6 +75,8 @@ class SpocoLoss(nn.Module):
             config = LossConfig()
         self.config = config
         self.ignore_label = int(ignore_label)
+        self.foreground = bool(foreground)
+        self.unannotated = unannotated
 
     def _embedding_term(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         cfg = self.config
@@ -112,11 +129,12 @@ class SpocoLoss(nn.Module):
         Parameters
         ----------
         embeddings : Tensor
-            ``[B, E, *S]`` student embeddings (any float dtype; computed in float32).
+            ``[B, E, *S]`` student embeddings (any float dtype; computed in float32); with a
+            foreground channel the network's whole output ``[B, E + 1, *S]``.
         labels : Tensor
             ``[B, *S]`` sparse integer labels.
         teacher_embeddings : Tensor, optional
-            ``[B, E, *S]`` teacher embeddings aligned to the student's frame;
+            ``[B, E, *S]`` (or ``[B, E + 1, *S]``) teacher output aligned to the student's frame;
             without them the consistency term is skipped.
         generator : torch.Generator, optional
             Makes anchor sampling reproducible.
@@ -127,13 +145,23 @@ class SpocoLoss(nn.Module):
             Float32 scalar to back-propagate.
         terms : dict of str to float
             Unweighted ``'embedding'``, ``'instance'``, ``'unlabeled_push'``,
-            ``'consistency'`` and the weighted ``'total'``.
+            ``'consistency'``, ``'foreground'`` and the weighted ``'total'``.
         """
         cfg = self.config
         with _float32_context(embeddings.device):
             embeddings = embeddings.float()
             terms: dict[str, Tensor] = {}
             zero = graph_zero(embeddings)
+            if self.foreground:
+                logits, embeddings = embeddings[:, -1], embeddings[:, :-1]
+                if teacher_embeddings is not None:
+                    teacher_embeddings = teacher_embeddings[:, :-1]
+                use = cfg.foreground_weight > 0
+                terms["foreground"] = (
+                    foreground_loss(logits, labels, self.ignore_label, self.unannotated) if use else zero
+                )
+            else:
+                terms["foreground"] = zero
             terms["embedding"] = self._embedding_term(embeddings, labels) if cfg.embedding_weight > 0 else zero
             terms["instance"] = self._instance_term(embeddings, labels, generator) if cfg.instance_weight > 0 else zero
             terms["unlabeled_push"] = (
@@ -157,6 +185,7 @@ class SpocoLoss(nn.Module):
                 + cfg.instance_weight * terms["instance"]
                 + cfg.unlabeled_push_weight * terms["unlabeled_push"]
                 + cfg.consistency_weight * terms["consistency"]
+                + cfg.foreground_weight * terms["foreground"]
             )
         values = torch.stack([*(terms[k] for k in LOSS_TERMS[:-1]), total]).detach()
         return total, dict(zip(LOSS_TERMS, (float(v) for v in values.tolist())))

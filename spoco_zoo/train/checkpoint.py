@@ -268,8 +268,12 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     rng = state.get("rng_state")
     if isinstance(rng, dict) and "numpy" in rng:
         rng["numpy"] = _decode_numpy_rng(rng["numpy"], path)
+    stored = state["config"]
+    if isinstance(stored, dict) and isinstance(stored.get("model"), dict) and "foreground" not in stored["model"]:
+        # written before the foreground channel existed: the network has the embedding channels only
+        stored = {**stored, "model": {**stored["model"], "foreground": False}}
     try:
-        state["config"] = TrainConfig.model_validate(state["config"])
+        state["config"] = TrainConfig.model_validate(stored)
     except ValueError as err:
         raise CheckpointError(f"{path}: stored config is invalid: {err}") from err
     return state

@@ -22,7 +22,7 @@ __all__ = ["METRICS_CSV", "CURVES_PNG", "TrainingLog", "read_history", "plot_his
 
 METRICS_CSV = "metrics.csv"
 CURVES_PNG = "training_curves.png"
-_VALIDATION = ("sbd", "map", "ap50", "val_embedding_loss")
+_VALIDATION = ("sbd", "map", "ap50", "object_dice", "object_ap50", "false_foreground", "val_embedding_loss")
 
 
 class TrainingLog:

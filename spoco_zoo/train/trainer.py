@@ -136,6 +136,8 @@ class Trainer:
             samples_per_epoch=cfg.steps * cfg.data.batch_size * self.context.world_size,
         )
         self._derive_min_size()
+        if self.train_set.validation_note and self.context.is_main:
+            print(self.train_set.validation_note, flush=True)
         if self.train_set.in_channels != cfg.model.in_channels:
             raise ValueError(
                 f"training images have {self.train_set.in_channels} channels but model.in_channels "
@@ -151,7 +153,12 @@ class Trainer:
         self.teacher_model = compile_model(self.teacher, cfg.compile)
         self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(self.amp_dtype))
-        self.loss_fn = SpocoLoss(cfg.loss, ignore_label=cfg.data.ignore_label)
+        self.loss_fn = SpocoLoss(
+            cfg.loss,
+            ignore_label=cfg.data.ignore_label,
+            foreground=cfg.model.foreground,
+            unannotated=cfg.unannotated_pixels(),
+        )
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.metrics: dict[str, float] = {}
@@ -276,28 +283,32 @@ class Trainer:
 
     @torch.no_grad()
     def tune_postprocessing(self, checkpoint: Path, also: Sequence[Path] = ()) -> TuningResult | None:
-        """Choose ``bandwidth`` and ``min_size`` on the dense validation images and store them.
+        """Choose ``bandwidth`` and ``min_size`` on the validation images and store them.
 
         The student weights of ``checkpoint`` embed the validation images; the combination with
         the best SBD + mAP (:func:`spoco_zoo.train.tuning.tune_clustering`) is written into the
-        clustering config of ``checkpoint`` and of the checkpoints in ``also``. Nothing happens
-        (``None``) without dense validation labels or for a method without a kernel width.
+        clustering config of ``checkpoint`` and of the checkpoints in ``also``. Dense validation
+        labels are scored by SBD + mAP, sparse ones (objects set aside from the training annotations)
+        by :func:`spoco_zoo.metrics.partial.partial_score`. Nothing happens (``None``) without
+        validation images or for a method without a kernel width.
         """
-        from spoco_zoo.cluster.settings import recommended_clustering, uses_kernel_width
+        from spoco_zoo.cluster.settings import uses_kernel_width
         from spoco_zoo.models.receptive_field import package_halo
         from spoco_zoo.train.tuning import tune_clustering
 
         cfg = self.config
-        dense = [(image, labels) for image, labels in self.val_samples if not (labels == cfg.data.ignore_label).any()]
-        if not dense or not uses_kernel_width(cfg.clustering.method):
+        samples = self.val_samples
+        if not samples or not uses_kernel_width(cfg.clustering.method):
             return None
         state = load_checkpoint(checkpoint, map_location=self.device)
         model = copy.deepcopy(self.student)
         model.load_state_dict(state["model_state"])
         model.eval()
-        embeddings = [self._predict_full(image, model).numpy() for image, _ in dense]
-        clustering = recommended_clustering(cfg.clustering, cfg.loss, patch_shape=cfg.data.patch_shape)
-        result = tune_clustering(embeddings, [labels for _, labels in dense], clustering)
+        embeddings = [self._predict_full(image, model).numpy() for image, _ in samples]
+        clustering = cfg.recommended_clustering()
+        result = tune_clustering(
+            embeddings, [labels for _, labels in samples], clustering, ignore_label=cfg.data.ignore_label
+        )
         tuned = cfg.clustering.model_copy(update={"bandwidth": result.bandwidth, "min_size": result.min_size})
         self.config = cfg.model_copy(update={"clustering": tuned})
         # with the context a tile needs, measured once on these weights (segment / export read it back)
@@ -305,8 +316,8 @@ class Trainer:
         store_tuning(checkpoint, also, tuned, result.table, halo)
         if self.progress:
             print(
-                f"post-processing tuned on {len(dense)} validation image(s): bandwidth {result.bandwidth:g}, "
-                f"min_size {result.min_size} (SBD + mAP {result.score:.3f})",
+                f"post-processing tuned on {len(samples)} validation image(s): bandwidth {result.bandwidth:g}, "
+                f"min_size {result.min_size} (score {result.score:.3f})",
                 flush=True,
             )
         return result
@@ -427,9 +438,14 @@ class Trainer:
 
 
 def _score(metrics: dict[str, float]) -> float:
-    """Higher is better: SBD when available, else minus the validation loss."""
+    """Higher is better: SBD when available, else the partial score on objects set aside, else minus
+    the validation loss."""
     if "sbd" in metrics:
         return metrics["sbd"]
+    if "object_dice" in metrics:
+        from spoco_zoo.metrics.partial import partial_score
+
+        return partial_score(metrics)
     if "val_embedding_loss" in metrics:
         return -metrics["val_embedding_loss"]
     return -math.inf

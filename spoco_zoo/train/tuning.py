@@ -18,7 +18,7 @@ import numpy as np
 
 from spoco_zoo.errors import DataError
 
-__all__ = ["TuningResult", "tune_clustering", "BANDWIDTH_FACTORS", "MIN_SIZE_FACTORS"]
+__all__ = ["TuningResult", "tune_clustering", "score_segmentation", "BANDWIDTH_FACTORS", "MIN_SIZE_FACTORS"]
 
 #: Kernel widths tried, as multiples of the configured one.
 BANDWIDTH_FACTORS = (0.6, 0.8, 1.0, 1.2)
@@ -37,8 +37,29 @@ class TuningResult:
 
 
 def _score(result: Mapping[str, float]) -> float:
-    """Higher is better: SBD plus mAP (the project's two instance targets)."""
-    return float(result["sbd"]) + float(result["map"])
+    """Higher is better: SBD plus mAP (the project's two instance targets) on dense labels, else
+    :func:`spoco_zoo.metrics.partial.partial_score` on sparse ones."""
+    if "sbd" in result:
+        return float(result["sbd"]) + float(result["map"])
+    from spoco_zoo.metrics.partial import partial_score
+
+    return partial_score(result)
+
+
+def score_segmentation(pred: np.ndarray, labels: np.ndarray, ignore_label: int = -1) -> dict[str, float]:
+    """SBD / mAP / AP50 against dense labels; the partial scores against labels with unannotated pixels.
+
+    >>> gt = np.zeros((4, 4), int); gt[:2, :2] = 1
+    >>> sorted(score_segmentation(gt, gt)), sorted(score_segmentation(gt, np.where(gt > 0, 1, -1)))
+    (['ap50', 'map', 'sbd'], ['false_foreground', 'object_ap50', 'object_dice'])
+    """
+    from spoco_zoo.metrics import evaluate_instances
+    from spoco_zoo.metrics.partial import partial_scores
+
+    if (np.asarray(labels) == ignore_label).any():
+        return partial_scores(pred, labels, ignore_label)
+    result = evaluate_instances(pred, labels)
+    return {key: float(result[key]) for key in ("sbd", "map", "ap50")}
 
 
 def tune_clustering(
@@ -47,26 +68,31 @@ def tune_clustering(
     clustering: Mapping[str, Any],
     bandwidth_factors: Sequence[float] = BANDWIDTH_FACTORS,
     min_size_factors: Sequence[float] = MIN_SIZE_FACTORS,
+    ignore_label: int = -1,
 ) -> TuningResult:
-    """Grid search of ``bandwidth`` x ``min_size`` on images with dense ground truth.
+    """Grid search of ``bandwidth`` x ``min_size`` on validation images.
 
     Parameters
     ----------
     embeddings : sequence of numpy.ndarray
         ``[E, *S]`` embeddings of each validation image.
     labels : sequence of numpy.ndarray
-        Dense ground-truth labels ``[*S]`` of the same images.
+        Ground-truth labels ``[*S]`` of the same images: dense (scored by SBD + mAP), or sparse
+        with ``ignore_label`` pixels (objects set aside from the training annotations, scored by
+        :func:`spoco_zoo.metrics.partial.partial_score`).
     clustering : mapping
         The recommended clustering (:func:`spoco_zoo.cluster.settings.recommended_clustering`)
         with a kernel width: the grid is centred on its ``bandwidth`` and ``min_size``.
     bandwidth_factors, min_size_factors : sequence of float
         Multiples of the configured values to try.
+    ignore_label : int
+        Value of unannotated pixels in sparse ``labels``.
 
     Returns
     -------
     TuningResult
-        The combination with the best mean SBD + mAP (ties: the configured values first) and
-        a table of every combination's mean ``sbd`` and ``map``.
+        The combination with the best mean score (ties: the configured values first) and a table
+        of every combination's mean scores and ``score``.
 
     Raises
     ------
@@ -76,7 +102,6 @@ def tune_clustering(
     from spoco_zoo.cluster import cluster_embeddings
     from spoco_zoo.cluster.common import relabel_sequential
     from spoco_zoo.cluster.components import absorb_small_components
-    from spoco_zoo.metrics import evaluate_instances
 
     if not embeddings or len(embeddings) != len(labels):
         raise DataError(f"tuning: need the same positive number of embeddings and labels, got {len(embeddings)}")
@@ -96,26 +121,23 @@ def tune_clustering(
         ]
         for min_size in min_sizes:
             results = [
-                evaluate_instances(relabel_sequential(absorb_small_components(pred, min_size)), gt)
+                score_segmentation(relabel_sequential(absorb_small_components(pred, min_size)), gt, ignore_label)
                 for pred, gt in zip(raw, labels)
             ]
-            table.append(
-                {
-                    "bandwidth": bandwidth,
-                    "min_size": float(min_size),
-                    "sbd": float(np.mean([r["sbd"] for r in results])),
-                    "map": float(np.mean([r["map"] for r in results])),
-                }
-            )
+            keys = sorted({key for result in results for key in result})
+            row = {"bandwidth": bandwidth, "min_size": float(min_size)}
+            row.update({key: float(np.mean([r[key] for r in results if key in r])) for key in keys})
+            row["score"] = float(np.mean([_score(r) for r in results]))
+            table.append(row)
 
     def rank(row: dict[str, float]) -> tuple[float, bool, bool]:
         return (
-            round(_score(row), 6),
+            round(row["score"], 6),
             row["bandwidth"] == base_bandwidth,
             row["min_size"] == base_min_size,
         )
 
     best = max(table, key=rank)
     return TuningResult(
-        bandwidth=float(best["bandwidth"]), min_size=int(best["min_size"]), score=_score(best), table=table
+        bandwidth=float(best["bandwidth"]), min_size=int(best["min_size"]), score=best["score"], table=table
     )

@@ -45,24 +45,24 @@ def validation_scores(
     config: TrainConfig,
     embed: Callable[[np.ndarray], torch.Tensor],
 ) -> dict[str, float]:
-    """Mean validation embedding loss and, on images with dense labels, SBD / mAP / AP50.
+    """Mean validation embedding loss and instance scores: SBD / mAP on images with dense labels,
+    the partial scores (:func:`spoco_zoo.metrics.partial.partial_scores`) on sparse ones.
 
     ``embed(image)`` gives the embeddings ``[E, *S]``; images are segmented with the recommended
     clustering of ``config`` (:func:`spoco_zoo.cluster.settings.recommended_clustering`).
     """
     from spoco_zoo.cluster import cluster_embeddings
-    from spoco_zoo.cluster.settings import recommended_clustering
     from spoco_zoo.losses.discriminative import embedding_loss
-    from spoco_zoo.metrics import evaluate_instances
+    from spoco_zoo.train.tuning import score_segmentation
 
     loss = config.loss
-    clustering = recommended_clustering(config.clustering, loss, patch_shape=config.data.patch_shape)
-    scores: dict[str, list[float]] = {"val_embedding_loss": [], "sbd": [], "map": [], "ap50": []}
+    clustering = config.recommended_clustering()
+    scores: dict[str, list[float]] = {"val_embedding_loss": []}
     for image, labels in samples:
         emb = embed(image)
         lbl = torch.as_tensor(labels, dtype=torch.long)[None]
         value = embedding_loss(
-            emb[None],
+            emb[None, : config.model.embedding_dim],
             lbl,
             loss.delta_var,
             loss.delta_dist,
@@ -73,11 +73,9 @@ def validation_scores(
             background_as_instance=loss.background_as_instance,
         )
         scores["val_embedding_loss"].append(float(value))
-        if (labels == config.data.ignore_label).any():
-            continue  # sparse validation labels: no instance metrics
-        result = evaluate_instances(cluster_embeddings(emb.numpy(), **clustering), labels)
-        for key in ("sbd", "map", "ap50"):
-            scores[key].append(float(result[key]))
+        pred = cluster_embeddings(emb.numpy(), **clustering)
+        for key, score in score_segmentation(pred, labels, config.data.ignore_label).items():
+            scores.setdefault(key, []).append(float(score))
     return {k: float(np.mean(v)) for k, v in scores.items() if v}
 
 
