@@ -28,7 +28,7 @@ from spoco_zoo.errors import DataError
 
 
 def test_method_list_and_defaults_have_one_source() -> None:
-    assert METHODS == ("mean_shift", "hdbscan", "consistency")
+    assert METHODS == ("mean_shift", "hdbscan", "consistency", "watershed")
     assert POSTPROCESS_METHODS == (*METHODS, "ingraph")
     annotation = typing.get_type_hints(ClusteringConfig)["method"]
     assert typing.get_args(annotation) == METHODS

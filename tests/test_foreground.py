@@ -147,3 +147,24 @@ def test_partial_scores_judge_annotated_objects_by_their_whole_segment() -> None
     spill[:, 15:] = 5  # the annotated background predicted as an object
     assert partial_scores(spill, labels)["false_foreground"] == 1.0
     assert partial_score(partial_scores(exact, labels)) > partial_score(partial_scores(spill, labels))
+
+
+def test_watershed_method_splits_the_learned_foreground_by_shape() -> None:
+    """Touching objects with one embedding (what a sparsely trained embedding gives unannotated
+    neighbours) merge under mean-shift and are split by the foreground's shape."""
+    truth = np.zeros((40, 60), np.int64)
+    yy, xx = np.mgrid[:40, :60]
+    truth[(yy - 20) ** 2 + (xx - 18) ** 2 < 100] = 1
+    truth[((yy - 20) ** 2 + (xx - 36) ** 2 < 100) & (truth == 0)] = 2  # touching discs
+    output = np.zeros((3, 40, 60), np.float32)
+    output[0, truth > 0] = 3.0  # one embedding for both
+    output[2] = np.where(truth > 0, 5.0, -5.0)
+    merged = cluster_embeddings(output, "mean_shift", bandwidth=0.5, foreground="mask", device="cpu")
+    assert int(merged.max()) == 1
+    config = TrainConfig.model_validate({"clustering": {"method": "watershed", "min_size": 100}})
+    params = config.recommended_clustering()
+    assert params["min_distance"] == 6 and params["foreground"] == "mask"  # radius of a 100-pixel disc
+    split = cluster_embeddings(output, **params)
+    assert int(split.max()) == 2 and split[20, 12] != split[20, 42] and (split[truth == 0] == 0).all()
+    with pytest.raises(DataError, match="needs one"):
+        cluster_embeddings(output[:2], "watershed")

@@ -6,6 +6,8 @@ Methods (all ``(embeddings, mask=None, **params) -> numpy.int32 labels``, see
 * ``"mean_shift"`` -- :func:`spoco_zoo.cluster.mean_shift.mean_shift` (torch, CPU/GPU, default).
 * ``"hdbscan"`` -- :func:`spoco_zoo.cluster.density.hdbscan_cluster` (``hdbscan`` package).
 * ``"consistency"`` -- :func:`spoco_zoo.cluster.consistency.anchor_cluster` (SPOCO kernel anchors).
+* ``"watershed"`` -- :func:`spoco_zoo.cluster.shape.foreground_watershed` (the foreground channel split
+  by distance-transform watershed; embeddings unused).
 
 Importing this package imports the standard library only; a method's module (numpy and torch,
 and for ``"hdbscan"`` the ``hdbscan`` / scikit-learn packages) is imported on first use. Method
@@ -34,6 +36,7 @@ _TARGETS: dict[str, tuple[str, str]] = {
     "mean_shift": ("spoco_zoo.cluster.mean_shift", "mean_shift"),
     "hdbscan": ("spoco_zoo.cluster.density", "hdbscan_cluster"),
     "consistency": ("spoco_zoo.cluster.consistency", "anchor_cluster"),
+    "watershed": ("spoco_zoo.cluster.shape", "foreground_watershed"),
 }
 
 

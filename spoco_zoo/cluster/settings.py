@@ -30,6 +30,7 @@ Imports the standard library only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -48,6 +49,7 @@ __all__ = [
     "GENERIC_PARAMS",
     "LOCAL_PARAMS",
     "default_overlap",
+    "min_distance_from_size",
     "WINDOW_SAMPLE_SHARE",
     "WINDOW_SAMPLES_MIN",
     "window_kwargs",
@@ -66,7 +68,7 @@ __all__ = [
 ]
 
 #: Clustering methods of a training config (``ClusteringConfig.method``) and of ``--method``.
-ClusteringMethod = Literal["mean_shift", "hdbscan", "consistency"]
+ClusteringMethod = Literal["mean_shift", "hdbscan", "consistency", "watershed"]
 METHODS: tuple[str, ...] = get_args(ClusteringMethod)
 #: The clustering stage compiled into an exported package, run in Python.
 INGRAPH = "ingraph"
@@ -81,6 +83,7 @@ KERNEL_WIDTH_PARAM: dict[str, str | None] = {
     "mean_shift": "bandwidth",
     "consistency": "delta_var",
     "hdbscan": None,
+    "watershed": None,
     INGRAPH: "bandwidth",
 }
 #: Names under which a config may give the kernel width.
@@ -123,7 +126,7 @@ INGRAPH_PARAMS = (
     "n_jumps",
     "foreground",
 )
-_INGRAPH_IGNORED = ("method", "seed", "device", "delta_var", "ingraph", "description", *LOCAL_PARAMS)
+_INGRAPH_IGNORED = ("method", "seed", "device", "delta_var", "ingraph", "description", "min_distance", *LOCAL_PARAMS)
 _INGRAPH_INTS = ("n_seeds", "n_samples", "n_iter", "max_instances", "min_size", "min_seeds", "n_jumps")
 
 
@@ -175,6 +178,19 @@ def min_size_from_objects(object_sizes: Sequence[int]) -> int:
     middle = len(sizes) // 2
     median = sizes[middle] if len(sizes) % 2 else (sizes[middle - 1] + sizes[middle]) / 2
     return max(1, round(MIN_SIZE_FRACTION * median))
+
+
+def min_distance_from_size(min_size: int, spatial_dims: int = 2) -> int:
+    """``min_distance`` of ``method="watershed"``: the radius of a disk (ball) of ``min_size`` pixels, at least 2.
+
+    >>> min_distance_from_size(175), min_distance_from_size(16), min_distance_from_size(1000, 3)
+    (7, 2, 6)
+    """
+    if spatial_dims == 3:
+        radius = (3 * max(0, int(min_size)) / (4 * math.pi)) ** (1 / 3)
+    else:
+        radius = math.sqrt(max(0, int(min_size)) / math.pi)
+    return max(2, int(round(radius)))
 
 
 def default_overlap(block_shape: Sequence[int]) -> list[int]:
@@ -266,6 +282,9 @@ def recommended_clustering(
     else:
         out["overlap"] = list(clustering.overlap) if clustering.overlap is not None else default_overlap(block)
     out["split_components"] = bool(clustering.split_components)
+    if chosen == "watershed":  # object centres at least the radius of a min_size disk (ball) apart
+        dims = len(patch_shape) if patch_shape is not None else 2
+        out["min_distance"] = min_distance_from_size(out["min_size"], dims)
     if foreground is not None:
         if foreground not in FOREGROUND_MODES:
             raise DataError(f"foreground: must be one of {FOREGROUND_MODES} or None, got {foreground!r}")

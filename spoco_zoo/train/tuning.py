@@ -18,22 +18,39 @@ import numpy as np
 
 from spoco_zoo.errors import DataError
 
-__all__ = ["TuningResult", "tune_clustering", "score_segmentation", "BANDWIDTH_FACTORS", "MIN_SIZE_FACTORS"]
+__all__ = [
+    "TuningResult",
+    "tune_clustering",
+    "score_segmentation",
+    "BANDWIDTH_FACTORS",
+    "MIN_SIZE_FACTORS",
+    "MIN_DISTANCE_FACTORS",
+]
 
 #: Kernel widths tried, as multiples of the configured one.
 BANDWIDTH_FACTORS = (0.6, 0.8, 1.0, 1.2)
 #: ``min_size`` values tried, as multiples of the configured one.
 MIN_SIZE_FACTORS = (0.4, 0.7, 1.0, 1.4)
+#: ``min_distance`` values of ``method="watershed"`` tried (models with a foreground mask), as multiples
+#: of the one derived from ``min_size`` (:func:`spoco_zoo.cluster.settings.min_distance_from_size`).
+MIN_DISTANCE_FACTORS = (0.7, 1.0, 1.4)
 
 
 @dataclass
 class TuningResult:
-    """The chosen parameters and every combination's scores."""
+    """The chosen parameters and every combination's scores.
 
-    bandwidth: float
+    ``method`` is the configured method or ``"watershed"`` (the foreground split by shape, tried for
+    models whose foreground channel masks the background); ``bandwidth`` belongs to the first,
+    ``min_distance`` to the second (``None`` otherwise).
+    """
+
+    bandwidth: float | None
     min_size: int
     score: float
-    table: list[dict[str, float]] = field(default_factory=list)
+    table: list[dict[str, Any]] = field(default_factory=list)
+    method: str = "mean_shift"
+    min_distance: int | None = None
 
 
 def _score(result: Mapping[str, float]) -> float:
@@ -70,7 +87,8 @@ def tune_clustering(
     min_size_factors: Sequence[float] = MIN_SIZE_FACTORS,
     ignore_label: int = -1,
 ) -> TuningResult:
-    """Grid search of ``bandwidth`` x ``min_size`` on validation images.
+    """Grid search of ``bandwidth`` x ``min_size`` on validation images (and, for a model whose
+    foreground channel masks the background, of ``method="watershed"``'s ``min_distance`` x ``min_size``).
 
     Parameters
     ----------
@@ -113,31 +131,47 @@ def tune_clustering(
     min_sizes = sorted({int(round(base_min_size * f)) for f in min_size_factors} | {base_min_size})
     params = dict(clustering)
     params["split_components"] = True
-    table: list[dict[str, float]] = []
-    for bandwidth in bandwidths:
-        raw = [
-            cluster_embeddings(emb, **{**params, "bandwidth": bandwidth, "min_size": 0}).astype(np.int64)
-            for emb in embeddings
-        ]
+    method = str(params.get("method", "mean_shift"))
+    candidates: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        ({"method": method, "bandwidth": bandwidth}, {**params, "bandwidth": bandwidth}) for bandwidth in bandwidths
+    ]
+    if params.get("foreground") == "mask" and method != "watershed":
+        from spoco_zoo.cluster.settings import min_distance_from_size
+
+        dims = int(np.asarray(embeddings[0]).ndim) - 1
+        shape_params = {key: value for key, value in params.items() if key not in ("bandwidth", "method")}
+        derived = min_distance_from_size(base_min_size, dims)
+        for distance in sorted({max(1, int(round(derived * f))) for f in MIN_DISTANCE_FACTORS}):
+            chosen = {"method": "watershed", "min_distance": distance}
+            candidates.append((chosen, {**shape_params, **chosen}))
+    table: list[dict[str, Any]] = []
+    for chosen, call in candidates:
+        raw = [cluster_embeddings(emb, **{**call, "min_size": 0}).astype(np.int64) for emb in embeddings]
         for min_size in min_sizes:
             results = [
                 score_segmentation(relabel_sequential(absorb_small_components(pred, min_size)), gt, ignore_label)
                 for pred, gt in zip(raw, labels)
             ]
             keys = sorted({key for result in results for key in result})
-            row = {"bandwidth": bandwidth, "min_size": float(min_size)}
+            row: dict[str, Any] = {**chosen, "min_size": float(min_size)}
             row.update({key: float(np.mean([r[key] for r in results if key in r])) for key in keys})
             row["score"] = float(np.mean([_score(r) for r in results]))
             table.append(row)
 
-    def rank(row: dict[str, float]) -> tuple[float, bool, bool]:
+    def rank(row: dict[str, Any]) -> tuple[float, bool, bool, bool]:
         return (
             round(row["score"], 6),
-            row["bandwidth"] == base_bandwidth,
+            row["method"] == method,
+            row.get("bandwidth") == base_bandwidth,
             row["min_size"] == base_min_size,
         )
 
     best = max(table, key=rank)
     return TuningResult(
-        bandwidth=float(best["bandwidth"]), min_size=int(best["min_size"]), score=best["score"], table=table
+        bandwidth=None if best.get("bandwidth") is None else float(best["bandwidth"]),
+        min_size=int(best["min_size"]),
+        score=best["score"],
+        table=table,
+        method=str(best["method"]),
+        min_distance=None if best.get("min_distance") is None else int(best["min_distance"]),
     )
