@@ -168,3 +168,22 @@ def test_watershed_method_splits_the_learned_foreground_by_shape() -> None:
     assert int(split.max()) == 2 and split[20, 12] != split[20, 42] and (split[truth == 0] == 0).all()
     with pytest.raises(DataError, match="needs one"):
         cluster_embeddings(output[:2], "watershed")
+
+
+def test_tuning_chooses_the_shape_split_when_the_embedding_merges_neighbours() -> None:
+    from spoco_zoo.train.tuning import tune_clustering
+
+    yy, xx = np.mgrid[:40, :60]
+    truth = np.zeros((40, 60), np.int64)
+    truth[(yy - 20) ** 2 + (xx - 18) ** 2 < 100] = 1
+    truth[((yy - 20) ** 2 + (xx - 36) ** 2 < 100) & (truth == 0)] = 2
+    merged = np.zeros((3, 40, 60), np.float32)
+    merged[0, truth > 0] = 3.0  # one embedding for two touching objects
+    merged[2] = np.where(truth > 0, 5.0, -5.0)
+    clustering = TrainConfig.model_validate({"clustering": {"min_size": 100}}).recommended_clustering()
+    result = tune_clustering([merged], [truth], clustering)
+    assert result.method == "watershed" and result.min_distance is not None and result.score > 1.9
+    # an embedding that separates them keeps mean-shift (ties go to the configured method)
+    separated = merged.copy()
+    separated[1, truth == 2] = 3.0
+    assert tune_clustering([separated], [truth], clustering).method == "mean_shift"

@@ -275,7 +275,8 @@ def _held_out_samples(train: list[Sample], cfg: DataConfig, seed: int) -> tuple[
 
     When no object can be set aside there is no validation: the training annotations themselves
     would choose an over-fitted clustering (on the real nuclei image, a kernel width that cut every
-    other nucleus into pieces), so the defaults stay and the last checkpoint is the best.
+    other nucleus into pieces), so the last checkpoint is the best and the clustering is not tuned
+    (:meth:`spoco_zoo.train.trainer.Trainer.tune_postprocessing` says what it gets instead).
     """
     kept: list[Sample] = []
     val: list[Sample] = []
@@ -297,8 +298,8 @@ def _held_out_samples(train: list[Sample], cfg: DataConfig, seed: int) -> tuple[
     else:
         note = (
             f"no validation images, and too few annotated objects ({annotated}) to set some aside "
-            f"(data.holdout_fraction {cfg.holdout_fraction:g}): the clustering keeps its defaults and the last "
-            "checkpoint is the best"
+            f"(data.holdout_fraction {cfg.holdout_fraction:g}): the last checkpoint is the best and the clustering "
+            "is not tuned"
         )
     return kept, val, note
 
