@@ -15,6 +15,7 @@ inside exported graphs: the in-graph ``instances`` output stays mean-shift.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from spoco_zoo.cluster.common import ArrayLike, check_common, empty_labels, validate_inputs
 from spoco_zoo.errors import DataError
@@ -67,6 +68,8 @@ def foreground_watershed(
     if isinstance(min_distance, bool) or int(min_distance) != min_distance or min_distance < 1:
         raise DataError(f"min_distance: must be a positive integer, got {min_distance!r}")
     emb, fg = validate_inputs(embeddings, mask)
+    if not bool(torch.isfinite(emb).all()):  # the same contract as every method, though unused here
+        raise DataError("embeddings: contain NaN or infinite values")
     if fg is None:
         raise DataError(
             "mask: method 'watershed' splits the foreground and needs one (a model with a foreground channel, "
