@@ -46,10 +46,9 @@ def classical_segmentation(
     >>> int(classical_segmentation(image, sigma=1.0).max())
     2
     """
-    from scipy import ndimage as ndi
-    from skimage.feature import peak_local_max
     from skimage.filters import gaussian, threshold_otsu
-    from skimage.segmentation import relabel_sequential, watershed
+
+    from spoco_zoo.cluster.shape import foreground_watershed
 
     image = np.asarray(image, dtype=np.float32)
     if image.ndim not in (2, 3):
@@ -58,14 +57,7 @@ def classical_segmentation(
     if float(smooth.max()) == float(smooth.min()):
         return np.zeros(image.shape, dtype=np.int32)
     foreground = smooth > threshold_otsu(smooth)
-    distance = ndi.distance_transform_edt(foreground)
-    peaks = peak_local_max(distance, min_distance=min_distance, labels=ndi.label(foreground)[0], exclude_border=False)
-    markers = np.zeros(image.shape, dtype=np.int32)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    labels = watershed(-distance, markers, mask=foreground)
-    if min_size > 0:
-        sizes = np.bincount(labels.ravel())
-        small = sizes < min_size
-        small[0] = False
-        labels[small[labels]] = 0
-    return relabel_sequential(labels)[0].astype(np.int32)
+    # the same split of a foreground by shape as a trained model's method="watershed" (no embeddings)
+    return foreground_watershed(
+        np.zeros((1, *image.shape), np.float32), foreground, min_distance=min_distance, min_size=min_size
+    )

@@ -91,3 +91,12 @@ def trained_checkpoint_2d(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     result = Trainer(config, progress=False).fit()
     return result.last_checkpoint
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks gain nothing from intra-op threads; on a busy machine they cost seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,7 +10,6 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
-import torch
 from typer.testing import CliRunner
 
 from spoco_zoo.cli.main import app
@@ -23,13 +22,7 @@ from spoco_zoo.errors import DataError
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks gain nothing from intra-op threads; on a busy machine they cost seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _grey(shape: tuple[int, int] = (20, 30), high: int = 256, dtype: type = np.uint8) -> np.ndarray:

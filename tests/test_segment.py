@@ -20,13 +20,7 @@ from spoco_zoo.train.checkpoint import build_model, load_model, save_checkpoint
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks gain nothing from intra-op threads; on a busy machine they cost seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _checkpoint(path: Path, norm: str) -> Path:
