@@ -203,12 +203,12 @@ class DataConfig(_Strict):
     # and crops keep the network from identifying objects by their distance to the image border.
     # The patch is also the block size of the recommended local clustering.
     patch_shape: list[int] = Field(default_factory=lambda: [256, 256])
-    # Objects of real images vary in size: on the real nuclei image (top half trains, bottom half scored)
-    # zoom 1.5 lifted SBD at 10 % annotated from 0.10 to 0.27 and held 100 % at 0.73 with 20 % of the
-    # objects set aside (0.66 without zoom): the held-out score kept rising instead of falling after
-    # 400 steps (docs/benchmarks.md, "Real images").
+    # Off by default: once the foreground is split by shape, zoom 1.5 no longer helped the real nuclei
+    # image (SBD 0.768 / 0.795 at 100 % / 10 % with it, 0.781 / 0.788 without) and cost the crowded
+    # synthetic 10 % row 0.06 SBD (0.779 vs 0.835; docs/benchmarks.md, "Real images"). Before the
+    # shape split it had lifted 10 % from 0.10 to 0.27. For objects whose size varies a lot.
     zoom: float = Field(
-        1.5,
+        1.0,
         ge=1,
         description="scale augmentation: patches cut from windows 1/zoom..zoom times the patch size (yx), resized",
     )
@@ -253,7 +253,11 @@ class ClusteringConfig(_Strict):
     The rules live in :mod:`spoco_zoo.cluster.settings` (``recommended_clustering``).
     """
 
-    method: ClusteringMethod = "mean_shift"
+    method: ClusteringMethod | None = Field(
+        None,
+        description="None: graph (the local decoder exported packages compile in) for models whose foreground "
+        "channel masks the background, else mean_shift",
+    )
     bandwidth: float | None = Field(None, gt=0)
     min_size: int | None = Field(
         None,

@@ -127,9 +127,9 @@ def _resolve(config: Any) -> tuple[str, dict[str, Any]]:
 
 
 def _run_ingraph(emb: np.ndarray | torch.Tensor, kwargs: dict[str, Any]) -> np.ndarray:
-    from spoco_zoo.cluster.ingraph import InGraphClustering
+    from spoco_zoo.cluster.graph_method import ingraph_module
 
-    module = InGraphClustering(**ingraph_kwargs(kwargs))
+    module = ingraph_module(ingraph_kwargs(kwargs))
     tensor = torch.as_tensor(emb).detach().to(device="cpu", dtype=torch.float32)
     with torch.no_grad():
         return module(tensor[None])[0, 0].numpy().astype(np.int32)

@@ -261,7 +261,7 @@ def test_bad_parameters_raise_value_error() -> None:
 def test_dispatcher_methods_and_parameter_names() -> None:
     gt = blobs_2d()
     emb = embed(gt)
-    assert METHODS == ("mean_shift", "hdbscan", "consistency", "watershed")
+    assert METHODS == ("graph", "mean_shift", "hdbscan", "consistency", "watershed")
     direct = mean_shift(emb, bandwidth=0.6, device="cpu")
     np.testing.assert_array_equal(cluster_embeddings(emb, "mean_shift", bandwidth=0.6, device="cpu"), direct)
     np.testing.assert_array_equal(cluster_embeddings(emb, "mean_shift", delta_var=0.6, device="cpu"), direct)

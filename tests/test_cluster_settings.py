@@ -28,10 +28,11 @@ from spoco_zoo.errors import DataError
 
 
 def test_method_list_and_defaults_have_one_source() -> None:
-    assert METHODS == ("mean_shift", "hdbscan", "consistency", "watershed")
+    assert METHODS == ("graph", "mean_shift", "hdbscan", "consistency", "watershed")
     assert POSTPROCESS_METHODS == (*METHODS, "ingraph")
     annotation = typing.get_type_hints(ClusteringConfig)["method"]
-    assert typing.get_args(annotation) == METHODS
+    literal, none = typing.get_args(annotation)
+    assert typing.get_args(literal) == METHODS and none is type(None)
     assert LossConfig().delta_var == DEFAULT_DELTA_VAR == 0.5
     signature = inspect.signature(InGraphClustering.__init__).parameters
     assert tuple(name for name in signature if name != "self") == INGRAPH_PARAMS
@@ -74,7 +75,7 @@ def test_recommended_clustering_derives_the_kernel_width_from_the_loss() -> None
     assert recommended_clustering(chosen, loss)["split_components"] is False
     assert "bandwidth" not in recommended_clustering(ClusteringConfig(method="hdbscan"), loss)
     assert recommended_clustering(ClusteringConfig(), None)["bandwidth"] == DEFAULT_DELTA_VAR
-    with pytest.raises(DataError, match="choose one of mean_shift, hdbscan, consistency"):
+    with pytest.raises(DataError, match="choose one of graph, mean_shift, hdbscan, consistency"):
         recommended_clustering(ClusteringConfig(), loss, method="kmeans")
 
 
@@ -101,8 +102,23 @@ def test_every_caller_gets_the_same_recommendation() -> None:
     assert (method, kwargs) == ("consistency", common)
     method, kwargs = checkpoint_clustering(config, "mean_shift", {"kernel": "gaussian"}, 7)
     assert (method, kwargs["bandwidth"], kwargs["min_size"], kwargs["kernel"]) == ("mean_shift", 0.3, 7, "gaussian")
-    ingraph = recommended_ingraph(config.clustering, config.loss, {"n_seeds": 64}, config.foreground_mode())
-    assert ingraph == {"bandwidth": 0.3, "min_size": 2, "background_largest": True, "foreground": "mask", "n_seeds": 64}
+    # a model with a foreground mask: the local decoder, method graph's parameters (edge 0.3 x delta_var)
+    ingraph = recommended_ingraph(config.clustering, config.loss, {"n_iter": 16}, config.foreground_mode())
+    assert ingraph == {
+        "decoder": "graph",
+        "min_size": 2,
+        "background_largest": True,
+        "min_distance": 2,
+        "foreground": "mask",
+        "split": "embedding",
+        "edge_threshold": 0.09,
+        "n_iter": 16,
+    }
+    with pytest.raises(DataError, match="n_seeds: not a parameter of the in-graph local decoder"):
+        recommended_ingraph(config.clustering, config.loss, {"n_seeds": 64}, config.foreground_mode())
+    # without one: the global mean-shift
+    ingraph = recommended_ingraph(config.clustering, config.loss, {"n_seeds": 64}, None)
+    assert ingraph == {"bandwidth": 0.3, "min_size": 2, "background_largest": True, "n_seeds": 64}
     # the recommendation runs as is: two blobs 3 units apart, kernel width 0.3
     emb = np.zeros((2, 6, 8), np.float32)
     emb[0, :, 4:] = 3.0

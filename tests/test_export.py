@@ -27,7 +27,7 @@ from spoco_zoo.export.package import ExportResult, export_package
 from spoco_zoo.export.parity import compare_outputs
 from spoco_zoo.train.checkpoint import load_model
 
-FAST_INGRAPH = {"n_seeds": 256}
+FAST_INGRAPH = {"n_iter": 16, "min_size": 0}  # random weights: every fragment an object
 runner = CliRunner()
 
 
@@ -249,7 +249,8 @@ def test_rdf_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
     assert set(weights) == set(WEIGHT_FORMATS)
     arch = weights["pytorch_state_dict"]["architecture"]
     assert arch["callable"] == "SpocoUNetWithInstances" and arch["kwargs"]["depth"] == 2
-    assert arch["kwargs"]["clustering"]["n_seeds"] == 256
+    clustering = arch["kwargs"]["clustering"]  # the local decoder with the options given
+    assert clustering["decoder"] == "graph" and clustering["n_iter"] == 16 and clustering["foreground"] == "mask"
     assert weights["onnx"]["opset_version"] == 17 and "IR version 8" in weights["onnx"]["comment"]
     assert weights["torchscript"]["parent"] == weights["onnx"]["parent"] == "pytorch_state_dict"
 
@@ -257,8 +258,13 @@ def test_rdf_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
     assert tol[0]["output_ids"] == ["instances"] and tol[0]["mismatched_elements_per_million"] == 1000
     spoco = rdf["config"]["spoco"]
     clustering = spoco["clustering"]
-    assert clustering["method"] == "mean_shift" and clustering["bandwidth"] == 0.5
+    # a model with a foreground channel: the local decoder, the same parameters in the graph and for Python
+    assert (
+        clustering["method"] == "graph" and clustering["edge_threshold"] == 0.15 and clustering["split"] == "embedding"
+    )
     assert clustering["background"] == "largest" and clustering["min_size"] == 16
+    ingraph = clustering["ingraph"]
+    assert ingraph["edge_threshold"] == 0.15 and ingraph["decoder"] == "graph" and ingraph["min_size"] == 0
     assert spoco["loss"]["delta_var"] == 0.5 and spoco["loss"]["delta_dist"] == 2.0
     assert spoco["training"]["object_fraction"] == 0.1 and spoco["spoco_zoo_version"]
 

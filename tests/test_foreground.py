@@ -180,10 +180,18 @@ def test_tuning_chooses_the_shape_split_when_the_embedding_merges_neighbours() -
     merged = np.zeros((3, 40, 60), np.float32)
     merged[0, truth > 0] = 3.0  # one embedding for two touching objects
     merged[2] = np.where(truth > 0, 5.0, -5.0)
+    # the default method of a model with a foreground mask: graph, both splits tried
     clustering = TrainConfig.model_validate({"clustering": {"min_size": 100}}).recommended_clustering()
+    assert clustering["method"] == "graph" and clustering["split"] == "embedding"
     result = tune_clustering([merged], [truth], clustering)
-    assert result.method == "watershed" and result.min_distance is not None and result.score > 1.9
-    # an embedding that separates them keeps mean-shift (ties go to the configured method)
+    assert result.params["split"] == "shape" and result.min_distance is not None and result.score > 1.9
+    # an embedding that separates them keeps the embedding split (ties go to the configured split)
     separated = merged.copy()
     separated[1, truth == 2] = 3.0
-    assert tune_clustering([separated], [truth], clustering).method == "mean_shift"
+    kept = tune_clustering([separated], [truth], clustering)
+    assert kept.params == {"split": "embedding", "edge_threshold": 0.15} and kept.score > 1.9
+    # mean-shift models (configured so) still try the shape split of the foreground
+    shifted = TrainConfig.model_validate({"clustering": {"min_size": 100, "method": "mean_shift"}})
+    result = tune_clustering([merged], [truth], shifted.recommended_clustering())
+    assert result.method == "watershed" and result.min_distance is not None and result.score > 1.9
+    assert tune_clustering([separated], [truth], shifted.recommended_clustering()).method == "mean_shift"

@@ -3,7 +3,10 @@
 Methods (all ``(embeddings, mask=None, **params) -> numpy.int32 labels``, see
 :mod:`spoco_zoo.cluster.common` for the shared contract, ``min_size`` and ``background``):
 
-* ``"mean_shift"`` -- :func:`spoco_zoo.cluster.mean_shift.mean_shift` (torch, CPU/GPU, default).
+* ``"graph"`` -- :func:`spoco_zoo.cluster.graph_method.graph_segmentation` (the local decoder every
+  exported package compiles in; torch, CPU/GPU; the default for models with a foreground mask).
+* ``"mean_shift"`` -- :func:`spoco_zoo.cluster.mean_shift.mean_shift` (torch, CPU/GPU; the default
+  for models without one).
 * ``"hdbscan"`` -- :func:`spoco_zoo.cluster.density.hdbscan_cluster` (``hdbscan`` package).
 * ``"consistency"`` -- :func:`spoco_zoo.cluster.consistency.anchor_cluster` (SPOCO kernel anchors).
 * ``"watershed"`` -- :func:`spoco_zoo.cluster.shape.foreground_watershed` (the foreground channel split
@@ -37,6 +40,7 @@ _TARGETS: dict[str, tuple[str, str]] = {
     "hdbscan": ("spoco_zoo.cluster.density", "hdbscan_cluster"),
     "consistency": ("spoco_zoo.cluster.consistency", "anchor_cluster"),
     "watershed": ("spoco_zoo.cluster.shape", "foreground_watershed"),
+    "graph": ("spoco_zoo.cluster.graph_method", "graph_segmentation"),
 }
 
 
@@ -64,7 +68,8 @@ def cluster_embeddings(
     With any of the local-clustering parameters (``block_shape``, ``overlap``,
     ``split_components=True``; :data:`spoco_zoo.cluster.settings.LOCAL_PARAMS`) the method runs
     inside :func:`spoco_zoo.cluster.instances.segment_embeddings`: block by block, stitched, and
-    with clusters split into connected components.
+    with clusters split into connected components -- except ``"graph"``, local by construction,
+    which decodes the whole image in one pass.
 
     Raises
     ------
@@ -85,6 +90,8 @@ def cluster_embeddings(
     local = {key: params.pop(key) for key in LOCAL_PARAMS if key in params}
     block_shape = local.get("block_shape")
     split = local.get("split_components")
+    if method == "graph":  # local by construction: whole images in one pass (blocks serve spoco_zoo.blockwise)
+        return run_method(embeddings, method, mask, **params)
     if block_shape is not None or split:
         from spoco_zoo.cluster.instances import segment_embeddings
 

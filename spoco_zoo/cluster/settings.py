@@ -56,6 +56,10 @@ __all__ = [
     "DEFAULT_MIN_SIZE",
     "FOREGROUND_MODES",
     "min_size_from_objects",
+    "EDGE_THRESHOLD_FRACTION",
+    "GRAPH_PARAMS",
+    "GRAPH_ITERATIONS",
+    "default_method",
     "INGRAPH_PARAMS",
     "check_method",
     "uses_kernel_width",
@@ -68,7 +72,7 @@ __all__ = [
 ]
 
 #: Clustering methods of a training config (``ClusteringConfig.method``) and of ``--method``.
-ClusteringMethod = Literal["mean_shift", "hdbscan", "consistency", "watershed"]
+ClusteringMethod = Literal["graph", "mean_shift", "hdbscan", "consistency", "watershed"]
 METHODS: tuple[str, ...] = get_args(ClusteringMethod)
 #: The clustering stage compiled into an exported package, run in Python.
 INGRAPH = "ingraph"
@@ -84,6 +88,7 @@ KERNEL_WIDTH_PARAM: dict[str, str | None] = {
     "consistency": "delta_var",
     "hdbscan": None,
     "watershed": None,
+    "graph": None,
     INGRAPH: "bandwidth",
 }
 #: Names under which a config may give the kernel width.
@@ -110,6 +115,16 @@ WINDOW_SAMPLES_MIN = 4000
 DEFAULT_MIN_SIZE = 16
 #: Derived ``min_size``: this fraction of the median annotated object size (pixels / voxels).
 MIN_SIZE_FRACTION = 0.25
+#: ``edge_threshold`` of method ``"graph"`` (:mod:`spoco_zoo.cluster.graph`) when neither configured nor
+#: tuned: this fraction of the pull margin ``delta_var``. Neighbouring pixels of one trained object
+#: differ by far less than ``delta_var``; on the quickstart model 0.24-0.3 x ``delta_var`` scored
+#: best and 0.2 / 0.4 x lost 0.15-0.2 SBD (``docs/benchmarks.md``, "Local decoder"), so the
+#: end-of-training tuning chooses it.
+EDGE_THRESHOLD_FRACTION = 0.3
+#: Parameters of method ``"graph"`` beyond the generic ones (also its in-graph constructor arguments).
+GRAPH_PARAMS = ("split", "edge_threshold", "min_distance", "n_iter")
+#: Rounds of label propagation of method ``"graph"``.
+GRAPH_ITERATIONS = 32
 #: Constructor parameters of :class:`spoco_zoo.cluster.ingraph.InGraphClustering`.
 INGRAPH_PARAMS = (
     "bandwidth",
@@ -128,6 +143,16 @@ INGRAPH_PARAMS = (
 )
 _INGRAPH_IGNORED = ("method", "seed", "device", "delta_var", "ingraph", "description", "min_distance", *LOCAL_PARAMS)
 _INGRAPH_INTS = ("n_seeds", "n_samples", "n_iter", "max_instances", "min_size", "min_seeds", "n_jumps")
+
+
+def default_method(foreground: str | None) -> str:
+    """The method of a config that names none: ``"graph"`` (the local decoder every exported package
+    compiles in) for models whose foreground channel masks the background, else ``"mean_shift"``.
+
+    >>> default_method("mask"), default_method(None)
+    ('graph', 'mean_shift')
+    """
+    return "graph" if foreground == "mask" else "mean_shift"
 
 
 def check_method(method: Any, allowed: tuple[str, ...] = METHODS) -> str:
@@ -268,8 +293,9 @@ def recommended_clustering(
     >>> recommended_clustering(ClusteringConfig(bandwidth=0.3), None, method="consistency")["bandwidth"]
     0.5
     """
-    chosen = check_method(method or clustering.method)
-    same = chosen == clustering.method
+    configured = clustering.method or default_method(foreground)
+    chosen = check_method(method or configured)
+    same = chosen == configured
     out: dict[str, Any] = {"method": chosen}
     if uses_kernel_width(chosen):
         out["bandwidth"] = kernel_width(clustering, loss) if same else _delta_var(loss)
@@ -282,9 +308,14 @@ def recommended_clustering(
     else:
         out["overlap"] = list(clustering.overlap) if clustering.overlap is not None else default_overlap(block)
     out["split_components"] = bool(clustering.split_components)
-    if chosen == "watershed":  # object centres at least the radius of a min_size disk (ball) apart
-        dims = len(patch_shape) if patch_shape is not None else 2
+    dims = len(patch_shape) if patch_shape is not None else 2
+    if chosen in ("watershed", "graph"):  # object centres at least the radius of a min_size disk (ball) apart
         out["min_distance"] = min_distance_from_size(out["min_size"], dims)
+    if chosen == "graph":  # local by construction: components are its output (blocks: block-wise route only)
+        out["split_components"] = False
+        out["split"] = "embedding"
+        out["edge_threshold"] = round(EDGE_THRESHOLD_FRACTION * _delta_var(loss), 6)
+        out["n_iter"] = GRAPH_ITERATIONS
     if foreground is not None:
         if foreground not in FOREGROUND_MODES:
             raise DataError(f"foreground: must be one of {FOREGROUND_MODES} or None, got {foreground!r}")
@@ -356,6 +387,8 @@ def ingraph_kwargs(clustering: Mapping[str, Any]) -> dict[str, Any]:
         raise DataError(f"clustering: expected a dict, got {type(clustering).__name__}")
     merged: dict[str, Any] = dict(clustering.get("params") or {})
     merged.update({k: v for k, v in clustering.items() if k != "params"})
+    if merged.get("method") == "graph" or merged.get("decoder") == "graph":
+        return _graph_ingraph_kwargs(merged)
     out: dict[str, Any] = {}
     for key, value in merged.items():
         if key in _INGRAPH_IGNORED or value is None:
@@ -394,22 +427,72 @@ def ingraph_kwargs(clustering: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: Keys of a clustering dict that the in-graph local decoder does not take (it has no blocks).
+_GRAPH_IGNORED = ("method", "decoder", "seed", "device", "bandwidth", "delta_var", "ingraph", "description", "tune")
+
+
+def _graph_ingraph_kwargs(merged: Mapping[str, Any]) -> dict[str, Any]:
+    """Constructor kwargs of :class:`~spoco_zoo.cluster.graph.GraphInstances` (``decoder="graph"``)."""
+    out: dict[str, Any] = {"decoder": "graph"}
+    for key, value in merged.items():
+        if key in _GRAPH_IGNORED or key in LOCAL_PARAMS or value is None:
+            continue
+        if key == "foreground":
+            if value not in FOREGROUND_MODES:
+                raise DataError(f"clustering.foreground must be one of {FOREGROUND_MODES}, got {value!r}")
+            out["foreground"] = str(value)
+        elif key == "background":
+            if value not in ("largest", "none"):
+                raise DataError(f"clustering.background must be 'largest' or 'none', got {value!r}")
+            out["background_largest"] = value == "largest"
+        elif key == "split":
+            if value not in ("embedding", "shape"):
+                raise DataError(f"clustering.split must be 'embedding' or 'shape', got {value!r}")
+            out["split"] = str(value)
+        elif key == "edge_threshold":
+            out["edge_threshold"] = float(value)
+        elif key in ("min_distance", "n_iter", "min_size"):
+            if isinstance(value, bool) or int(value) != value:
+                raise DataError(f"clustering.{key} must be an integer, got {value!r}")
+            out[key] = int(value)
+        elif key == "background_largest":
+            out[key] = bool(value)
+        else:
+            raise DataError(
+                f"clustering.{key}: not a parameter of the in-graph local decoder "
+                f"(known: {['foreground', 'background', 'min_size', *GRAPH_PARAMS]})"
+            )
+    out.setdefault("foreground", "none")
+    return out
+
+
 def recommended_ingraph(
     clustering: ClusteringConfig,
     loss: LossConfig | Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
     foreground: str | None = None,
+    patch_shape: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Constructor kwargs of the in-graph clustering compiled into an exported package.
 
-    The kernel width (:func:`kernel_width`), ``min_size``, ``background="largest"`` and a
-    ``kernel`` from ``clustering.params``, then ``options`` (``n_seeds``, ``max_instances``, ...)
-    on top; see :func:`ingraph_kwargs`.
+    A model whose foreground channel masks the background (``foreground="mask"``) gets the local
+    decoder (``decoder="graph"``, :class:`~spoco_zoo.cluster.graph.GraphInstances`) with the
+    parameters of method ``"graph"`` of :func:`recommended_clustering` -- the tuned ones when that
+    is the configured method, else its defaults with the configured ``min_size``. Other models get
+    the global mean-shift (:class:`~spoco_zoo.cluster.ingraph.InGraphClustering`): the kernel width
+    (:func:`kernel_width`), ``min_size``, ``background="largest"`` and a ``kernel`` from
+    ``clustering.params``. ``options`` (``n_iter``, ``n_seeds``, ...) go on top; see
+    :func:`ingraph_kwargs`.
 
     >>> from spoco_zoo.config import ClusteringConfig
     >>> recommended_ingraph(ClusteringConfig(min_size=8), {"delta_var": 0.4}, {"n_seeds": 256})
     {'bandwidth': 0.4, 'min_size': 8, 'background_largest': True, 'n_seeds': 256}
+    >>> recommended_ingraph(ClusteringConfig(min_size=80), None, foreground="mask")["split"]
+    'embedding'
     """
+    if foreground == "mask":
+        graph = recommended_clustering(clustering, loss, method="graph", patch_shape=patch_shape, foreground=foreground)
+        return ingraph_kwargs({**graph, **dict(options or {})})
     base: dict[str, Any] = {
         "bandwidth": kernel_width(clustering, loss),
         "min_size": DEFAULT_MIN_SIZE if clustering.min_size is None else int(clustering.min_size),

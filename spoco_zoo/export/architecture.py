@@ -5,8 +5,8 @@ callable name and keyword arguments. Two variants:
 
 * embeddings only: ``spoco_zoo/models/unet.py`` verbatim (it imports only
   torch), callable ``UNet``, kwargs ``config.model.unet_kwargs()``;
-* with the in-graph clustering: one generated file = ``unet.py`` + ``cluster/ingraph.py``
-  (both torch-only) + two small wrappers: :data:`INSTANCES_CALLABLE` returning
+* with the in-graph clustering: one generated file = ``unet.py`` + ``cluster/ingraph.py`` +
+  ``cluster/graph.py`` (all torch-only) + two small wrappers: :data:`INSTANCES_CALLABLE` returning
   ``(embeddings, instances)`` (the ``full`` variant) and :data:`LABELS_CALLABLE`
   returning ``instances`` only (the single-output ``instances`` variant for ilastik and
   deepImageJ). The state dict of a wrapper is the U-Net's with the prefix ``unet.``
@@ -58,18 +58,26 @@ _WRAPPER = '''
 from typing import Any as _Any, Dict as _Dict, Optional as _Optional, Tuple as _Tuple
 
 
+def _spoco_clustering(kwargs: _Optional[_Dict[str, _Any]]) -> nn.Module:
+    """The in-graph stage: ``GraphInstances`` (``decoder="graph"``) or ``InGraphClustering``."""
+    options = dict(kwargs or {})
+    if options.pop("decoder", None) == "graph":
+        return GraphInstances(**options)
+    return InGraphClustering(**options)
+
+
 class SpocoUNetWithInstances(nn.Module):
-    """``UNet`` followed by ``InGraphClustering``.
+    """``UNet`` followed by the in-graph clustering (``GraphInstances`` or ``InGraphClustering``).
 
     ``forward(raw [B, C, *S]) -> (embeddings [B, E, *S] float32, instances [B, 1, *S] int32)``.
-    Keyword arguments are those of ``UNet``; ``clustering`` holds those of
-    ``InGraphClustering``. The state dict is the U-Net's under the prefix ``unet.``.
+    Keyword arguments are those of ``UNet``; ``clustering`` holds those of the clustering stage
+    (``decoder="graph"`` selects ``GraphInstances``). The state dict is the U-Net's under the prefix ``unet.``.
     """
 
     def __init__(self, clustering: _Optional[_Dict[str, _Any]] = None, **unet_kwargs: _Any) -> None:
         super().__init__()
         self.unet = UNet(**unet_kwargs)
-        self.clustering = InGraphClustering(**dict(clustering or {}))
+        self.clustering = _spoco_clustering(clustering)
 
     def forward(self, x: torch.Tensor) -> _Tuple[torch.Tensor, torch.Tensor]:
         embeddings = self.unet(x)
@@ -77,7 +85,7 @@ class SpocoUNetWithInstances(nn.Module):
 
 
 class SpocoUNetInstanceLabels(nn.Module):
-    """``UNet`` followed by ``InGraphClustering``, one output: the instance labels.
+    """``UNet`` followed by the in-graph clustering, one output: the instance labels.
 
     ``forward(raw [B, C, *S]) -> instances [B, 1, *S] int32``. Same arguments and state dict as
     ``SpocoUNetWithInstances``; for tools that run single-output models only (ilastik).
@@ -86,13 +94,13 @@ class SpocoUNetInstanceLabels(nn.Module):
     def __init__(self, clustering: _Optional[_Dict[str, _Any]] = None, **unet_kwargs: _Any) -> None:
         super().__init__()
         self.unet = UNet(**unet_kwargs)
-        self.clustering = InGraphClustering(**dict(clustering or {}))
+        self.clustering = _spoco_clustering(clustering)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.clustering(self.unet(x))
 
 
-__all__ = ["UNet", "InGraphClustering", "SpocoUNetWithInstances", "SpocoUNetInstanceLabels"]
+__all__ = ["UNet", "InGraphClustering", "GraphInstances", "SpocoUNetWithInstances", "SpocoUNetInstanceLabels"]
 '''
 
 
@@ -134,6 +142,12 @@ def _ingraph_path() -> Path:
     return Path(ingraph.__file__)
 
 
+def _graph_path() -> Path:
+    from spoco_zoo.cluster import graph
+
+    return Path(graph.__file__)
+
+
 def embeddings_architecture(unet_kwargs: dict[str, Any]) -> ArchitectureSource:
     """``spoco_zoo/models/unet.py`` verbatim, callable ``UNet``."""
     path = _unet_path()
@@ -171,7 +185,8 @@ def _body_lines(path: Path) -> tuple[list[str], bool]:
 def instances_architecture(
     unet_kwargs: dict[str, Any], clustering_kwargs: dict[str, Any], callable_name: str = INSTANCES_CALLABLE
 ) -> ArchitectureSource:
-    """One file: ``unet.py`` + ``cluster/ingraph.py`` + the wrappers; ``callable_name`` is the packaged one.
+    """One file: ``unet.py`` + ``cluster/ingraph.py`` + ``cluster/graph.py`` + the wrappers; ``callable_name`` is
+    the packaged one.
 
     ``callable_name`` is :data:`INSTANCES_CALLABLE` (embeddings and instances) or
     :data:`LABELS_CALLABLE` (instances only).
@@ -181,7 +196,11 @@ def instances_architecture(
     else is changed. The result is checked to parse and to define ``UNet``,
     ``InGraphClustering`` and the wrapper.
     """
-    parts = [("spoco_zoo/models/unet.py", _unet_path()), ("spoco_zoo/cluster/ingraph.py", _ingraph_path())]
+    parts = [
+        ("spoco_zoo/models/unet.py", _unet_path()),
+        ("spoco_zoo/cluster/ingraph.py", _ingraph_path()),
+        ("spoco_zoo/cluster/graph.py", _graph_path()),
+    ]
     bodies: list[str] = []
     future = False
     for label, path in parts:
@@ -193,8 +212,8 @@ def instances_architecture(
         )
     header = (
         '"""spoco-zoo architecture: U-Net pixel embeddings + in-graph instance clustering.\n\n'
-        "Generated by spoco-zoo's exporter from spoco_zoo/models/unet.py and\n"
-        "spoco_zoo/cluster/ingraph.py; imports torch and the standard library only.\n"
+        "Generated by spoco-zoo's exporter from spoco_zoo/models/unet.py,\n"
+        "spoco_zoo/cluster/ingraph.py and spoco_zoo/cluster/graph.py; imports torch and the standard library only.\n"
         f"Callables: {INSTANCES_CALLABLE} (embeddings, instances) and {LABELS_CALLABLE} (instances),\n"
         "both (clustering=..., **unet_kwargs).\n"
         '"""\n'
@@ -212,7 +231,7 @@ def instances_architecture(
     except SyntaxError as err:  # pragma: no cover - guards against unexpected source layouts
         raise ExportError(f"generated architecture file does not parse: {err}") from err
     names = {node.name for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
-    missing = {"UNet", "InGraphClustering", INSTANCES_CALLABLE, LABELS_CALLABLE} - names
+    missing = {"UNet", "InGraphClustering", "GraphInstances", INSTANCES_CALLABLE, LABELS_CALLABLE} - names
     if missing:
         raise ExportError(f"generated architecture file lacks {sorted(missing)}")
     kwargs = dict(unet_kwargs)

@@ -71,11 +71,15 @@ def render_model_card(values: Mapping[str, object], template: Path | None = None
 
 def ingraph_effective(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Constructor arguments of the in-graph clustering with its defaults filled in."""
-    from spoco_zoo.cluster.ingraph import InGraphClustering
+    from spoco_zoo.cluster.graph_method import GRAPH_DECODER, ingraph_module
 
-    module = InGraphClustering(**dict(kwargs))
+    module = ingraph_module(kwargs)
     names = ("bandwidth", "n_seeds", "n_iter", "gaussian", "max_instances", "min_size")
-    return {n: getattr(module, n) for n in names if hasattr(module, n)}
+    names += ("split", "edge_threshold", "min_distance")
+    out = {n: getattr(module, n) for n in names if hasattr(module, n)}
+    if kwargs.get("decoder") == GRAPH_DECODER:
+        out["decoder"] = GRAPH_DECODER
+    return out
 
 
 def _fmt(value: Any) -> str:
@@ -211,30 +215,63 @@ def card_values(
             + ", ".join(["b", "c", *spatial.split(", ")])
             + "`, 1 channel, int32 labels (0 = background) |"
         )
-        stage = (
-            "label images computed *inside the model graph* by a fixed-iteration mean-shift clustering of the "
-            f"embeddings ({'Gaussian' if ig.get('gaussian') else 'flat'} kernel, "
-            f"bandwidth {_fmt(ig.get('bandwidth'))}, {ig.get('n_seeds')} sampled seeds, {ig.get('n_iter')} "
-            f"iterations, at most {ig.get('max_instances')} clusters including background)"
-        )
+        graph = ig.get("decoder") == "graph"
+        if graph:
+            how = (
+                f"neighbouring pixels closer than {_fmt(ig.get('edge_threshold'))} in the embedding are one object"
+                if ig.get("split") == "embedding"
+                else "the foreground split by its distance transform, centres at least "
+                f"{ig.get('min_distance')} px apart"
+            )
+            stage = (
+                "label images computed *inside the model graph* by a local decoder: the foreground channel masks "
+                f"the background, {how}, and fragments under {ig.get('min_size')} px join a neighbour -- the same "
+                "algorithm and parameters as `spoco-zoo segment`, so every tool gets the same instances"
+            )
+        else:
+            stage = (
+                "label images computed *inside the model graph* by a fixed-iteration mean-shift clustering of the "
+                f"embeddings ({'Gaussian' if ig.get('gaussian') else 'flat'} kernel, "
+                f"bandwidth {_fmt(ig.get('bandwidth'))}, {ig.get('n_seeds')} sampled seeds, {ig.get('n_iter')} "
+                f"iterations, at most {ig.get('max_instances')} clusters including background)"
+            )
         if embeddings_out:
             instances_text = (
                 "The package has two outputs. `embeddings` are the raw network output. `instances` are "
                 + stage
-                + ". For the best quality, cluster the `embeddings` with the recommended Python clustering below "
-                "(local, block-wise mean-shift with connected components)."
+                + "."
+                + (
+                    ""
+                    if graph
+                    else " For the best quality, cluster the `embeddings` with the recommended Python clustering "
+                    "below (local, block-wise mean-shift with connected components)."
+                )
             )
         else:
             instances_text = (
-                "The package has one output, `instances`: " + stage + ", for tools that run single-output models "
-                "(ilastik). The embeddings package of the same network (`--variant full`) gives better instances "
-                "through the recommended Python clustering."
+                "The package has one output, `instances`: "
+                + stage
+                + ", for tools that run single-output models (ilastik)."
+                + (
+                    ""
+                    if graph
+                    else " The embeddings package of the same network (`--variant full`) gives better instances "
+                    "through the recommended Python clustering."
+                )
             )
-        limits = (
-            "- The in-graph `instances` are computed per input window: a tool that predicts in tiles gets labels "
-            "that restart in every tile and objects cut at tile borders. Predict whole images where possible, or "
-            "cluster the stitched `embeddings` (Python route).\n"
-        )
+        if graph:
+            limits = (
+                "- The in-graph `instances` are computed per input window. A tool that predicts in tiles "
+                "(bioimage.io's declared halo) gets, for objects that touch no tile border, the masks of a whole-image "
+                "pass; ids restart in every tile and objects cut by a tile border are cut. Predict whole images "
+                "where possible, or cluster the stitched `embeddings` (`spoco-zoo segment`).\n"
+            )
+        else:
+            limits = (
+                "- The in-graph `instances` are computed per input window: a tool that predicts in tiles gets labels "
+                "that restart in every tile and objects cut at tile borders. Predict whole images where possible, or "
+                "cluster the stitched `embeddings` (Python route).\n"
+            )
     else:
         instances_text = (
             "The package outputs the embeddings only. Turn them into instances with the recommended "

@@ -213,7 +213,13 @@ def ingraph_settings(config: Any, options: Mapping[str, Any] | None = None) -> d
         ``options`` holds an unknown parameter or a value of the wrong kind.
     """
     try:
-        return recommended_ingraph(config.clustering, config.loss, options, foreground=config.foreground_mode())
+        return recommended_ingraph(
+            config.clustering,
+            config.loss,
+            options,
+            foreground=config.foreground_mode(),
+            patch_shape=config.data.patch_shape,
+        )
     except ValueError as err:
         raise ExportError(f"in-graph clustering options: {err}") from err
 

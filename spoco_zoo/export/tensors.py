@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from spoco_zoo.errors import ExportError
 from spoco_zoo.export.common import PackageGeometry
 
 __all__ = [
@@ -170,6 +171,14 @@ def make_tensors(
     )
     np.save(tensors.test_input, image[None])
     first = dict(zip(outputs, reference[0]))
+    if "instances" in first and not np.any(first["instances"]):
+        # bioimage.io rejects an all-zero test output ("Output values are too small for reliable testing")
+        raise ExportError(
+            f"output 'instances': the model finds no object on the export's test image ({origin}, "
+            f"shape {tuple(shape)}): its foreground channel calls every pixel background or every object is "
+            "smaller than the clustering's min_size. Train longer (a short training has not learned the "
+            "foreground yet), pass --test-shape for a larger test image, or export --variant embeddings."
+        )
     for name, array in first.items():
         path = stage / f"test_output_{name}.npy"
         np.save(path, array.astype(np.int32 if name == "instances" else np.float32))

@@ -291,9 +291,9 @@ class Trainer:
         clustering config of ``checkpoint`` and of the checkpoints in ``also``. Dense validation
         labels are scored by SBD + mAP, sparse ones (objects set aside from the training annotations)
         by :func:`spoco_zoo.metrics.partial.partial_score`. Without validation images a model whose
-        foreground channel masks the background is given ``method="watershed"`` (measured on the real
-        nuclei image; nothing to choose on); otherwise, or for a method without a kernel width,
-        nothing happens (``None``).
+        foreground channel masks the background is given method ``"graph"`` with ``split="shape"``
+        (measured on the real nuclei image; nothing to choose on); otherwise, or for a method without
+        a kernel width (other than ``"graph"``), nothing happens (``None``).
         """
         from spoco_zoo.cluster.settings import uses_kernel_width
         from spoco_zoo.models.receptive_field import package_halo
@@ -301,10 +301,13 @@ class Trainer:
 
         cfg = self.config
         samples = self.val_samples
-        if not samples and cfg.foreground_mode() == "mask" and cfg.clustering.method == "mean_shift":
+        method = cfg.recommended_clustering()["method"]
+        if not samples and cfg.foreground_mode() == "mask" and method in ("graph", "mean_shift"):
             # nothing to measure on: the split that held on the real nuclei image with 4 annotated
             # nuclei (SBD 0.27 -> 0.80; docs/benchmarks.md, "Real images")
-            shaped = cfg.clustering.model_copy(update={"method": "watershed", "bandwidth": None, "params": {}})
+            shaped = cfg.clustering.model_copy(
+                update={"method": "graph", "bandwidth": None, "params": {"split": "shape"}}
+            )
             self.config = cfg.model_copy(update={"clustering": shaped})
             model = copy.deepcopy(self.student)
             model.load_state_dict(load_checkpoint(checkpoint, map_location=self.device)["model_state"])
@@ -316,12 +319,12 @@ class Trainer:
                 package_halo(model.eval().cpu(), cfg.model.spatial_dims, cfg.model.in_channels),
             )
             print(
-                "no validation: the foreground is split into objects by shape (--method watershed); "
+                "no validation: the foreground is split into objects by shape (method graph, split shape); "
                 "give --val-images or more annotated objects to let the run choose",
                 flush=True,
             )
             return None
-        if not samples or not uses_kernel_width(cfg.clustering.method):
+        if not samples or not (uses_kernel_width(method) or method == "graph"):
             return None
         state = load_checkpoint(checkpoint, map_location=self.device)
         model = copy.deepcopy(self.student)
@@ -332,8 +335,10 @@ class Trainer:
         result = tune_clustering(
             embeddings, [labels for _, labels in samples], clustering, ignore_label=cfg.data.ignore_label
         )
-        if result.method == cfg.clustering.method:
-            update: dict[str, Any] = {"bandwidth": result.bandwidth, "min_size": result.min_size}
+        if result.method == "graph":
+            update: dict[str, Any] = {"method": "graph", "min_size": result.min_size, "params": dict(result.params)}
+        elif result.method == method:
+            update = {"bandwidth": result.bandwidth, "min_size": result.min_size}
         else:  # the foreground split by shape won: its own parameters replace the method's
             params = {"min_distance": result.min_distance}
             update = {"method": result.method, "bandwidth": None, "min_size": result.min_size, "params": params}
@@ -343,11 +348,14 @@ class Trainer:
         halo = package_halo(model.cpu(), cfg.model.spatial_dims, cfg.model.in_channels)
         store_tuning(checkpoint, also, tuned, result.table, halo)
         if self.progress:
-            chosen = (
-                f"bandwidth {result.bandwidth:g}"
-                if result.method != "watershed"
-                else f"method watershed, min_distance {result.min_distance}"
-            )
+            if result.method == "graph":
+                chosen = "method graph, " + ", ".join(
+                    f"{k} {v:g}" if not isinstance(v, str) else f"{k} {v}" for k, v in result.params.items()
+                )
+            elif result.method != "watershed":
+                chosen = f"bandwidth {result.bandwidth:g}"
+            else:
+                chosen = f"method watershed, min_distance {result.min_distance}"
             print(
                 f"post-processing tuned on {len(samples)} validation image(s): {chosen}, "
                 f"min_size {result.min_size} (score {result.score:.3f})",

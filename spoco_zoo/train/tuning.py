@@ -25,6 +25,7 @@ __all__ = [
     "BANDWIDTH_FACTORS",
     "MIN_SIZE_FACTORS",
     "MIN_DISTANCE_FACTORS",
+    "EDGE_THRESHOLD_FACTORS",
 ]
 
 #: Kernel widths tried, as multiples of the configured one.
@@ -34,6 +35,9 @@ MIN_SIZE_FACTORS = (0.4, 0.7, 1.0, 1.4)
 #: ``min_distance`` values of ``method="watershed"`` tried (models with a foreground mask), as multiples
 #: of the one derived from ``min_size`` (:func:`spoco_zoo.cluster.settings.min_distance_from_size`).
 MIN_DISTANCE_FACTORS = (0.7, 1.0, 1.4)
+#: ``edge_threshold`` values of method ``"graph"`` (split ``"embedding"``) tried, as multiples of the
+#: configured one (:data:`spoco_zoo.cluster.settings.EDGE_THRESHOLD_FRACTION` x ``delta_var``).
+EDGE_THRESHOLD_FACTORS = (0.6, 0.8, 1.0, 1.2)
 
 
 @dataclass
@@ -51,6 +55,8 @@ class TuningResult:
     table: list[dict[str, Any]] = field(default_factory=list)
     method: str = "mean_shift"
     min_distance: int | None = None
+    #: Method ``"graph"``: the chosen ``split`` with its ``edge_threshold`` or ``min_distance``.
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def _score(result: Mapping[str, float]) -> float:
@@ -123,6 +129,8 @@ def tune_clustering(
 
     if not embeddings or len(embeddings) != len(labels):
         raise DataError(f"tuning: need the same positive number of embeddings and labels, got {len(embeddings)}")
+    if clustering.get("method") == "graph":
+        return _tune_graph(embeddings, labels, clustering, min_size_factors, ignore_label)
     if clustering.get("bandwidth") is None:
         raise DataError(f"tuning: method {clustering.get('method')!r} has no kernel width to tune")
     base_bandwidth = float(clustering["bandwidth"])
@@ -174,4 +182,71 @@ def tune_clustering(
         table=table,
         method=str(best["method"]),
         min_distance=None if best.get("min_distance") is None else int(best["min_distance"]),
+    )
+
+
+def _tune_graph(
+    embeddings: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    clustering: Mapping[str, Any],
+    min_size_factors: Sequence[float],
+    ignore_label: int,
+) -> TuningResult:
+    """Grid of method ``"graph"``: split ``"embedding"`` x ``edge_threshold`` and, with a foreground
+    mask, split ``"shape"`` x ``min_distance``; each x ``min_size`` (merged inside the decoder)."""
+    from spoco_zoo.cluster import cluster_embeddings
+    from spoco_zoo.cluster.settings import DEFAULT_DELTA_VAR, EDGE_THRESHOLD_FRACTION, min_distance_from_size
+
+    base_min_size = int(clustering.get("min_size") or 0)
+    base_edge = float(clustering.get("edge_threshold") or EDGE_THRESHOLD_FRACTION * DEFAULT_DELTA_VAR)
+    dims = int(np.asarray(embeddings[0]).ndim) - 1
+    base_distance = int(clustering.get("min_distance") or min_distance_from_size(base_min_size, dims))
+    min_sizes = sorted({int(round(base_min_size * f)) for f in min_size_factors} | {base_min_size})
+    choices: list[dict[str, Any]] = [
+        {"split": "embedding", "edge_threshold": edge}
+        for edge in sorted({round(base_edge * f, 4) for f in EDGE_THRESHOLD_FACTORS} | {base_edge})
+    ]
+    if clustering.get("foreground") == "mask":
+        choices += [
+            {"split": "shape", "min_distance": distance}
+            for distance in sorted({max(1, int(round(base_distance * f))) for f in MIN_DISTANCE_FACTORS})
+        ]
+    table: list[dict[str, Any]] = []
+    for choice in choices:
+        for min_size in min_sizes:
+            call = {**clustering, **choice, "min_size": min_size}
+            results = [
+                score_segmentation(cluster_embeddings(emb, **call), gt, ignore_label)
+                for emb, gt in zip(embeddings, labels)
+            ]
+            keys = sorted({key for result in results for key in result})
+            row: dict[str, Any] = {"method": "graph", **choice, "min_size": float(min_size)}
+            row.update({key: float(np.mean([r[key] for r in results if key in r])) for key in keys})
+            row["score"] = float(np.mean([_score(r) for r in results]))
+            table.append(row)
+    configured = clustering.get("split", "embedding")
+
+    def rank(row: dict[str, Any]) -> tuple[float, bool, bool, bool, bool]:
+        return (
+            round(row["score"], 6),
+            row["split"] == configured,
+            row.get("edge_threshold") == base_edge,
+            row.get("min_distance") == base_distance,
+            row["min_size"] == base_min_size,
+        )
+
+    best = max(table, key=rank)  # ties: the configured split and values
+    params = {"split": best["split"]}
+    if best["split"] == "embedding":
+        params["edge_threshold"] = float(best["edge_threshold"])
+    else:
+        params["min_distance"] = int(best["min_distance"])
+    return TuningResult(
+        bandwidth=None,
+        min_size=int(best["min_size"]),
+        score=best["score"],
+        table=table,
+        method="graph",
+        min_distance=params.get("min_distance"),
+        params=params,
     )

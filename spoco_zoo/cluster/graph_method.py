@@ -1,0 +1,136 @@
+"""Clustering method ``"graph"``: the in-graph local decoder (:class:`~spoco_zoo.cluster.graph.GraphInstances`)
+run eagerly, on the CPU or a GPU.
+
+The same module is compiled into exported packages, so ``spoco-zoo segment`` and every zoo consumer
+(ilastik, deepImageJ, bioimageio.core, ONNX Runtime) get the same labels from the same embeddings.
+:func:`ingraph_module` builds the in-graph stage of a package from its constructor arguments (the
+RDF's ``config["spoco"]["clustering"]["ingraph"]``): this decoder, or the global mean-shift of
+older packages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from spoco_zoo.cluster.common import ArrayLike, check_common, empty_labels, relabel_sequential, validate_inputs
+from spoco_zoo.devices import resolve_device
+from spoco_zoo.errors import DataError
+
+__all__ = ["graph_segmentation", "ingraph_module", "GRAPH_DECODER"]
+
+#: Value of the in-graph kwarg ``decoder`` that selects :class:`~spoco_zoo.cluster.graph.GraphInstances`.
+GRAPH_DECODER = "graph"
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise DataError(f"{name}: must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def graph_segmentation(
+    embeddings: ArrayLike,
+    mask: ArrayLike | None = None,
+    *,
+    split: str = "embedding",
+    edge_threshold: float = 0.15,
+    min_distance: int = 5,
+    n_iter: int = 32,
+    min_size: int = 0,
+    background: str = "largest",
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Instances from the pixel-adjacency graph (the exported packages' in-graph decoder).
+
+    Parameters
+    ----------
+    embeddings : numpy.ndarray or torch.Tensor
+        ``[E, *S]`` embeddings (2D or 3D).
+    mask : array, optional
+        ``[*S]`` foreground: a model's foreground channel gives it (clustering parameter
+        ``foreground="mask"``). Without one every pixel is clustered and, with
+        ``background="largest"``, the largest component is the background.
+    split : {"embedding", "shape"}
+        ``"embedding"``: connected components of face neighbours whose embeddings are closer
+        than ``edge_threshold``. ``"shape"``: the mask split by its distance transform (markers
+        ``min_distance`` apart); needs ``mask``.
+    edge_threshold : float
+        Largest embedding distance between neighbouring pixels of one object.
+    min_distance : int
+        ``"shape"``: smallest distance between two object centres, in pixels.
+    n_iter : int
+        Rounds of label propagation.
+    min_size : int
+        Components with fewer pixels join a neighbouring component (or become background).
+    background : {"largest", "none"}
+        See above; with a mask nothing is removed for being the largest.
+    device : str or torch.device, optional
+        ``"auto"``/``None``: a GPU when available.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int32`` labels, objects ``1..K`` in raster order, 0 = background.
+
+    Examples
+    --------
+    >>> emb = np.zeros((2, 6, 8), np.float32); emb[0, :, 4:] = 3.0
+    >>> graph_segmentation(emb, np.ones((6, 8), bool), edge_threshold=0.5)[0].tolist()
+    [1, 1, 1, 1, 2, 2, 2, 2]
+    """
+    from spoco_zoo.cluster.graph import GraphInstances
+
+    check_common(min_size, background)
+    if split not in ("embedding", "shape"):
+        raise DataError(f"split: must be 'embedding' or 'shape', got {split!r}")
+    if not float(edge_threshold) > 0:
+        raise DataError(f"edge_threshold: must be positive, got {edge_threshold!r}")
+    min_distance = _positive_int("min_distance", min_distance)
+    n_iter = _positive_int("n_iter", n_iter)
+    emb, fg = validate_inputs(embeddings, mask)
+    if not bool(torch.isfinite(emb).all()):
+        raise DataError("embeddings: contain NaN or infinite values")
+    if split == "shape" and fg is None:
+        raise DataError(
+            "mask: split 'shape' splits the foreground and needs one (a model with a foreground channel, "
+            "clustering parameter foreground='mask', or an explicit mask)"
+        )
+    if fg is not None and not bool(fg.any()):
+        return empty_labels(tuple(emb.shape))
+    module = GraphInstances(
+        split=split,
+        edge_threshold=float(edge_threshold),
+        min_distance=min_distance,
+        min_size=int(min_size),
+        n_iter=n_iter,
+        foreground="mask",
+        background_largest=background == "largest",
+    )
+    dev = resolve_device(device)
+    inside = torch.ones(emb.shape[1:], dtype=torch.bool) if fg is None else fg.bool()
+    with torch.no_grad():
+        labels = module.decode(emb.to(dev)[None], inside.to(dev)[None, None], fg is not None)[0, 0].cpu().numpy()
+    # every object's pixels hold its first pixel's index (an outside value elsewhere): ids 1..K
+    return relabel_sequential(np.where(labels < labels.size, labels + 1, 0))
+
+
+def ingraph_module(kwargs: Mapping[str, Any]) -> nn.Module:
+    """The in-graph clustering stage for its constructor arguments (``decoder="graph"``: the local decoder).
+
+    >>> type(ingraph_module({"decoder": "graph", "edge_threshold": 0.2})).__name__
+    'GraphInstances'
+    >>> type(ingraph_module({"n_seeds": 64})).__name__
+    'InGraphClustering'
+    """
+    from spoco_zoo.cluster.graph import GraphInstances
+    from spoco_zoo.cluster.ingraph import InGraphClustering
+
+    options = dict(kwargs)
+    if options.pop("decoder", None) == GRAPH_DECODER:
+        return GraphInstances(**options)
+    return InGraphClustering(**options)

@@ -1,0 +1,171 @@
+"""The local decoder (``spoco_zoo.cluster.graph``): quality, locality, export parity, memory."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spoco_zoo.cluster import cluster_embeddings
+from spoco_zoo.cluster.common import relabel_sequential
+from spoco_zoo.cluster.graph import GraphInstances
+from spoco_zoo.cluster.graph_method import graph_segmentation, ingraph_module
+from spoco_zoo.errors import DataError
+from spoco_zoo.metrics import evaluate_instances
+
+
+def tiled_objects(size: int, cell: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Touching objects filling a ``size`` x ``size`` image (jittered Voronoi cells about ``cell`` px
+    across) with background gaps, their embeddings (4 channels + a foreground logit) and labels."""
+    rng = np.random.default_rng(seed)
+    n = size // cell
+    yy, xx = np.mgrid[:n, :n]
+    centres = (np.stack([yy, xx], -1).reshape(-1, 2) + 0.5 + rng.uniform(-0.3, 0.3, (n * n, 2))) * cell
+    grid = np.mgrid[:size, :size].reshape(2, -1).T.astype(np.float32)
+    # nearest centre among the 3x3 neighbouring cells (exact for jitter < half a cell)
+    cy, cx = (grid[:, 0] // cell).astype(int), (grid[:, 1] // cell).astype(int)
+    best = np.full(len(grid), np.inf, np.float32)
+    owner = np.zeros(len(grid), np.int64)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            idx = np.clip(cy + dy, 0, n - 1) * n + np.clip(cx + dx, 0, n - 1)
+            dist = ((grid - centres[idx]) ** 2).sum(1)
+            closer = dist < best
+            best[closer], owner[closer] = dist[closer], idx[closer]
+    labels = (owner + 1).reshape(size, size)
+    background = rng.random(n * n) < 0.1  # every tenth cell is background
+    labels[background[labels - 1]] = 0
+    codes = rng.normal(size=(n * n + 1, 4)).astype(np.float32) * 3.0  # distinct object embeddings
+    emb = codes[labels].transpose(2, 0, 1) + rng.normal(scale=0.02, size=(4, size, size)).astype(np.float32)
+    logit = np.where(labels > 0, 4.0, -4.0).astype(np.float32)[None]
+    from skimage.segmentation import relabel_sequential
+
+    return np.concatenate([emb, logit]), relabel_sequential(labels)[0]
+
+
+def test_many_touching_objects_at_1024_are_all_found(one_thread: None) -> None:
+    emb, truth = tiled_objects(1024)
+    labels = cluster_embeddings(emb, "graph", foreground="mask", edge_threshold=0.5, min_size=50)
+    scores = evaluate_instances(labels, truth)
+    assert labels.max() == truth.max() > 900
+    assert scores["sbd"] > 0.99 and scores["map"] > 0.95
+
+
+def test_the_result_is_local_a_crop_gives_the_same_objects() -> None:
+    emb, _ = tiled_objects(256, seed=3)
+    module = GraphInstances(edge_threshold=0.5, min_size=50)
+    whole = module(torch.from_numpy(emb)[None])[0, 0].numpy()
+    crop = module(torch.from_numpy(np.ascontiguousarray(emb[:, 64:192, 64:192]))[None])[0, 0].numpy()
+    inner = whole[64:192, 64:192]
+    # objects that do not touch the crop border: the same masks (ids renumbered)
+    from skimage.segmentation import clear_border
+
+    kept = clear_border(crop)
+    assert len(np.unique(kept)) > 4
+    for obj in np.unique(kept[kept > 0]):
+        mask = kept == obj
+        assert len(np.unique(inner[mask])) == 1 and ((inner == inner[mask][0]) == mask).all()
+    # tiles decoded separately (as a tiling consumer runs the model): no id is used in two tiles
+    tiles = [
+        module(torch.from_numpy(np.ascontiguousarray(emb[:, y : y + 64, x : x + 64]))[None])
+        for y, x in [(0, 0), (0, 64), (64, 0), (64, 64), (128, 128), (192, 64)]
+    ]
+    ids = [set(np.unique(t.numpy()).tolist()) - {0} for t in tiles]
+    assert sum(len(i) for i in ids) == len(set().union(*ids)) > 30
+
+
+def test_shape_split_separates_touching_discs_and_merges_fragments() -> None:
+    yy, xx = np.mgrid[:40, :60]
+    truth = np.zeros((40, 60), np.int32)
+    truth[(yy - 20) ** 2 + (xx - 18) ** 2 < 100] = 1
+    truth[((yy - 20) ** 2 + (xx - 36) ** 2 < 100) & (truth == 0)] = 2
+    emb = np.zeros((3, 40, 60), np.float32)
+    emb[2] = np.where(truth > 0, 5.0, -5.0)
+    shape = graph_segmentation(emb[:2], emb[2] > 0, split="shape", min_distance=5)
+    assert shape.max() == 2 and evaluate_instances(shape, truth)["sbd"] > 0.9
+    # one embedding for both discs: the embedding split merges them; a 3-pixel fragment with its own
+    # embedding joins its neighbour
+    emb[0, 20, 17:20] = 9.0
+    merged = graph_segmentation(emb[:2], emb[2] > 0, edge_threshold=0.5)
+    assert merged.max() == 2 and (merged[20, 17:20] != merged[20, 30]).all()
+    assert graph_segmentation(emb[:2], emb[2] > 0, edge_threshold=0.5, min_size=10).max() == 1
+    with pytest.raises(DataError, match="needs one"):
+        graph_segmentation(emb[:2], None, split="shape")
+    with pytest.raises(DataError, match="split"):
+        graph_segmentation(emb[:2], None, split="watershed")
+
+
+def test_without_a_mask_the_largest_component_is_the_background() -> None:
+    emb = np.zeros((2, 30, 30), np.float32)
+    emb[0, 5:12, 5:12] = 3.0
+    emb[1, 18:25, 18:25] = 3.0
+    labels = graph_segmentation(emb, None, edge_threshold=0.5)
+    assert labels.max() == 2 and labels[0, 0] == 0
+    module = GraphInstances(edge_threshold=0.5, foreground="none")
+    np.testing.assert_array_equal(relabel_sequential(module(torch.from_numpy(emb)[None])[0, 0].numpy()), labels)
+
+
+def _ingraph_cases() -> list[tuple[dict, np.ndarray]]:
+    emb2, _ = tiled_objects(96, cell=24, seed=1)
+    emb3 = np.repeat(emb2[:, None, :48, :48], 12, axis=1)  # columns of objects through z
+    return [
+        ({"decoder": "graph", "edge_threshold": 0.5, "min_size": 30, "foreground": "mask"}, emb2),
+        ({"decoder": "graph", "split": "shape", "min_distance": 5, "min_size": 30, "foreground": "mask"}, emb2),
+        ({"decoder": "graph", "edge_threshold": 0.5, "min_size": 30, "foreground": "mask"}, emb3),
+    ]
+
+
+@pytest.mark.parametrize("case", range(3), ids=["2d-embedding", "2d-shape", "3d-embedding"])
+def test_torchscript_and_onnx_labels_equal_eager_at_other_sizes(case: int, tmp_path: Path) -> None:
+    """Exported once at one size, run at another (symbolic axes): the labels of eager PyTorch."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    kwargs, emb = _ingraph_cases()[case]
+    module = ingraph_module(kwargs).eval()
+    x = torch.from_numpy(emb)[None]
+    expected = module(x).numpy()
+    assert expected.dtype == np.int32 and expected.max() > 3
+    scripted = torch.jit.script(module)
+    np.testing.assert_array_equal(scripted(x).numpy(), expected)
+    spatial = list(range(2, x.dim()))
+    example = torch.zeros([1, x.shape[1]] + [16] * len(spatial))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example,),
+            str(tmp_path / "decoder.onnx"),
+            opset_version=17,
+            dynamo=False,
+            input_names=["embeddings"],
+            output_names=["instances"],
+            dynamic_axes={"embeddings": {a: f"s{a}" for a in [0, *spatial]}, "instances": {0: "b"}},
+        )
+    session = onnxruntime.InferenceSession(str(tmp_path / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(None, {"embeddings": x.numpy()})[0], expected)
+
+
+def _peak_bytes(module: torch.nn.Module, x: torch.Tensor) -> int:
+    """Peak of the bytes held by the tensors ``module(x)`` allocates (the profiler's allocation records)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        module(x)
+    held = peak = 0
+    for event in sorted((e for e in prof.events() if e.cpu_parent is None), key=lambda e: e.time_range.start):
+        held += event.self_cpu_memory_usage
+        peak = max(peak, held)
+    return peak
+
+
+def test_memory_grows_linearly_with_the_image() -> None:
+    """Peak memory of decoding 256^2 and 512^2 images: 4x the pixels, 4x the memory (no N^2 tensor)."""
+    module = GraphInstances(edge_threshold=0.15, min_size=20, n_iter=4)
+    peaks = []
+    for size in (256, 512):
+        x = torch.randn(1, 17, size, size)
+        x[:, -1] = 1.0
+        peaks.append(_peak_bytes(module, x))
+    assert peaks[0] > 17 * 256 * 256 and 3.5 < peaks[1] / peaks[0] < 4.5, peaks
