@@ -16,7 +16,7 @@ from spoco_zoo.errors import ExportError
 from spoco_zoo.export.consumers import ilastik_problems, onnx_problems
 from spoco_zoo.export.package import ExportResult, export_package
 
-FAST_INGRAPH = {"n_iter": 16, "min_size": 0}  # random weights: every fragment an object
+FAST_INGRAPH = {"n_iter": 2, "min_size": 0}  # random weights: every fragment an object
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from spoco_zoo.export.package import ExportResult, export_package
 from spoco_zoo.export.parity import compare_outputs
 from spoco_zoo.train.checkpoint import load_model
 
-FAST_INGRAPH = {"n_iter": 16, "min_size": 0}  # random weights: every fragment an object
+FAST_INGRAPH = {"n_iter": 2, "min_size": 0}  # random weights: every fragment an object
 runner = CliRunner()
 
 
@@ -250,7 +250,7 @@ def test_rdf_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
     arch = weights["pytorch_state_dict"]["architecture"]
     assert arch["callable"] == "SpocoUNetWithInstances" and arch["kwargs"]["depth"] == 2
     clustering = arch["kwargs"]["clustering"]  # the local decoder with the options given
-    assert clustering["decoder"] == "graph" and clustering["n_iter"] == 16 and clustering["foreground"] == "mask"
+    assert clustering["decoder"] == "graph" and clustering["n_iter"] == 2 and clustering["foreground"] == "mask"
     assert weights["onnx"]["opset_version"] == 17 and "IR version 8" in weights["onnx"]["comment"]
     assert weights["torchscript"]["parent"] == weights["onnx"]["parent"] == "pytorch_state_dict"
 

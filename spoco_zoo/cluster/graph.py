@@ -28,9 +28,9 @@ vectorised over the batch:
      watershed's order); foreground without a marker keeps its own component.
 
 3. **Connected components** by label propagation: every pixel starts with its flat index; each
-   round takes the smallest label across graph edges and then jumps (``label = label[label]``,
-   the label of the pixel the label names), which shortens long chains; ``n_iter`` rounds (a
-   fixed trip count; measured to converge for objects of a few hundred pixels across).
+   round scans every axis both ways by doubling (the smallest label travels up to 63 pixels along
+   a straight run of edges) and then jumps (``label = label[label]``, the label of the pixel the
+   label names), which shortens long chains; ``n_iter`` rounds (a fixed trip count).
 4. **Clean-up**: components smaller than ``min_size`` pixels (fragments between objects) join
    a neighbouring component; those with no neighbour become 0. Without a mask the largest
    component is the background (``background_largest``).
@@ -173,7 +173,7 @@ class GraphInstances(nn.Module):
     min_size:
         Components with fewer pixels join a neighbouring component (or become 0).
     n_iter:
-        Rounds of label propagation (and of flooding, per phase).
+        Rounds of label propagation (each scans every axis both ways by doubling).
     foreground:
         ``"mask"``: the last input channel is a foreground logit (pixels with a logit <= 0 are 0);
         ``"drop"``: it is ignored; ``"none"``: every channel is an embedding.

@@ -40,7 +40,7 @@ def graph_segmentation(
     split: str = "embedding",
     edge_threshold: float = 0.15,
     min_distance: int = 5,
-    n_iter: int = 32,
+    n_iter: int = 4,
     min_size: int = 0,
     background: str = "largest",
     device: str | torch.device | None = None,

@@ -123,8 +123,9 @@ MIN_SIZE_FRACTION = 0.25
 EDGE_THRESHOLD_FRACTION = 0.3
 #: Parameters of method ``"graph"`` beyond the generic ones (also its in-graph constructor arguments).
 GRAPH_PARAMS = ("split", "edge_threshold", "min_distance", "n_iter")
-#: Rounds of label propagation of method ``"graph"``.
-GRAPH_ITERATIONS = 32
+#: Rounds of label propagation of method ``"graph"`` (each scans every axis both ways, up to 63 pixels):
+#: on a 1024x1024 image of 640 objects 4 rounds leave 29 of 128 879 raw components unjoined, 6 rounds 5.
+GRAPH_ITERATIONS = 4
 #: Constructor parameters of :class:`spoco_zoo.cluster.ingraph.InGraphClustering`.
 INGRAPH_PARAMS = (
     "bandwidth",
