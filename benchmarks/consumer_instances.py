@@ -155,7 +155,7 @@ def datasets(args: argparse.Namespace) -> list[tuple[str, list[tuple[np.ndarray,
         from real_nuclei import DATA, split_data
 
         _, _, image, truth = split_data(DATA, args.out / "real_data")
-        return [("real nuclei, bottom 256x512", [(image.astype(np.float32), truth)])]
+        return [("real nuclei, bottom half (256x256)", [(image.astype(np.float32), truth)])]
     sets = []
     if args.volume:  # spoco-zoo train --3d's synthetic volumes: 40 objects per 32x128x128
         sets.append(("2 x 3D 32x128x128", make_synthetic_dataset(2, [32, 128, 128], 40, 1234)))
