@@ -74,7 +74,7 @@ def ingraph_effective(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     from spoco_zoo.cluster.graph_method import GRAPH_DECODER, ingraph_module
 
     module = ingraph_module(kwargs)
-    names = ("bandwidth", "n_seeds", "n_iter", "gaussian", "max_instances", "min_size")
+    names: tuple[str, ...] = ("bandwidth", "n_seeds", "n_iter", "gaussian", "max_instances", "min_size")
     names += ("split", "edge_threshold", "min_distance")
     out = {n: getattr(module, n) for n in names if hasattr(module, n)}
     if kwargs.get("decoder") == GRAPH_DECODER:
