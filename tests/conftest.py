@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,3 +101,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def touching_discs() -> np.ndarray:
+    """Labels of two touching discs (radius 10) in a 40x60 image: ids 1 and 2, background 0."""
+    yy, xx = np.mgrid[:40, :60]
+    truth = np.zeros((40, 60), np.int64)
+    truth[(yy - 20) ** 2 + (xx - 18) ** 2 < 100] = 1
+    truth[((yy - 20) ** 2 + (xx - 36) ** 2 < 100) & (truth == 0)] = 2
+    return truth

@@ -149,13 +149,10 @@ def test_partial_scores_judge_annotated_objects_by_their_whole_segment() -> None
     assert partial_score(partial_scores(exact, labels)) > partial_score(partial_scores(spill, labels))
 
 
-def test_watershed_method_splits_the_learned_foreground_by_shape() -> None:
+def test_watershed_method_splits_the_learned_foreground_by_shape(touching_discs: np.ndarray) -> None:
     """Touching objects with one embedding (what a sparsely trained embedding gives unannotated
     neighbours) merge under mean-shift and are split by the foreground's shape."""
-    truth = np.zeros((40, 60), np.int64)
-    yy, xx = np.mgrid[:40, :60]
-    truth[(yy - 20) ** 2 + (xx - 18) ** 2 < 100] = 1
-    truth[((yy - 20) ** 2 + (xx - 36) ** 2 < 100) & (truth == 0)] = 2  # touching discs
+    truth = touching_discs
     output = np.zeros((3, 40, 60), np.float32)
     output[0, truth > 0] = 3.0  # one embedding for both
     output[2] = np.where(truth > 0, 5.0, -5.0)
@@ -170,13 +167,10 @@ def test_watershed_method_splits_the_learned_foreground_by_shape() -> None:
         cluster_embeddings(output[:2], "watershed")
 
 
-def test_tuning_chooses_the_shape_split_when_the_embedding_merges_neighbours() -> None:
+def test_tuning_chooses_the_shape_split_when_the_embedding_merges_neighbours(touching_discs: np.ndarray) -> None:
     from spoco_zoo.train.tuning import tune_clustering
 
-    yy, xx = np.mgrid[:40, :60]
-    truth = np.zeros((40, 60), np.int64)
-    truth[(yy - 20) ** 2 + (xx - 18) ** 2 < 100] = 1
-    truth[((yy - 20) ** 2 + (xx - 36) ** 2 < 100) & (truth == 0)] = 2
+    truth = touching_discs
     merged = np.zeros((3, 40, 60), np.float32)
     merged[0, truth > 0] = 3.0  # one embedding for two touching objects
     merged[2] = np.where(truth > 0, 5.0, -5.0)

@@ -77,11 +77,8 @@ def test_the_result_is_local_a_crop_gives_the_same_objects() -> None:
     assert sum(len(i) for i in ids) == len(set().union(*ids)) > 30
 
 
-def test_shape_split_separates_touching_discs_and_merges_fragments() -> None:
-    yy, xx = np.mgrid[:40, :60]
-    truth = np.zeros((40, 60), np.int32)
-    truth[(yy - 20) ** 2 + (xx - 18) ** 2 < 100] = 1
-    truth[((yy - 20) ** 2 + (xx - 36) ** 2 < 100) & (truth == 0)] = 2
+def test_shape_split_separates_touching_discs_and_merges_fragments(touching_discs: np.ndarray) -> None:
+    truth = touching_discs
     emb = np.zeros((3, 40, 60), np.float32)
     emb[2] = np.where(truth > 0, 5.0, -5.0)
     shape = graph_segmentation(emb[:2], emb[2] > 0, split="shape", min_distance=5)

@@ -366,6 +366,17 @@ def fill_kernel_width(method: str, params: Mapping[str, Any], delta_var: float |
     return out
 
 
+def _ingraph_mask_kwargs(key: str, value: Any) -> dict[str, Any]:
+    """The in-graph spelling of ``foreground`` / ``background`` (shared by both in-graph stages)."""
+    if key == "foreground":
+        if value not in FOREGROUND_MODES:
+            raise DataError(f"clustering.foreground must be one of {FOREGROUND_MODES}, got {value!r}")
+        return {"foreground": str(value)}
+    if value not in ("largest", "none"):
+        raise DataError(f"clustering.background must be 'largest' or 'none', got {value!r}")
+    return {"background_largest": value == "largest"}
+
+
 def ingraph_kwargs(clustering: Mapping[str, Any]) -> dict[str, Any]:
     """Constructor kwargs of :class:`~spoco_zoo.cluster.ingraph.InGraphClustering` for a clustering config.
 
@@ -398,14 +409,8 @@ def ingraph_kwargs(clustering: Mapping[str, Any]) -> dict[str, Any]:
             if value not in ("flat", "gaussian"):
                 raise DataError(f"clustering.kernel must be 'flat' or 'gaussian', got {value!r}")
             out["gaussian"] = value == "gaussian"
-        elif key == "foreground":
-            if value not in FOREGROUND_MODES:
-                raise DataError(f"clustering.foreground must be one of {FOREGROUND_MODES}, got {value!r}")
-            out["foreground"] = str(value)
-        elif key == "background":
-            if value not in ("largest", "none"):
-                raise DataError(f"clustering.background must be 'largest' or 'none', got {value!r}")
-            out["background_largest"] = value == "largest"
+        elif key in ("foreground", "background"):
+            out.update(_ingraph_mask_kwargs(key, value))
         elif key in INGRAPH_PARAMS:
             out[key] = value
         else:
@@ -438,14 +443,8 @@ def _graph_ingraph_kwargs(merged: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in merged.items():
         if key in _GRAPH_IGNORED or key in LOCAL_PARAMS or value is None:
             continue
-        if key == "foreground":
-            if value not in FOREGROUND_MODES:
-                raise DataError(f"clustering.foreground must be one of {FOREGROUND_MODES}, got {value!r}")
-            out["foreground"] = str(value)
-        elif key == "background":
-            if value not in ("largest", "none"):
-                raise DataError(f"clustering.background must be 'largest' or 'none', got {value!r}")
-            out["background_largest"] = value == "largest"
+        if key in ("foreground", "background"):
+            out.update(_ingraph_mask_kwargs(key, value))
         elif key == "split":
             if value not in ("embedding", "shape"):
                 raise DataError(f"clustering.split must be 'embedding' or 'shape', got {value!r}")

@@ -69,6 +69,15 @@ def _score(result: Mapping[str, float]) -> float:
     return partial_score(result)
 
 
+def _table_row(chosen: dict[str, Any], results: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    """One grid row: the parameters ``chosen``, the mean of every score over the images and ``score``."""
+    keys = sorted({key for result in results for key in result})
+    row = dict(chosen)
+    row.update({key: float(np.mean([r[key] for r in results if key in r])) for key in keys})
+    row["score"] = float(np.mean([_score(r) for r in results]))
+    return row
+
+
 def score_segmentation(pred: np.ndarray, labels: np.ndarray, ignore_label: int = -1) -> dict[str, float]:
     """SBD / mAP / AP50 against dense labels; the partial scores against labels with unannotated pixels.
 
@@ -160,11 +169,7 @@ def tune_clustering(
                 score_segmentation(relabel_sequential(absorb_small_components(pred, min_size)), gt, ignore_label)
                 for pred, gt in zip(raw, labels)
             ]
-            keys = sorted({key for result in results for key in result})
-            row: dict[str, Any] = {**chosen, "min_size": float(min_size)}
-            row.update({key: float(np.mean([r[key] for r in results if key in r])) for key in keys})
-            row["score"] = float(np.mean([_score(r) for r in results]))
-            table.append(row)
+            table.append(_table_row({**chosen, "min_size": float(min_size)}, results))
 
     def rank(row: dict[str, Any]) -> tuple[float, bool, bool, bool]:
         return (
@@ -219,11 +224,7 @@ def _tune_graph(
                 score_segmentation(cluster_embeddings(emb, **call), gt, ignore_label)
                 for emb, gt in zip(embeddings, labels)
             ]
-            keys = sorted({key for result in results for key in result})
-            row: dict[str, Any] = {"method": "graph", **choice, "min_size": float(min_size)}
-            row.update({key: float(np.mean([r[key] for r in results if key in r])) for key in keys})
-            row["score"] = float(np.mean([_score(r) for r in results]))
-            table.append(row)
+            table.append(_table_row({"method": "graph", **choice, "min_size": float(min_size)}, results))
     configured = clustering.get("split", "embedding")
 
     def rank(row: dict[str, Any]) -> tuple[float, bool, bool, bool, bool]:
