@@ -90,17 +90,20 @@ def graph_propagate(labels: torch.Tensor, edges: list[torch.Tensor], inside: tor
     """
     shape = labels.shape
     out = graph_outside()
-    back = [graph_shift(edge, 2 + a, -1, 0.0) for a, edge in enumerate(edges)]
+    # reach[i][p]: a straight run of edges joins p and p + direction * 2**k e_a; made once, used every round
+    scans: list[tuple[int, int, torch.Tensor]] = []
+    for a, edge in enumerate(edges):
+        for direction in [1, -1]:
+            reach = edge if direction > 0 else graph_shift(edge, 2 + a, -1, 0.0)
+            step = 1
+            for _k in range(graph_doublings()):
+                scans.append((2 + a, direction * step, reach))
+                reach = reach & graph_shift_far(reach, 2 + a, direction * step, 0.0)
+                step = 2 * step
     for _ in range(n_iter):
-        for a in range(len(edges)):
-            for direction in [1, -1]:
-                reach = edges[a] if direction > 0 else back[a]
-                step = 1
-                for _k in range(graph_doublings()):
-                    far = graph_shift_far(labels, 2 + a, direction * step, float(out))
-                    labels = torch.minimum(labels, torch.where(reach, far, out))
-                    reach = reach & graph_shift_far(reach, 2 + a, direction * step, 0.0)
-                    step = 2 * step
+        for axis, step, reach in scans:
+            far = graph_shift_far(labels, axis, step, float(out))
+            labels = torch.minimum(labels, torch.where(reach, far, out))
         flat = labels.flatten(1)
         jumped = torch.gather(flat, 1, graph_below(flat, flat.size(1) - 1))
         flat = torch.where(flat < out, torch.minimum(flat, jumped), flat)
