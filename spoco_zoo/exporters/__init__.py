@@ -1,41 +1,34 @@
-"""Export: spoco-zoo checkpoints -> bioimage.io model packages (TorchScript, ONNX, state dict).
+"""Writing bioimage.io model packages: spoco-zoo checkpoint -> ``.zip`` (state dict, TorchScript, ONNX).
 
-Modules (heavy dependencies are imported inside functions, so importing this
-package is cheap):
+Modules (heavy dependencies are imported inside functions, so importing this package is cheap):
 
-- :mod:`spoco_zoo.export.package` -- :func:`export_package`, the pipeline (checkpoint -> .zip)
-- :mod:`spoco_zoo.export.common` -- weight-format names, package geometry, citation
-- :mod:`spoco_zoo.export.architecture` -- the architecture source file shipped with the state dict
-- :mod:`spoco_zoo.export.tensors` -- test image, parity inputs, eager reference outputs
-- :mod:`spoco_zoo.export.weights` -- every weight format, checked against eager PyTorch
-  (:mod:`spoco_zoo.export.torchscript`, :mod:`spoco_zoo.export.onnx`, :mod:`spoco_zoo.export.parity`)
-- :mod:`spoco_zoo.export.cover`, :mod:`spoco_zoo.export.card` -- cover image and model card
-  (template in ``templates/``, package data)
-- :mod:`spoco_zoo.export.metadata`, :mod:`spoco_zoo.export.rdf` -- the model description, built
+- :mod:`spoco_zoo.exporters.package` -- :func:`export_package`, the pipeline (checkpoint -> .zip)
+- :mod:`spoco_zoo.exporters.plan`, :mod:`spoco_zoo.exporters.variants` -- what one export writes
+  (weight formats, outputs, geometry), decided once before anything is written
+- :mod:`spoco_zoo.exporters.tensors` -- test image, parity inputs, eager reference outputs
+- :mod:`spoco_zoo.exporters.weights` -- writes every weight format through its own module, all with
+  one signature (:mod:`spoco_zoo.exporters.state_dict`, :mod:`spoco_zoo.exporters.torchscript`,
+  :mod:`spoco_zoo.exporters.onnx`), each checked against eager PyTorch (:mod:`spoco_zoo.exporters.parity`)
+- :mod:`spoco_zoo.exporters.cover`, :mod:`spoco_zoo.exporters.card` -- cover image and model card
+  (templates in the top-level ``model_cards/`` folder, package data of ``spoco_zoo.model_cards``)
+- :mod:`spoco_zoo.exporters.metadata`, :mod:`spoco_zoo.exporters.rdf` -- the model description, built
   with ``bioimageio.spec``
-- :mod:`spoco_zoo.export.validate` -- spec validation + ``bioimageio.core.test_model`` per weight format
-- :mod:`spoco_zoo.export.predict` -- :func:`zoo_embeddings` (run a package via bioimageio.core)
+- :mod:`spoco_zoo.exporters.common` -- package geometry, the paper citation, JSON-safe values
+
+Reading, running and checking packages (prediction, the trust check, validation, consumer checks,
+the architecture source a package runs) is :mod:`spoco_zoo.zoo`.
 
 Errors are :class:`spoco_zoo.errors.ExportError` (re-exported here).
 """
 
 from spoco_zoo.errors import ExportError
-from spoco_zoo.export.common import WEIGHT_FORMATS, parse_formats
 
-__all__ = ["ExportError", "WEIGHT_FORMATS", "parse_formats", "export_package", "validate_package", "zoo_embeddings"]
+__all__ = ["ExportError", "export_package"]
 
 
-def __getattr__(name: str) -> object:  # lazy re-exports (PEP 562)
+def __getattr__(name: str) -> object:  # lazy re-export (PEP 562): torch and bioimageio load on use
     if name == "export_package":
-        from spoco_zoo.export.package import export_package
+        from spoco_zoo.exporters.package import export_package
 
         return export_package
-    if name == "validate_package":
-        from spoco_zoo.export.validate import validate_package
-
-        return validate_package
-    if name == "zoo_embeddings":
-        from spoco_zoo.export.predict import zoo_embeddings
-
-        return zoo_embeddings
-    raise AttributeError(f"module 'spoco_zoo.export' has no attribute {name!r}")
+    raise AttributeError(f"module 'spoco_zoo.exporters' has no attribute {name!r}")
