@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from spoco_zoo.cli.reporting import fail, reports_errors
+from spoco_zoo.cli.reporting import reports_errors
 
 
 def _parse_kv(items: list[str], hint: str) -> dict[str, Any]:
@@ -95,16 +95,11 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from spoco_zoo.zoo.formats import parse_formats
-
         console = Console(highlight=False)
         if not console.is_terminal:  # pipes/logs: do not squeeze the table into 80 columns
             console = Console(highlight=False, width=160)
-        fmts = parse_formats(formats)
         options = _parse_kv(ingraph, "--ingraph")
         shape = _parse_shape(test_shape)
-        if weights not in ("student", "teacher"):
-            fail(f"--weights {weights!r}: use 'student' or 'teacher'", 2)
 
         from spoco_zoo.exporters.package import export_package
 
@@ -113,7 +108,7 @@ def register(app: typer.Typer) -> None:
         result = export_package(
             checkpoint,
             output,
-            formats=fmts,
+            formats=formats,  # --formats and --weights are checked by the export's plan (one place)
             weights=weights,  # type: ignore[arg-type]
             variant=variant,
             name=name,

@@ -39,9 +39,6 @@ from spoco_zoo.atomic import atomic_path, check_writable
 from spoco_zoo.errors import CheckpointError, ExportError
 from spoco_zoo.exporters.metadata import (
     Publication,
-    check_name,
-    default_description,
-    default_name,
     make_publication,
     package_tags,
     spoco_section,
@@ -85,13 +82,11 @@ class ExportResult:
         The package variant (:mod:`spoco_zoo.exporters.variants`).
     outputs:
         Output ids of the package.
-    parity:
-        Per converted format (``torchscript``, ``onnx``, and ``pytorch_state_dict`` = the
-        reloaded state dict) the comparison with eager PyTorch.
-    onnx_exporter, onnx_opset, onnx_ir_version:
-        Which ONNX exporter produced the file, its opset and IR version (``None`` without ONNX).
-    torchscript_file_version:
-        The TorchScript archive's file format version (``None`` without TorchScript).
+    weights:
+        The weight writers' records (:class:`~spoco_zoo.exporters.weights.WrittenWeights`); the
+        properties ``parity`` (per format, the comparison with eager PyTorch; ``pytorch_state_dict`` =
+        the reloaded state dict), ``onnx_exporter``, ``onnx_opset``, ``onnx_ir_version`` and
+        ``torchscript_file_version`` (``None`` without that format) read them.
     halo:
         The package halo (pixels per side).
     consumers:
@@ -112,11 +107,7 @@ class ExportResult:
     formats: tuple[str, ...]
     variant: str
     outputs: tuple[str, ...]
-    parity: dict[str, ParityResult] = field(default_factory=dict)
-    onnx_exporter: str | None = None
-    onnx_opset: int | None = None
-    onnx_ir_version: int | None = None
-    torchscript_file_version: int | None = None
+    weights: WrittenWeights | None = None
     halo: int = 0
     consumers: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -129,6 +120,26 @@ class ExportResult:
     def instances(self) -> bool:
         """Whether the package has the ``instances`` output."""
         return "instances" in self.outputs
+
+    @property
+    def parity(self) -> dict[str, ParityResult]:
+        return {} if self.weights is None else self.weights.parity
+
+    @property
+    def onnx_exporter(self) -> str | None:
+        return None if self.weights is None else self.weights.onnx_exporter
+
+    @property
+    def onnx_opset(self) -> int | None:
+        return None if self.weights is None else self.weights.onnx_opset
+
+    @property
+    def onnx_ir_version(self) -> int | None:
+        return None if self.weights is None else self.weights.onnx_ir_version
+
+    @property
+    def torchscript_file_version(self) -> int | None:
+        return None if self.weights is None else self.weights.torchscript_file_version
 
 
 def build_model(stage: Path, plan: ExportPlan) -> tuple[ArchitectureSource, type, Any]:
@@ -365,11 +376,20 @@ def export_package(
     options = WeightOptions(opset, onnx_exporter, torchscript_method, tolerance, label_mismatch_ppm)
     publication = make_publication(authors, maintainers, license, git_repo, version)
     plan = plan_export(
-        Path(checkpoint), Path(output), formats, weights, options, variant, ingraph_options, test_shape, halo
+        Path(checkpoint),
+        Path(output),
+        formats,
+        weights,
+        options,
+        variant,
+        ingraph_options,
+        test_shape,
+        halo,
+        name=name,
+        description=description,
+        tags=tags,
+        publication=publication,
     )
-    plan.name = check_name(name or default_name(plan.spatial_dims, plan.outputs))
-    plan.description = description or default_description(plan.config, plan.outputs)
-    plan.tags, plan.publication = list(tags), publication
     say = log or (lambda _msg: None)
     say(f"checkpoint {plan.checkpoint}: {plan.summary()}")
 
@@ -390,12 +410,8 @@ def export_package(
         tensors = make_tensors(stage, model, plan.config, plan.shape, plan.geometry, seed, plan.outputs)
         say(f"test input {tuple(tensors.inputs[0].shape)} ({tensors.origin}); second {tuple(tensors.inputs[1].shape)}")
         written = write_weights(stage, plan, arch, cls, model, tensors, log=say)
-        result.parity, result.notes = written.parity, written.notes
-        result.onnx_exporter, result.onnx_opset = written.onnx_exporter, written.onnx_opset
-        result.onnx_ir_version, result.torchscript_file_version = (
-            written.onnx_ir_version,
-            written.torchscript_file_version,
-        )
+        result.weights = written
+        result.notes.extend(written.notes)
         say(f"cover: {write_cover(stage / 'cover.png', tensors, plan.clustering)}")
         card = stage / "README.md"
         card.write_text("(model card)\n", encoding="utf-8")  # replaced below, once the consumer checks ran

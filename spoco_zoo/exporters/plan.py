@@ -14,7 +14,13 @@ from typing import Any, Literal
 
 from spoco_zoo.errors import CheckpointError, ExportError
 from spoco_zoo.exporters.common import PackageGeometry, default_test_shape, package_geometry
-from spoco_zoo.exporters.metadata import clustering_config, ingraph_settings
+from spoco_zoo.exporters.metadata import (
+    check_name,
+    clustering_config,
+    default_description,
+    default_name,
+    ingraph_settings,
+)
 from spoco_zoo.exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM
 from spoco_zoo.exporters.variants import Variant, get_variant
 from spoco_zoo.zoo.formats import parse_formats
@@ -83,7 +89,7 @@ def load_weights(checkpoint: Path, weights: str) -> tuple[dict[str, Any], Any, d
     return state, state["config"], state[key]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportPlan:
     """What one export makes, decided before any file is written (see :func:`plan_export`)."""
 
@@ -102,7 +108,7 @@ class ExportPlan:
     options: WeightOptions = field(default_factory=WeightOptions)
     name: str = ""
     description: str = ""
-    tags: list[str] = field(default_factory=list)
+    tags: tuple[str, ...] = ()
     publication: Any = None
 
     @property
@@ -136,10 +142,18 @@ def plan_export(
     ingraph_options: Mapping[str, Any] | None,
     test_shape: Sequence[int] | None,
     halo: int | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    tags: Sequence[str] = (),
+    publication: Any = None,
 ) -> ExportPlan:
-    """Check the options, load the checkpoint and derive geometry, test shape and clustering.
+    """Check the options, load the checkpoint and derive geometry, test shape, clustering and the
+    package's name and description: the plan is final once made (frozen).
 
-    ``halo`` overrides the measured one (:func:`spoco_zoo.models.receptive_field.package_halo`).
+    ``halo`` overrides the measured one (:func:`spoco_zoo.models.receptive_field.package_halo`);
+    ``name`` and ``description`` default to ones made from the config
+    (:func:`~spoco_zoo.exporters.metadata.default_name`, :func:`~spoco_zoo.exporters.metadata.default_description`).
     """
     chosen = get_variant(variant)
     fmts = check_options(output, formats, options)
@@ -164,6 +178,10 @@ def plan_export(
         geometry=geometry,
         shape=default_test_shape(config.model.spatial_dims, geometry, test_shape),
         options=options,
+        name=check_name(name or default_name(config.model.spatial_dims, chosen.outputs)),
+        description=description or default_description(config, chosen.outputs),
+        tags=tuple(tags),
+        publication=publication,
     )
 
 

@@ -34,31 +34,52 @@ __all__ = ["WrittenWeights", "weight_writer", "write_weights"]
 
 @dataclass
 class WrittenWeights:
-    """Every written format: the files for the RDF, the parity per format and the format's facts."""
+    """Every written format: the writers' records and the files for the RDF."""
 
     files: WeightsFiles
-    parity: dict[str, ParityResult] = field(default_factory=dict)
-    onnx_exporter: str | None = None
-    onnx_opset: int | None = None
-    onnx_ir_version: int | None = None
-    torchscript_file_version: int | None = None
-    notes: list[str] = field(default_factory=list)
+    records: dict[str, WrittenWeight] = field(default_factory=dict)
 
     def add(self, record: WrittenWeight) -> None:
         """Take one writer's record."""
-        self.parity[record.weight_format] = record.parity
+        self.records[record.weight_format] = record
         self.files.comments[record.weight_format] = record.comment
-        self.notes.extend(record.notes)
         if record.weight_format == "pytorch_state_dict":
             self.files.pytorch_state_dict = record.path
         elif record.weight_format == "torchscript":
             self.files.torchscript = record.path
-            self.torchscript_file_version = record.details["file_version"]
         else:
             self.files.onnx, self.files.onnx_opset = record.path, record.details["opset"]
-            self.onnx_exporter = record.details["exporter"]
-            self.onnx_opset = record.details["opset"]
-            self.onnx_ir_version = record.details["ir_version"]
+
+    def detail(self, weight_format: str, key: str) -> Any:
+        """One format-specific fact of a written format (``None`` when that format was not written)."""
+        record = self.records.get(weight_format)
+        return None if record is None else record.details.get(key)
+
+    @property
+    def parity(self) -> dict[str, ParityResult]:
+        """Per written format, its comparison with eager PyTorch."""
+        return {name: record.parity for name, record in self.records.items()}
+
+    @property
+    def notes(self) -> list[str]:
+        """The writers' remarks for the user, in format order."""
+        return [note for record in self.records.values() for note in record.notes]
+
+    @property
+    def onnx_exporter(self) -> str | None:
+        return self.detail("onnx", "exporter")
+
+    @property
+    def onnx_opset(self) -> int | None:
+        return self.detail("onnx", "opset")
+
+    @property
+    def onnx_ir_version(self) -> int | None:
+        return self.detail("onnx", "ir_version")
+
+    @property
+    def torchscript_file_version(self) -> int | None:
+        return self.detail("torchscript", "file_version")
 
 
 def weight_writer(weight_format: str) -> Callable[[WeightJob], WrittenWeight]:
