@@ -47,6 +47,7 @@ from spoco_zoo.exporters.metadata import (
 from spoco_zoo.exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult
 from spoco_zoo.exporters.plan import ExportPlan, WeightOptions, plan_export
 from spoco_zoo.exporters.tensors import ExportTensors, make_tensors
+from spoco_zoo.exporters.variants import get_variant
 from spoco_zoo.exporters.weights import WrittenWeights, write_weights
 from spoco_zoo.zoo.architecture import (
     ArchitectureSource,
@@ -118,8 +119,8 @@ class ExportResult:
 
     @property
     def instances(self) -> bool:
-        """Whether the package has the ``instances`` output."""
-        return "instances" in self.outputs
+        """Whether the package has the ``instances`` output (its variant's)."""
+        return get_variant(self.variant).has_instances
 
     @property
     def parity(self) -> dict[str, ParityResult]:
@@ -154,13 +155,13 @@ def build_model(stage: Path, plan: ExportPlan) -> tuple[ArchitectureSource, type
         The architecture source, the class imported from the written file and the model.
     """
     unet_kwargs = plan.config.model.unet_kwargs()
-    if plan.ingraph is None:
+    if not plan.variant.has_instances:
         arch = embeddings_architecture(unet_kwargs)
     else:
-        arch = instances_architecture(unet_kwargs, dict(plan.ingraph), plan.variant.callable)
+        arch = instances_architecture(unet_kwargs, dict(plan.ingraph or {}), plan.variant.callable)
     cls = load_architecture(arch, stage)
     model = cls(**arch.kwargs).eval()
-    prefix = "" if plan.ingraph is None else "unet."
+    prefix = "unet." if plan.variant.has_instances else ""
     try:
         model.load_state_dict({f"{prefix}{k}": v for k, v in plan.model_state.items()})
     except RuntimeError as err:

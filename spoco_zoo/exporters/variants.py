@@ -14,7 +14,9 @@ instances  ``instances``                tools that run single-output models: ila
 embeddings ``embeddings``               clustering outside the model only
 ========== ============================ ==================================================
 
-Imports the standard library only.
+The variant owns whether a package has the in-graph ``instances`` (:attr:`Variant.has_instances`)
+and which architecture callable builds it (the callables' names are those of
+:mod:`spoco_zoo.zoo.architecture`, the file the package ships). Imports the standard library only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spoco_zoo.errors import ExportError
+from spoco_zoo.zoo.architecture import EMBEDDINGS_CALLABLE, INSTANCES_CALLABLE, LABELS_CALLABLE
 
 __all__ = ["Variant", "VARIANTS", "DEFAULT_VARIANT", "get_variant"]
 
@@ -62,16 +65,18 @@ VARIANTS: dict[str, Variant] = {
     "full": Variant(
         "full",
         ("embeddings", "instances"),
-        "SpocoUNetWithInstances",
+        INSTANCES_CALLABLE,
         "embeddings + in-graph instance labels (bioimageio.core, Python)",
     ),
     "instances": Variant(
         "instances",
         ("instances",),
-        "SpocoUNetInstanceLabels",
+        LABELS_CALLABLE,
         "instance labels only, one output (ilastik, deepImageJ)",
     ),
-    "embeddings": Variant("embeddings", ("embeddings",), "UNet", "embeddings only (cluster them yourself)"),
+    "embeddings": Variant(
+        "embeddings", ("embeddings",), EMBEDDINGS_CALLABLE, "embeddings only (cluster them yourself)"
+    ),
 }
 DEFAULT_VARIANT = "full"
 
