@@ -15,7 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from spoco_zoo.cluster.settings import DEFAULT_DELTA_VAR, ClusteringConfig
+from spoco_zoo.cluster.clustering_config import ClusteringConfig
+from spoco_zoo.cluster.settings import DEFAULT_DELTA_VAR
 
 __all__ = [
     "ModelConfig",
