@@ -87,3 +87,104 @@ def test_write_png_round_trips(tmp_path: Path) -> None:
 def test_overlay_rejects_an_image_of_another_shape() -> None:
     with pytest.raises(ValueError, match="image: shape"):
         overlay_rgb(np.zeros((5, 5)), np.zeros((4, 4), np.int32))
+
+
+# ------------------------------------------------------------------ false merges and splits
+def discs(shape: tuple[int, int], centres: list[tuple[int, int]], radius: int) -> np.ndarray:
+    """Label image of discs numbered 1, 2, ... in the order of ``centres``."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.int32)
+    for i, (y, x) in enumerate(centres, start=1):
+        labels[(yy - y) ** 2 + (xx - x) ** 2 <= radius**2] = i
+    return labels
+
+
+def test_merges_and_splits_on_constructed_cases() -> None:
+    from spoco_zoo.metrics import merges_and_splits
+
+    gt = discs((40, 80), [(20, 12), (20, 34), (20, 62)], 8)  # discs 1 and 2 are 6 px apart
+
+    perfect = merges_and_splits(gt * 3, gt)  # other ids, same objects
+    assert all(len(ids) == 0 for ids in (perfect.merges, perfect.merged, perfect.splits, perfect.pieces))
+
+    merged = np.where(gt == 3, 9, 0)
+    merged[8:32, 2:44] = 5  # one box over discs 1 and 2
+    found = merges_and_splits(merged, gt)
+    assert found.merges.tolist() == [5] and found.merged.tolist() == [1, 2]
+    assert found.splits.size == 0 and found.pieces.size == 0
+
+    split = np.where(gt == 3, 0, gt)
+    split[(gt == 3) & (np.arange(80) < 62)] = 7  # disc 3 cut in two halves
+    split[(gt == 3) & (np.arange(80) >= 62)] = 8
+    found = merges_and_splits(split, gt)
+    assert found.splits.tolist() == [3] and found.pieces.tolist() == [7, 8]
+    assert found.merges.size == 0 and found.merged.size == 0
+
+
+def test_thresholds_of_merges_and_splits() -> None:
+    """A piece of 16 % of a ground-truth object is no split, one of 30 % is; covering two objects by
+    16 % and 30 % is no merge."""
+    from spoco_zoo.metrics import merges_and_splits
+
+    gt = discs((40, 80), [(20, 12), (20, 34)], 8)
+    x = np.arange(80)
+    pred = gt.copy()
+    pred[(gt == 1) & (x >= 17)] = 3
+    pred[(gt == 2) & (x < 32)] = 3
+    covers = [((pred == 3) & (gt == i)).sum() / (gt == i).sum() for i in (1, 2)]
+    assert 0.15 < covers[0] < 0.2 and 0.2 < covers[1] < 0.5
+    found = merges_and_splits(pred, gt)
+    assert found.splits.tolist() == [2] and found.pieces.tolist() == [2, 3]
+    assert found.merges.size == 0 and found.merged.size == 0
+    assert merges_and_splits(pred, gt, split_cover=0.35).splits.size == 0
+    assert merges_and_splits(pred, gt, merge_cover=0.15).merges.tolist() == [3]
+
+
+def test_comparison_figure_outlines_the_errors() -> None:
+    from spoco_zoo.comparison import MERGE_COLOUR, SPLIT_COLOUR, comparison_figure
+    from spoco_zoo.figures import figure_rgb
+
+    gt = discs((40, 80), [(20, 12), (20, 34), (20, 62)], 8)
+    pred = np.where(gt == 3, 0, gt)
+    pred[(gt == 1) | (gt == 2)] = 4  # discs 1 and 2 merged
+    pred[(gt == 3) & (np.arange(80) < 62)] = 7  # disc 3 split
+    pred[(gt == 3) & (np.arange(80) >= 62)] = 8
+    fig = comparison_figure(gt, pred, image=gt.astype(float))
+    assert [ax.get_title() for ax in fig.axes] == ["image", "ground truth (3 objects)", "prediction (3 objects)"]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["false merge (1)", "false split (1)"]
+    prediction = fig.axes[2].get_images()[0].get_array()
+    colours = {tuple(np.round(c, 3)) for c in np.asarray(prediction).reshape(-1, 3)}
+    assert tuple(np.round(MERGE_COLOUR, 3)) in colours and tuple(np.round(SPLIT_COLOUR, 3)) in colours
+    assert figure_rgb(fig).shape == (round(400 * 40 / 80) + 95, 3 * 400, 3)
+
+
+def test_evaluate_figures_writes_one_png_per_image(tmp_path: Path) -> None:
+    import imageio.v3 as iio
+    import tifffile
+    from typer.testing import CliRunner
+
+    from spoco_zoo.cli.main import app
+
+    gt_dir, pred_dir, image_dir, out = (tmp_path / name for name in ("gt", "pred", "images", "figures"))
+    for folder in (gt_dir, pred_dir, image_dir):
+        folder.mkdir()
+    gt = discs((40, 80), [(20, 12), (20, 34), (20, 62)], 8).astype(np.uint16)
+    merged = gt.copy()
+    merged[merged == 2] = 1
+    for stem, pred in (("a", gt), ("b", merged)):
+        tifffile.imwrite(gt_dir / f"{stem}.tif", gt)
+        tifffile.imwrite(pred_dir / f"{stem}_instances.tif", pred)
+    tifffile.imwrite(image_dir / "a.tif", gt.astype(np.float32))  # b has no image: two panels
+
+    runner = CliRunner()
+    args = ["evaluate", str(pred_dir), str(gt_dir), "--figures", str(out), "--images", str(image_dir)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert iio.imread(out / "a.png").shape == (200 + 95, 1200, 3)
+    assert iio.imread(out / "b.png").shape == (200 + 95, 800, 3)
+    assert "no image b.*" in result.output
+
+    lonely = runner.invoke(app, ["evaluate", str(pred_dir), str(gt_dir), "--images", str(image_dir)])
+    assert lonely.exit_code != 0 and "--figures" in lonely.output
