@@ -26,8 +26,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from spoco_zoo.export.package import export_package
-    from spoco_zoo.export.validate import validate_package
+    from spoco_zoo.exporters.package import export_package
+    from spoco_zoo.zoo.validate import validate_package
 
     steps: list[tuple[str, float]] = []
     last = [time.perf_counter()]

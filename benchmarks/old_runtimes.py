@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--python", required=True, help="Python of the environment with the old runtimes")
     args = parser.parse_args()
 
-    from spoco_zoo.export.consumers import onnx_problems, torchscript_problems
+    from spoco_zoo.zoo.consumers import onnx_problems, torchscript_problems
 
     with zipfile.ZipFile(args.package) as zf, tempfile.TemporaryDirectory() as tmp:
         rdf = yaml.safe_load(zf.read("rdf.yaml"))

@@ -1,7 +1,7 @@
 """Tiled vs whole-image prediction of one large image through bioimageio.core.
 
 Runs a package (``spoco-zoo export``) on a synthetic raw image with
-:func:`spoco_zoo.export.predict.zoo_predict`, once in a single pass (the baseline) and once in
+:func:`spoco_zoo.zoo.predict.zoo_predict`, once in a single pass (the baseline) and once in
 blocks of ``--tile`` (+ the package's halo), and prints the times, their ratio, the largest
 embedding difference and the SBD between the labels of the recommended clustering:
 
@@ -30,9 +30,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from spoco_zoo.data.synthetic import make_synthetic_sample
-    from spoco_zoo.export.predict import zoo_predict
     from spoco_zoo.metrics.sbd import symmetric_best_dice
     from spoco_zoo.postprocess import embeddings_to_instances
+    from spoco_zoo.zoo.predict import zoo_predict
 
     shape = (args.size, args.size)
     image = np.asarray(make_synthetic_sample(shape, max(4, args.size * args.size // 1600), 1234)[0], np.float32)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from spoco_zoo.cluster.settings import DEFAULT_DELTA_VAR, ClusteringMethod
+from spoco_zoo.cluster.settings import DEFAULT_DELTA_VAR, ClusteringConfig
 
 __all__ = [
     "ModelConfig",
@@ -243,49 +243,6 @@ class DataConfig(_Strict):
             if imgs is not None and len(imgs) != len(lbls):
                 raise ValueError(f"{len(imgs)} {kind} images but {len(lbls)} {kind} label files")
         return self
-
-
-class ClusteringConfig(_Strict):
-    """Recommended clustering of the embeddings into instances.
-
-    ``bandwidth`` (the kernel width of mean-shift and anchor clustering) defaults (None) to the
-    loss's pull margin ``delta_var``; ``params`` are further keyword arguments of the method.
-    The rules live in :mod:`spoco_zoo.cluster.settings` (``recommended_clustering``).
-    """
-
-    method: ClusteringMethod | None = Field(
-        None,
-        description="None: graph (the local decoder exported packages compile in) for models whose foreground "
-        "channel masks the background, else mean_shift",
-    )
-    bandwidth: float | None = Field(None, gt=0)
-    min_size: int | None = Field(
-        None,
-        ge=0,
-        description="objects smaller than this merge into a neighbour; None: a quarter of the median "
-        "annotated object size, set when training starts",
-    )
-    tune: bool = Field(
-        True, description="choose bandwidth and min_size on the dense validation images when training ends"
-    )
-    block_shape: list[int] | None = Field(
-        None, description="cluster locally in blocks of this size; None: the training patch shape"
-    )
-    overlap: list[int] | None = Field(None, description="overlap of neighbouring blocks; None: a quarter block")
-    split_components: bool = Field(True, description="split every cluster into its connected components")
-    foreground: Literal["mask", "drop"] | None = Field(
-        None,
-        description="use of the network's foreground channel: mask = cluster only its foreground, drop = ignore "
-        "it; None: mask when the background is annotated (label_convention objects_and_background)",
-    )
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("block_shape", "overlap")
-    @classmethod
-    def _positive_extents(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and (not value or min(value) < 0):
-            raise ValueError(f"must be a non-empty list of non-negative sizes, got {value}")
-        return value
 
 
 class TrainConfig(_Strict):

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from spoco_zoo.errors import ExportError
-from spoco_zoo.export.consumers import ilastik_problems, onnx_problems
-from spoco_zoo.export.package import ExportResult, export_package
+from spoco_zoo.exporters.package import ExportResult, export_package
+from spoco_zoo.zoo.consumers import ilastik_problems, onnx_problems
 
 FAST_INGRAPH = {"n_iter": 2, "min_size": 0}  # random weights: every fragment an object
 

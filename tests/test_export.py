@@ -22,10 +22,11 @@ from typer.testing import CliRunner
 
 from spoco_zoo.cli.main import app
 from spoco_zoo.errors import CheckpointError, ExportError
-from spoco_zoo.export.common import WEIGHT_FORMATS, package_geometry, parse_formats
-from spoco_zoo.export.package import ExportResult, export_package
-from spoco_zoo.export.parity import compare_outputs
+from spoco_zoo.exporters.common import package_geometry
+from spoco_zoo.exporters.package import ExportResult, export_package
+from spoco_zoo.exporters.parity import compare_outputs
 from spoco_zoo.train.checkpoint import load_model
+from spoco_zoo.zoo.formats import WEIGHT_FORMATS, parse_formats
 
 FAST_INGRAPH = {"n_iter": 2, "min_size": 0}  # random weights: every fragment an object
 runner = CliRunner()
@@ -169,23 +170,24 @@ def test_card_template_ships_as_package_data() -> None:
     import fnmatch
     from importlib import resources
 
-    from spoco_zoo.export.card import default_template, render_model_card
+    from spoco_zoo.exporters.card import default_template, render_model_card
 
-    template = resources.files("spoco_zoo.export").joinpath("templates").joinpath("spoco_model.md")
+    template = resources.files("spoco_zoo.model_cards").joinpath("spoco_model.md")
     assert template.is_file() and default_template().read_text(encoding="utf-8") == template.read_text("utf-8")
     text = template.read_text("utf-8")
     assert "## Validation" in text and "${clustering_json}" in text
     tomllib = pytest.importorskip("tomllib")
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
-    globs = pyproject["tool"]["setuptools"]["package-data"]["spoco_zoo.export"]
-    assert any(fnmatch.fnmatch("templates/spoco_model.md", g) for g in globs), globs
+    assert pyproject["tool"]["setuptools"]["package-dir"]["spoco_zoo.model_cards"] == "model_cards"
+    globs = pyproject["tool"]["setuptools"]["package-data"]["spoco_zoo.model_cards"]
+    assert any(fnmatch.fnmatch("spoco_model.md", g) for g in globs), globs
     with pytest.raises(ExportError, match="unknown placeholder"):
         render_model_card({"name": "x"})
 
 
 def test_architecture_sources_are_self_contained() -> None:
-    from spoco_zoo.export.architecture import embeddings_architecture, instances_architecture
     from spoco_zoo.models import unet
+    from spoco_zoo.zoo.architecture import embeddings_architecture, instances_architecture
 
     plain = embeddings_architecture({"in_channels": 1})
     assert plain.text == Path(unet.__file__).read_text() and plain.callable == "UNet"
@@ -302,7 +304,7 @@ def test_zoo_embeddings_2d(package_2d: ExportResult, random_checkpoint_2d: Path)
     """bioimageio.core's pipeline on a raw image of a non-valid size == eager model on the normalised image."""
     from spoco_zoo.data.normalize import normalize
     from spoco_zoo.data.synthetic import make_synthetic_sample
-    from spoco_zoo.export.predict import zoo_embeddings, zoo_predict
+    from spoco_zoo.zoo.predict import zoo_embeddings, zoo_predict
 
     image = make_synthetic_sample((70, 66), 8, seed=3)[0][None]
     model, config = load_model(random_checkpoint_2d)
@@ -331,7 +333,7 @@ def test_zoo_embeddings_2d(package_2d: ExportResult, random_checkpoint_2d: Path)
 
 
 def test_package_3d(package_3d: ExportResult) -> None:
-    from spoco_zoo.export.validate import validate_package
+    from spoco_zoo.zoo.validate import validate_package
 
     for fmt in ("torchscript", "onnx"):
         assert package_3d.parity[fmt].max_abs < 1e-4, package_3d.parity[fmt].summary()

@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 
 from spoco_zoo.cli.main import app
 from spoco_zoo.errors import PackageError
-from spoco_zoo.export.package import ExportResult, export_package
-from spoco_zoo.export.trust import (
+from spoco_zoo.exporters.package import ExportResult, export_package
+from spoco_zoo.zoo.trust import (
     check_package_file,
     installed_architecture,
     installed_architectures,
@@ -76,7 +76,7 @@ def _image(path: Path) -> Path:
 def test_installed_architectures_are_what_the_exporter_ships() -> None:
     import torch
 
-    from spoco_zoo.export.architecture import (
+    from spoco_zoo.zoo.architecture import (
         embeddings_architecture,
         installed_instances_model,
         instances_architecture,
@@ -110,7 +110,7 @@ def test_our_package_runs_with_the_installed_architecture(
     from bioimageio.spec import load_description
     from bioimageio.spec.model import v0_5
 
-    from spoco_zoo.export.predict import zoo_predict
+    from spoco_zoo.zoo.predict import zoo_predict
 
     descr = load_description(plain_package.path, perform_io_checks=False)
     assert package_code(descr) == {}

@@ -250,7 +250,7 @@ def test_package_clustering_overrides() -> None:
 
 
 def test_segment_cli_model_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--model``: embeddings and clustering config come from ``spoco_zoo.export.predict.zoo_predict``;
+    """``--model``: embeddings and clustering config come from ``spoco_zoo.zoo.predict.zoo_predict``;
     ``--tile`` is passed on; the label TIFF is an ImageJ TIFF with the input's pixel size; overlay and ROIs."""
     import sys
     import types
@@ -272,7 +272,7 @@ def test_segment_cli_model_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         return types.SimpleNamespace(embeddings=emb, instances=None, clustering=clustering)
 
     fake = types.SimpleNamespace(zoo_predict=zoo_predict, check_package=check_package)
-    monkeypatch.setitem(sys.modules, "spoco_zoo.export.predict", fake)
+    monkeypatch.setitem(sys.modules, "spoco_zoo.zoo.predict", fake)
     src = tmp_path / "raw.tif"
     tifffile.imwrite(src, _image((20, 20))[0], resolution=(1 / 0.25, 1 / 0.25), imagej=True, metadata={"unit": "um"})
     package = tmp_path / "model.zip"

@@ -86,9 +86,9 @@ def test_package_tiles_give_the_single_pass_labels(trained_checkpoint_2d: Path, 
     from bioimageio.core.axis import AxisId
     from bioimageio.core.common import MemberId
 
-    from spoco_zoo.export.package import export_package
-    from spoco_zoo.export.predict import load_package, zoo_predict
+    from spoco_zoo.exporters.package import export_package
     from spoco_zoo.postprocess import embeddings_to_instances
+    from spoco_zoo.zoo.predict import load_package, zoo_predict
 
     result = export_package(
         trained_checkpoint_2d,

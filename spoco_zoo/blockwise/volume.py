@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from spoco_zoo.cluster import run_method
 from spoco_zoo.cluster.blockwise import Block, block_grid, largest_window
 from spoco_zoo.cluster.common import split_foreground
+from spoco_zoo.cluster.methods import run_method
 from spoco_zoo.cluster.pipeline import Mapper, MemoryWindows, WindowStore, segment_blocks, serial_map
 from spoco_zoo.cluster.settings import window_kwargs
 from spoco_zoo.config import NormalizationConfig

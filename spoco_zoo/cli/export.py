@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from spoco_zoo.export.common import parse_formats
+        from spoco_zoo.zoo.formats import parse_formats
 
         console = Console(highlight=False)
         if not console.is_terminal:  # pipes/logs: do not squeeze the table into 80 columns
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
         if weights not in ("student", "teacher"):
             fail(f"--weights {weights!r}: use 'student' or 'teacher'", 2)
 
-        from spoco_zoo.export.package import export_package
+        from spoco_zoo.exporters.package import export_package
 
         # failures (bad option, refused or unreadable checkpoint, conversion, parity, an unwritable
         # --output) exit with 2 through reports_errors; an existing --output is left untouched
@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
         if not validate:
             return
 
-        from spoco_zoo.export.validate import validate_package, validation_table
+        from spoco_zoo.zoo.validate import validate_package, validation_table
 
         # the parity of every format was measured by the export itself (printed above)
         report = validate_package(result.path, devices=device or None, measure_errors=False)

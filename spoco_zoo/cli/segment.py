@@ -10,7 +10,7 @@ Two routes:
   (:func:`spoco_zoo.cluster.settings.recommended_clustering`: method, kernel width
   = ``bandwidth`` or ``config.loss.delta_var``, ``min_size``, ``params``).
 * ``--model ZIP`` (an exported bioimage.io package): the raw image goes through
-  :func:`spoco_zoo.export.predict.zoo_predict` (bioimageio.core does the package's own
+  :func:`spoco_zoo.zoo.predict.zoo_predict` (bioimageio.core does the package's own
   preprocessing; ``--tile`` predicts in blocks of that core size plus the package's halo) and the
   embeddings are clustered with :func:`spoco_zoo.postprocess.embeddings_to_instances` using the
   package's ``config["spoco"]["clustering"]`` (a package of the ``instances`` variant gives its
@@ -237,7 +237,7 @@ def register(app: typer.Typer) -> None:
         if weights not in ("student", "teacher"):
             raise typer.BadParameter(f"{weights!r} is not student or teacher", param_hint="--weights")
         if weight_format is not None:
-            from spoco_zoo.export.common import WEIGHT_FORMATS
+            from spoco_zoo.zoo.formats import WEIGHT_FORMATS
 
             if weight_format not in WEIGHT_FORMATS:
                 raise typer.BadParameter(
@@ -324,8 +324,8 @@ def register(app: typer.Typer) -> None:
             )
         else:
             assert model is not None
-            from spoco_zoo.export.predict import check_package, zoo_predict
             from spoco_zoo.postprocess import embeddings_to_instances
+            from spoco_zoo.zoo.predict import check_package, zoo_predict
 
             if halo is not None:
                 typer.echo("note: --halo is ignored with --model (the package's halo is used)", err=True)

@@ -4,7 +4,7 @@ Prints a table (check, status, max error on the test tensors, message, time).
 Exit codes: 0 all passed; 1 any check failed, or not a package at all (not a zip,
 no rdf.yaml, unsafe member names: one line naming the package); 2 bad arguments
 (unknown weight format). Needs no network and runs no Python from the package unless
-``--trust-package-code`` is given (see :mod:`spoco_zoo.export.validate`).
+``--trust-package-code`` is given (see :mod:`spoco_zoo.zoo.validate`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from spoco_zoo.errors import ExportError
-        from spoco_zoo.export.validate import validate_package, validation_table
+        from spoco_zoo.zoo.validate import validate_package, validation_table
 
         if not package.exists():
             fail(f"{package}: no such package", 2)

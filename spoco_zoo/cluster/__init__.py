@@ -19,13 +19,10 @@ names, parameter names and defaults come from :mod:`spoco_zoo.cluster.settings`.
 
 from __future__ import annotations
 
-import importlib
-import inspect
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from spoco_zoo.cluster.settings import LOCAL_PARAMS, METHODS, check_method, method_kwargs
-from spoco_zoo.errors import DataError
+from spoco_zoo.cluster.methods import get_method, run_method
+from spoco_zoo.cluster.settings import LOCAL_PARAMS, METHODS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,20 +31,6 @@ if TYPE_CHECKING:
 
 # ``mean_shift`` is not re-exported: ``spoco_zoo.cluster.mean_shift`` is the module of that name.
 __all__ = ["METHODS", "cluster_embeddings", "run_method", "get_method", "hdbscan_cluster", "anchor_cluster"]
-
-_TARGETS: dict[str, tuple[str, str]] = {
-    "mean_shift": ("spoco_zoo.cluster.mean_shift", "mean_shift"),
-    "hdbscan": ("spoco_zoo.cluster.density", "hdbscan_cluster"),
-    "consistency": ("spoco_zoo.cluster.consistency", "anchor_cluster"),
-    "watershed": ("spoco_zoo.cluster.shape", "foreground_watershed"),
-    "graph": ("spoco_zoo.cluster.graph_method", "graph_segmentation"),
-}
-
-
-def get_method(method: str) -> Callable[..., np.ndarray]:
-    """The clustering function registered under ``method`` (imported on first use)."""
-    module, name = _TARGETS[check_method(method)]
-    return getattr(importlib.import_module(module), name)
 
 
 def cluster_embeddings(
@@ -105,28 +88,6 @@ def cluster_embeddings(
             **params,
         )
     return run_method(embeddings, method, mask, **params)
-
-
-def run_method(
-    embeddings: ArrayLike, method: str = "mean_shift", mask: ArrayLike | None = None, **params: Any
-) -> np.ndarray:
-    """One clustering method on the whole image, with its own parameters only (no local clustering).
-
-    Raises
-    ------
-    DataError
-        Unknown ``method`` or parameters the method does not take.
-    """
-    func = get_method(method)
-    given = method_kwargs(method, params)
-    accepted = [p.name for p in inspect.signature(func).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
-    unknown = sorted(set(given) - set(accepted))
-    if unknown:
-        raise DataError(
-            f"params: {', '.join(unknown)} not accepted by clustering method {method!r} "
-            f"(accepted: {', '.join(accepted)})"
-        )
-    return func(embeddings, mask, **given)
 
 
 def __getattr__(name: str) -> Any:

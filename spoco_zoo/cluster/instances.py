@@ -92,7 +92,7 @@ def segment_embeddings(
     >>> int(labels.max()), int(labels[1, 2]), int(labels[1, 9])
     (2, 1, 2)
     """
-    from spoco_zoo.cluster import run_method
+    from spoco_zoo.cluster.methods import run_method
 
     if background not in ("largest", "none"):
         raise DataError(f"background: must be 'largest' or 'none', got {background!r}")

@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spoco_zoo.errors import DataError
 
-if TYPE_CHECKING:
-    from spoco_zoo.config import ClusteringConfig, LossConfig
-
 __all__ = [
+    "ClusteringConfig",
+    "PullMargin",
     "ClusteringMethod",
     "METHODS",
     "INGRAPH",
@@ -146,6 +147,58 @@ _INGRAPH_IGNORED = ("method", "seed", "device", "delta_var", "ingraph", "descrip
 _INGRAPH_INTS = ("n_seeds", "n_samples", "n_iter", "max_instances", "min_size", "min_seeds", "n_jumps")
 
 
+class PullMargin(Protocol):
+    """Anything with the loss's pull margin (:class:`spoco_zoo.config.LossConfig`): the default kernel width."""
+
+    delta_var: float
+
+
+class ClusteringConfig(BaseModel):
+    """Recommended clustering of the embeddings into instances.
+
+    ``bandwidth`` (the kernel width of mean-shift and anchor clustering) defaults (None) to the
+    loss's pull margin ``delta_var``; ``params`` are further keyword arguments of the method.
+    Its rules live beside it, in this module (:func:`recommended_clustering` and the helpers it uses);
+    :class:`spoco_zoo.config.TrainConfig` holds one.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    method: ClusteringMethod | None = Field(
+        None,
+        description="None: graph (the local decoder exported packages compile in) for models whose foreground "
+        "channel masks the background, else mean_shift",
+    )
+    bandwidth: float | None = Field(None, gt=0)
+    min_size: int | None = Field(
+        None,
+        ge=0,
+        description="objects smaller than this merge into a neighbour; None: a quarter of the median "
+        "annotated object size, set when training starts",
+    )
+    tune: bool = Field(
+        True, description="choose bandwidth and min_size on the dense validation images when training ends"
+    )
+    block_shape: list[int] | None = Field(
+        None, description="cluster locally in blocks of this size; None: the training patch shape"
+    )
+    overlap: list[int] | None = Field(None, description="overlap of neighbouring blocks; None: a quarter block")
+    split_components: bool = Field(True, description="split every cluster into its connected components")
+    foreground: Literal["mask", "drop"] | None = Field(
+        None,
+        description="use of the network's foreground channel: mask = cluster only its foreground, drop = ignore "
+        "it; None: mask when the background is annotated (label_convention objects_and_background)",
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("block_shape", "overlap")
+    @classmethod
+    def _positive_extents(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or min(value) < 0):
+            raise ValueError(f"must be a non-empty list of non-negative sizes, got {value}")
+        return value
+
+
 def default_method(foreground: str | None) -> str:
     """The method of a config that names none: ``"graph"`` (the local decoder every exported package
     compiles in) for models whose foreground channel masks the background, else ``"mean_shift"``.
@@ -172,17 +225,17 @@ def uses_kernel_width(method: str) -> bool:
     return KERNEL_WIDTH_PARAM.get(method) is not None
 
 
-def _delta_var(loss: LossConfig | Mapping[str, Any] | None) -> float:
+def _delta_var(loss: PullMargin | Mapping[str, Any] | None) -> float:
     if loss is None:
         return DEFAULT_DELTA_VAR
     value = loss.get("delta_var") if isinstance(loss, Mapping) else loss.delta_var
     return DEFAULT_DELTA_VAR if value is None else float(value)
 
 
-def kernel_width(clustering: ClusteringConfig, loss: LossConfig | Mapping[str, Any] | None = None) -> float:
+def kernel_width(clustering: ClusteringConfig, loss: PullMargin | Mapping[str, Any] | None = None) -> float:
     """``clustering.bandwidth``, else the loss's pull margin ``delta_var`` (else :data:`DEFAULT_DELTA_VAR`).
 
-    >>> from spoco_zoo.config import ClusteringConfig, LossConfig
+    >>> from spoco_zoo.config import LossConfig
     >>> kernel_width(ClusteringConfig(), LossConfig(delta_var=0.4))
     0.4
     """
@@ -249,7 +302,7 @@ def window_kwargs(method: str, params: Mapping[str, Any], window_pixels: int) ->
 
 def recommended_clustering(
     clustering: ClusteringConfig,
-    loss: LossConfig | Mapping[str, Any] | None = None,
+    loss: PullMargin | Mapping[str, Any] | None = None,
     *,
     method: str | None = None,
     patch_shape: Sequence[int] | None = None,
@@ -284,7 +337,7 @@ def recommended_clustering(
 
     Examples
     --------
-    >>> from spoco_zoo.config import ClusteringConfig, LossConfig
+    >>> from spoco_zoo.config import LossConfig
     >>> recommended_clustering(ClusteringConfig(params={"kernel": "flat"}), LossConfig(delta_var=0.4))
     ... # doctest: +NORMALIZE_WHITESPACE
     {'method': 'mean_shift', 'bandwidth': 0.4, 'min_size': 16, 'background': 'largest',
@@ -468,7 +521,7 @@ def _graph_ingraph_kwargs(merged: Mapping[str, Any]) -> dict[str, Any]:
 
 def recommended_ingraph(
     clustering: ClusteringConfig,
-    loss: LossConfig | Mapping[str, Any] | None = None,
+    loss: PullMargin | Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
     foreground: str | None = None,
     patch_shape: Sequence[int] | None = None,
@@ -484,7 +537,6 @@ def recommended_ingraph(
     ``clustering.params``. ``options`` (``n_iter``, ``n_seeds``, ...) go on top; see
     :func:`ingraph_kwargs`.
 
-    >>> from spoco_zoo.config import ClusteringConfig
     >>> recommended_ingraph(ClusteringConfig(min_size=8), {"delta_var": 0.4}, {"n_seeds": 256})
     {'bandwidth': 0.4, 'min_size': 8, 'background_largest': True, 'n_seeds': 256}
     >>> recommended_ingraph(ClusteringConfig(min_size=80), None, foreground="mask")["split"]

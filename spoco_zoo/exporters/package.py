@@ -8,19 +8,19 @@
    clustering + wrappers when the variant has the ``instances`` output) and build the model
    *from that file*; the halo was measured on the weights when the plan was made
    (:func:`spoco_zoo.models.receptive_field.package_halo`);
-4. :func:`~spoco_zoo.export.tensors.make_tensors` -- a synthetic raw test image, normalised
+4. :func:`~spoco_zoo.exporters.tensors.make_tensors` -- a synthetic raw test image, normalised
    exactly as in training, and the eager outputs;
-5. :func:`~spoco_zoo.export.weights.write_weights` -- the weight formats, each checked against
+5. :func:`~spoco_zoo.exporters.weights.write_weights` -- the weight formats, each checked against
    eager PyTorch (``max |diff| < 1e-4`` on two inputs of different sizes, else
    :class:`~spoco_zoo.errors.ExportError`);
 6. :func:`write_cover` -- input | PCA of the embeddings | instances (recommended clustering);
-7. :func:`~spoco_zoo.export.card.card_values` + :func:`~spoco_zoo.export.card.render_model_card`
+7. :func:`~spoco_zoo.exporters.card.card_values` + :func:`~spoco_zoo.exporters.card.render_model_card`
    -- the model card;
-8. :func:`~spoco_zoo.export.rdf.build_model_descr` -- the description, built with
+8. :func:`~spoco_zoo.exporters.rdf.build_model_descr` -- the description, built with
    ``bioimageio.spec``;
 9. :func:`write_zip` -- the package, written atomically (:func:`spoco_zoo.atomic.atomic_path`).
 
-Validation with bioimageio.core is separate (:mod:`spoco_zoo.export.validate`); the
+Validation with bioimageio.core is separate (:mod:`spoco_zoo.zoo.validate`); the
 ``spoco-zoo export`` command runs it by default.
 """
 
@@ -37,14 +37,7 @@ import numpy as np
 
 from spoco_zoo.atomic import atomic_path, check_writable
 from spoco_zoo.errors import CheckpointError, ExportError
-from spoco_zoo.export.architecture import (
-    ArchitectureSource,
-    embeddings_architecture,
-    instances_architecture,
-    load_architecture,
-)
-from spoco_zoo.export.consumers import consumer_report
-from spoco_zoo.export.metadata import (
+from spoco_zoo.exporters.metadata import (
     Publication,
     check_name,
     default_description,
@@ -54,10 +47,17 @@ from spoco_zoo.export.metadata import (
     spoco_section,
     training_details,
 )
-from spoco_zoo.export.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult
-from spoco_zoo.export.plan import ExportPlan, WeightOptions, plan_export
-from spoco_zoo.export.tensors import ExportTensors, make_tensors
-from spoco_zoo.export.weights import WrittenWeights, write_weights
+from spoco_zoo.exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult
+from spoco_zoo.exporters.plan import ExportPlan, WeightOptions, plan_export
+from spoco_zoo.exporters.tensors import ExportTensors, make_tensors
+from spoco_zoo.exporters.weights import WrittenWeights, write_weights
+from spoco_zoo.zoo.architecture import (
+    ArchitectureSource,
+    embeddings_architecture,
+    instances_architecture,
+    load_architecture,
+)
+from spoco_zoo.zoo.consumers import consumer_report
 
 __all__ = [
     "ExportResult",
@@ -82,7 +82,7 @@ class ExportResult:
     formats:
         Weight formats in the package.
     variant:
-        The package variant (:mod:`spoco_zoo.export.variants`).
+        The package variant (:mod:`spoco_zoo.exporters.variants`).
     outputs:
         Output ids of the package.
     parity:
@@ -95,7 +95,7 @@ class ExportResult:
     halo:
         The package halo (pixels per side).
     consumers:
-        What each consumer gets, as checked at export (:func:`spoco_zoo.export.consumers.consumer_report`).
+        What each consumer gets, as checked at export (:func:`spoco_zoo.zoo.consumers.consumer_report`).
     seconds:
         Wall time of the export.
     size_bytes:
@@ -168,7 +168,7 @@ def write_cover(path: Path, tensors: ExportTensors, clustering: Mapping[str, Any
     (:func:`spoco_zoo.postprocess.embeddings_to_instances`); for 3D models the volume is
     clustered and its middle z slice shown.
     """
-    from spoco_zoo.export.cover import make_cover, write_png
+    from spoco_zoo.exporters.cover import make_cover, write_png
     from spoco_zoo.postprocess import embeddings_to_instances
 
     embeddings, image = tensors.embeddings, tensors.image
@@ -191,8 +191,8 @@ def write_card(
     consumers: Mapping[str, str],
     template: Path | None = None,
 ) -> None:
-    """Render the model card (:mod:`spoco_zoo.export.card`) for this export into ``path``."""
-    from spoco_zoo.export.card import card_values, render_model_card
+    """Render the model card (:mod:`spoco_zoo.exporters.card`) for this export into ``path``."""
+    from spoco_zoo.exporters.card import card_values, render_model_card
 
     values = card_values(
         name=plan.name,
@@ -216,7 +216,7 @@ def write_card(
 
 def describe_package(stage: Path, plan: ExportPlan, model: Any, tensors: ExportTensors, written: WrittenWeights) -> Any:
     """The validated ``bioimageio.spec`` model description of the files in ``stage``."""
-    from spoco_zoo.export.rdf import RdfContent, build_model_descr
+    from spoco_zoo.exporters.rdf import RdfContent, build_model_descr
 
     config, geo = plan.config, plan.geometry
     spoco = spoco_section(
@@ -313,16 +313,16 @@ def export_package(
         Target ``.zip``; written atomically (temporary file in the same folder + rename),
         an existing file is replaced only when the export succeeded.
     formats:
-        Weight formats (see :func:`spoco_zoo.export.common.parse_formats`); default all three.
+        Weight formats (see :func:`spoco_zoo.zoo.formats.parse_formats`); default all three.
     weights:
         ``"student"`` or ``"teacher"`` (EMA) weights of the checkpoint.
     variant:
         ``"full"`` (embeddings + instances), ``"instances"`` (one output: instance labels, for
-        ilastik and deepImageJ) or ``"embeddings"`` (:mod:`spoco_zoo.export.variants`).
+        ilastik and deepImageJ) or ``"embeddings"`` (:mod:`spoco_zoo.exporters.variants`).
     name, description, tags:
         RDF metadata; sensible defaults from the config. Extra ``tags`` are appended.
     authors, maintainers, license, git_repo, version:
-        Publishing metadata (:func:`spoco_zoo.export.metadata.make_publication`): people as
+        Publishing metadata (:func:`spoco_zoo.exporters.metadata.make_publication`): people as
         ``"Name;github_user=...;affiliation=...;orcid=..."`` strings or dicts, an SPDX license id,
         the source repository URL and a SemVer version. Maintainers need a ``github_user``.
     ingraph_options:
@@ -336,11 +336,11 @@ def export_package(
     seed:
         Seed of the synthetic test image.
     onnx_exporter, opset:
-        See :func:`spoco_zoo.export.onnx.export_onnx`.
+        See :func:`spoco_zoo.exporters.onnx.export_onnx`.
     torchscript_method:
-        See :func:`spoco_zoo.export.torchscript.to_torchscript`.
+        See :func:`spoco_zoo.exporters.torchscript.to_torchscript`.
     card_template:
-        Model-card template (default: the packaged ``spoco_zoo/export/templates/spoco_model.md``).
+        Model-card template (default: the packaged ``model_cards/spoco_model.md``).
     tolerance, label_mismatch_ppm:
         Parity limits for embeddings (max abs) and labels (pixels per million; also written to the
         RDF as the reproducibility allowance of ``instances``).

@@ -5,7 +5,7 @@ package does its own preprocessing (raw images go in), the network runs through
 bioimageio.core (pytorch_state_dict, TorchScript or ONNX weights), and the recommended
 clustering comes from the RDF (``config["spoco"]["clustering"]``).
 
-No Python from the package runs (:mod:`spoco_zoo.export.trust`): the package is checked
+No Python from the package runs (:mod:`spoco_zoo.zoo.trust`): the package is checked
 (:func:`load_package`), ``pytorch_state_dict`` weights run with the installed spoco-zoo
 architecture when the package's source is byte for byte ours, TorchScript and ONNX need no
 Python, and anything else is refused unless ``trust_package_code`` is set.
@@ -40,8 +40,8 @@ from typing import Any, cast
 import numpy as np
 
 from spoco_zoo.errors import PackageError
-from spoco_zoo.export.trust import check_package_file, safe_description
 from spoco_zoo.shapes import pad_to_shape, valid_size
+from spoco_zoo.zoo.trust import check_package_file, safe_description
 
 __all__ = ["ZooPrediction", "zoo_predict", "zoo_embeddings", "package_config", "load_package", "check_package"]
 
@@ -83,7 +83,7 @@ def load_package(package: str | Path) -> Any:
     Raises
     ------
     PackageError
-        Naming the package: not a package (:func:`spoco_zoo.export.trust.check_package_file`), an
+        Naming the package: not a package (:func:`spoco_zoo.zoo.trust.check_package_file`), an
         invalid description, not a format-0.5 model, or not spoco-zoo's (inputs/outputs).
     """
     from bioimageio.spec import InvalidDescr, load_description
@@ -160,7 +160,7 @@ def zoo_predict(
         to the size step). Blocks are the core plus the package's halo on each side.
     trust_package_code:
         Let bioimageio.core run the package's own Python (architecture source, custom processing)
-        when it is not the installed spoco-zoo's; see :mod:`spoco_zoo.export.trust`. Without it,
+        when it is not the installed spoco-zoo's; see :mod:`spoco_zoo.zoo.trust`. Without it,
         ``pytorch_state_dict`` weights run with the installed architecture and TorchScript/ONNX
         weights run no Python from the package.
 
@@ -270,7 +270,7 @@ def check_package(package: str | Path, weight_format: str | None = None, trust_p
     ------
     PackageError
         Naming the package: not a spoco-zoo package, no such weight format, or code that is not the
-        installed spoco-zoo's without ``trust_package_code`` (see :mod:`spoco_zoo.export.trust`).
+        installed spoco-zoo's without ``trust_package_code`` (see :mod:`spoco_zoo.zoo.trust`).
     """
     descr = load_package(package)
     return safe_description(descr, package, weight_format, trust_code=trust_package_code)[1]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from spoco_zoo.errors import ExportError
-from spoco_zoo.export.common import PackageGeometry
+from spoco_zoo.exporters.common import PackageGeometry
 
 __all__ = [
     "ExportTensors",

@@ -1,6 +1,6 @@
 """The plan of one export: options checked, checkpoint loaded, geometry and clustering derived.
 
-Everything :func:`spoco_zoo.export.package.export_package` needs to know is decided here,
+Everything :func:`spoco_zoo.exporters.package.export_package` needs to know is decided here,
 before any file is written; a bad option or checkpoint fails fast.
 """
 
@@ -13,17 +13,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from spoco_zoo.errors import CheckpointError, ExportError
-from spoco_zoo.export.common import PackageGeometry, default_test_shape, package_geometry, parse_formats
-from spoco_zoo.export.metadata import clustering_config, ingraph_settings
-from spoco_zoo.export.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM
-from spoco_zoo.export.variants import Variant, get_variant
+from spoco_zoo.exporters.common import PackageGeometry, default_test_shape, package_geometry
+from spoco_zoo.exporters.metadata import clustering_config, ingraph_settings
+from spoco_zoo.exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM
+from spoco_zoo.exporters.variants import Variant, get_variant
+from spoco_zoo.zoo.formats import parse_formats
 
 __all__ = ["WeightOptions", "ExportPlan", "plan_export", "check_options", "load_weights"]
 
 
 @dataclass
 class WeightOptions:
-    """How to convert and how strictly to compare (see :func:`spoco_zoo.export.package.export_package`)."""
+    """How to convert and how strictly to compare (see :func:`spoco_zoo.exporters.package.export_package`)."""
 
     opset: int = 17
     onnx_exporter: Literal["auto", "dynamo", "legacy"] = "auto"

@@ -23,9 +23,17 @@ import torch
 from torch import nn
 
 from spoco_zoo.errors import ExportError
-from spoco_zoo.export.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
+from spoco_zoo.exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
+from spoco_zoo.exporters.weight_record import WeightJob, WrittenWeight
 
-__all__ = ["to_torchscript", "save_torchscript", "file_format_version", "run_torchscript", "torchscript_parity"]
+__all__ = [
+    "write_torchscript",
+    "to_torchscript",
+    "save_torchscript",
+    "file_format_version",
+    "run_torchscript",
+    "torchscript_parity",
+]
 
 
 def to_torchscript(
@@ -139,4 +147,37 @@ def torchscript_parity(
         tolerance,
         label_ppm,
         "saved TorchScript module cannot be run",
+    )
+
+
+def write_torchscript(job: WeightJob) -> WrittenWeight:
+    """Script ``job.model`` to ``weights_torchscript.pt`` and check it on both test inputs.
+
+    Not frozen: freezing folds convolution + BatchNorm, which moves embeddings by ~3e-5 -- enough to
+    flip whole clusters of the in-graph labels on near-tie embeddings; unfrozen, the file repeats eager.
+
+    Raises
+    ------
+    spoco_zoo.errors.ExportError
+        Scripting failed or the file's outputs differ from eager PyTorch.
+    """
+    options = job.plan.options
+    example = torch.from_numpy(job.tensors.inputs[0])
+    scripted = to_torchscript(job.model, example, method=options.torchscript_method, freeze=False)
+    path = save_torchscript(scripted, job.stage / "weights_torchscript.pt")
+    parity = torchscript_parity(
+        path, job.tensors.reference, job.tensors.inputs, options.tolerance, options.label_mismatch_ppm
+    )
+    parity.raise_if_failed()
+    version = file_format_version(path)
+    return WrittenWeight(
+        "torchscript",
+        path,
+        parity,
+        comment=(
+            f"scripted with torch.jit (PyTorch {torch.__version__.split('+')[0]}) from the eager model; "
+            f"TorchScript file format version {version}"
+        ),
+        summary=f"torchscript: max |diff| {parity.max_abs:.2e}, file format version {version}",
+        details={"file_version": version},
     )

@@ -1,4 +1,4 @@
-"""The model card: the package's ``README.md``, rendered from ``templates/spoco_model.md``.
+"""The model card: the package's ``README.md``, rendered from ``model_cards/spoco_model.md``.
 
 :func:`card_values` writes the prose for the placeholders from the checkpoint and the export
 (training data, preprocessing, outputs, parity, clustering, hints per tool);
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spoco_zoo.errors import ExportError
-from spoco_zoo.export.common import PAPER_CITATION, PAPER_DOI, PackageGeometry
-from spoco_zoo.export.parity import ParityResult
+from spoco_zoo.exporters.common import PAPER_CITATION, PAPER_DOI, PackageGeometry
+from spoco_zoo.exporters.parity import ParityResult
 
 if TYPE_CHECKING:
     if sys.version_info >= (3, 11):
@@ -32,12 +32,12 @@ DEFAULT_TEMPLATE = "spoco_model.md"
 
 
 def default_template() -> Traversable:
-    """The model-card template shipped as package data (``spoco_zoo/export/templates/spoco_model.md``).
+    """The model-card template shipped as package data (``model_cards/spoco_model.md``).
 
     Found through :mod:`importlib.resources`, so it works from a source tree, an editable install
     and a wheel alike.
     """
-    return resources.files("spoco_zoo.export").joinpath("templates").joinpath(DEFAULT_TEMPLATE)
+    return resources.files("spoco_zoo.model_cards").joinpath(DEFAULT_TEMPLATE)
 
 
 def render_model_card(values: Mapping[str, object], template: Path | None = None) -> str:
@@ -127,9 +127,9 @@ def card_values(
     test_origin:
         How the test image was made.
     consumers:
-        Consumer -> what it gets, as checked at export (:func:`spoco_zoo.export.consumers.consumer_report`).
+        Consumer -> what it gets, as checked at export (:func:`spoco_zoo.zoo.consumers.consumer_report`).
     publication:
-        The :class:`spoco_zoo.export.metadata.Publication` (license).
+        The :class:`spoco_zoo.exporters.metadata.Publication` (license).
     weight_comments:
         Per weight format, the RDF comment (versions).
     """

@@ -272,7 +272,7 @@ def installed_instances_model(clustering: dict[str, Any] | None = None, **unet_k
 
     The same network as the architecture file of a package with the ``instances`` output, made from
     this installation's sources (:func:`instances_architecture`) instead of the file in the package;
-    :mod:`spoco_zoo.export.trust` points bioimageio.core here when the package's file is
+    :mod:`spoco_zoo.zoo.trust` points bioimageio.core here when the package's file is
     byte for byte ours.
     """
     import tempfile

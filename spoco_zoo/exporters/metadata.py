@@ -2,7 +2,7 @@
 
 The defaults are derived from the checkpoint's ``TrainConfig`` (and its stored step and
 metrics); :class:`Publication` holds what only the author can say (authors, maintainers with
-their GitHub user, SPDX license, git repository, version). :mod:`spoco_zoo.export.rdf` turns it
+their GitHub user, SPDX license, git repository, version). :mod:`spoco_zoo.exporters.rdf` turns it
 all into the bioimage.io description.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from spoco_zoo.cluster.settings import recommended_ingraph
 from spoco_zoo.errors import ExportError
-from spoco_zoo.export.common import PackageGeometry, json_safe
+from spoco_zoo.exporters.common import PackageGeometry, json_safe
 
 __all__ = [
     "PERSON_KEYS",

@@ -1,13 +1,12 @@
-"""Shared pieces of the export: weight-format names, package geometry, the paper citation.
+"""Shared pieces of the export: package geometry, the paper citation, JSON-safe values.
 
-Imports numpy and the standard library only, so the CLI can parse options
-(``--formats``) without loading torch, onnx or bioimageio.
+Imports numpy and the standard library only.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +16,6 @@ from spoco_zoo.errors import ExportError
 from spoco_zoo.shapes import valid_size
 
 __all__ = [
-    "WEIGHT_FORMATS",
-    "parse_formats",
     "PackageGeometry",
     "package_geometry",
     "default_test_shape",
@@ -28,9 +25,6 @@ __all__ = [
     "json_safe",
 ]
 
-#: Weight formats we can write, in the order they are exported and tested.
-WEIGHT_FORMATS: tuple[str, ...] = ("pytorch_state_dict", "torchscript", "onnx")
-
 #: SPOCO paper, CVPR 2022 proceedings (IEEE Xplore), pages 4402-4411.
 PAPER_DOI = "10.1109/CVPR52688.2022.00436"
 #: The same paper on arXiv (2103.14572); arXiv DOIs avoid URL checks during validation.
@@ -39,44 +33,6 @@ PAPER_CITATION = (
     "Wolny, A., Yu, Q., Pape, C., Kreshuk, A. Sparse Object-level Supervision for Instance "
     "Segmentation with Pixel Embeddings. CVPR 2022, pp. 4402-4411."
 )
-
-
-def parse_formats(value: None | str | Iterable[str]) -> tuple[str, ...]:
-    """Normalise a ``--formats`` value to a tuple of weight-format names.
-
-    Parameters
-    ----------
-    value:
-        ``None`` (all formats), a comma-separated string such as
-        ``"pytorch_state_dict,onnx"`` or an iterable of names. Order and
-        duplicates do not matter; the result follows :data:`WEIGHT_FORMATS`.
-
-    Raises
-    ------
-    ExportError
-        Unknown or empty format names; the message lists the valid ones.
-
-    Examples
-    --------
-    >>> parse_formats("onnx, torchscript")
-    ('torchscript', 'onnx')
-    """
-    if value is None:
-        return WEIGHT_FORMATS
-    items: list[str] = []
-    raw = [value] if isinstance(value, str) else list(value)
-    for chunk in raw:
-        items.extend(part.strip() for part in str(chunk).split(","))
-    items = [item for item in items if item]
-    valid = ", ".join(WEIGHT_FORMATS)
-    if not items:
-        raise ExportError(f"--formats: no weight format given; valid formats: {valid}")
-    unknown = sorted({item for item in items if item not in WEIGHT_FORMATS})
-    if unknown:
-        raise ExportError(
-            f"--formats: unknown weight format(s) {', '.join(map(repr, unknown))}; valid formats: {valid}"
-        )
-    return tuple(fmt for fmt in WEIGHT_FORMATS if fmt in items)
 
 
 @dataclass(frozen=True)

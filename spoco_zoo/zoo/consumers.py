@@ -123,7 +123,7 @@ def consumer_report(descr: Any, written: Any, stage: Path) -> dict[str, str]:
     descr:
         The package's model description.
     written:
-        :class:`spoco_zoo.export.weights.WrittenWeights` of the export.
+        :class:`spoco_zoo.exporters.weights.WrittenWeights` of the export.
     stage:
         The package folder (unused; the weight paths are in ``written``).
     """

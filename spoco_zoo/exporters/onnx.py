@@ -43,9 +43,11 @@ import torch
 from torch import nn
 
 from spoco_zoo.errors import ExportError
-from spoco_zoo.export.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
+from spoco_zoo.exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
+from spoco_zoo.exporters.weight_record import WeightJob, WrittenWeight
 
 __all__ = [
+    "write_onnx",
     "MIN_OPSET",
     "DEFAULT_OPSET",
     "MAX_IR_VERSION",
@@ -247,4 +249,42 @@ def onnx_parity(
     """Compare ONNX Runtime outputs with the eager ``reference`` outputs on ``inputs``."""
     return run_and_compare(
         "onnx", run_onnx, path, reference, inputs, tolerance, label_ppm, "ONNX Runtime cannot run the exported model"
+    )
+
+
+def write_onnx(job: WeightJob) -> WrittenWeight:
+    """Export ``job.model`` to ``weights.onnx`` (:func:`export_onnx`) and check it in ONNX Runtime.
+
+    Raises
+    ------
+    spoco_zoo.errors.ExportError
+        Both exporters failed or the file's outputs differ from eager PyTorch.
+    """
+    options = job.plan.options
+    info = export_onnx(
+        job.model,
+        torch.from_numpy(job.tensors.inputs[0]),
+        job.stage / "weights.onnx",
+        spatial_dims=job.plan.spatial_dims,
+        step=job.plan.geometry.step,
+        output_names=job.tensors.outputs,
+        opset=options.opset,
+        exporter=options.onnx_exporter,
+    )
+    parity = onnx_parity(
+        info.path, job.tensors.reference, job.tensors.inputs, options.tolerance, options.label_mismatch_ppm
+    )
+    parity.raise_if_failed()
+    notes = (f"ONNX: fell back to the {info.exporter} exporter ({info.notes})",) if info.notes else ()
+    return WrittenWeight(
+        "onnx",
+        info.path,
+        parity,
+        comment=(
+            f"torch.onnx.export ({info.exporter} exporter), opset {info.opset}, ONNX IR version {info.ir_version}, "
+            "dynamic batch and spatial axes"
+        ),
+        summary=f"onnx ({info.exporter}, opset {info.opset}): max |diff| {parity.max_abs:.2e}",
+        details={"exporter": info.exporter, "opset": info.opset, "ir_version": info.ir_version},
+        notes=notes,
     )

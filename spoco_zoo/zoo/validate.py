@@ -1,7 +1,7 @@
 """Validate a package the way the model zoo does, one weight format at a time.
 
 0. **the file**: a zip with ``rdf.yaml`` and safe member names
-   (:func:`spoco_zoo.export.trust.check_package_file`; anything else raises ``PackageError``).
+   (:func:`spoco_zoo.zoo.trust.check_package_file`; anything else raises ``PackageError``).
 1. **rdf**: ``bioimageio.spec.load_description(package, perform_io_checks=True)``
    (format, file hashes, test tensors against the declared axes).
 2. **each weight format**: ``bioimageio.core.test_model(package, weight_format=...)``
@@ -11,7 +11,7 @@
    largest error on the test tensors (max abs difference of ``embeddings``,
    mismatched ``instances`` pixels).
 
-No Python from the package runs (:mod:`spoco_zoo.export.trust`): ``pytorch_state_dict`` is tested
+No Python from the package runs (:mod:`spoco_zoo.zoo.trust`): ``pytorch_state_dict`` is tested
 with the installed spoco-zoo architecture when the package's source is byte for byte ours, and a
 format that would run other code is a failed row, unless ``trust_package_code`` is set.
 
@@ -35,8 +35,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from spoco_zoo.export.common import WEIGHT_FORMATS, parse_formats
-from spoco_zoo.export.trust import SAFE_FORMATS, TRUST_HINT, check_package_file, package_code, safe_description
+from spoco_zoo.zoo.formats import WEIGHT_FORMATS, parse_formats
+from spoco_zoo.zoo.trust import SAFE_FORMATS, TRUST_HINT, check_package_file, package_code, safe_description
 
 __all__ = ["CheckResult", "ValidationReport", "validate_package", "validation_table"]
 
@@ -133,7 +133,7 @@ def _runnable(package: Path, descr: Any, weight_format: str, trust_code: bool) -
     """``(source for test_model, description for the measurement)`` of one weight format.
 
     TorchScript/ONNX (no package code) and trusted packages run as they are; ``pytorch_state_dict``
-    gets the installed spoco-zoo architecture (:func:`spoco_zoo.export.trust.safe_description`) in a
+    gets the installed spoco-zoo architecture (:func:`spoco_zoo.zoo.trust.safe_description`) in a
     freshly loaded description, so that each format's test has its own validation summary.
     """
     from bioimageio.spec import load_description
@@ -154,7 +154,7 @@ def validate_package(
 ) -> ValidationReport:
     """Run the spec validation and ``bioimageio.core.test_model`` for every weight format.
 
-    No Python from the package runs (:mod:`spoco_zoo.export.trust`): ``pytorch_state_dict`` is
+    No Python from the package runs (:mod:`spoco_zoo.zoo.trust`): ``pytorch_state_dict`` is
     tested with the installed spoco-zoo architecture when the package's source is byte for byte
     ours; a format that would run foreign code (another architecture source or library callable,
     custom processing, Keras/TensorFlow weights) is a failed row saying so.

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from spoco_zoo.errors import PackageError
-from spoco_zoo.export.common import WEIGHT_FORMATS
+from spoco_zoo.zoo.formats import WEIGHT_FORMATS
 
 __all__ = [
     "RDF_NAMES",
@@ -74,7 +74,7 @@ class InstalledArchitecture:
 
 def installed_architectures() -> tuple[InstalledArchitecture, ...]:
     """The architecture sources this spoco-zoo writes into packages (embeddings; embeddings + instances; instances)."""
-    from spoco_zoo.export.architecture import (
+    from spoco_zoo.zoo.architecture import (
         INSTALLED_INSTANCES_CALLABLE,
         INSTALLED_LABELS_CALLABLE,
         LABELS_CALLABLE,
@@ -91,14 +91,14 @@ def installed_architectures() -> tuple[InstalledArchitecture, ...]:
             combined.filename,
             combined.callable,
             combined.sha256,
-            "spoco_zoo.export.architecture",
+            "spoco_zoo.zoo.architecture",
             INSTALLED_INSTANCES_CALLABLE,
         ),
         InstalledArchitecture(
             labels.filename,
             labels.callable,
             labels.sha256,
-            "spoco_zoo.export.architecture",
+            "spoco_zoo.zoo.architecture",
             INSTALLED_LABELS_CALLABLE,
         ),
     )

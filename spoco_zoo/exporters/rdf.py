@@ -7,11 +7,11 @@ Layout of the description (see ``docs/design.md``, "Exported package"):
   checkpoint's normalisation (``scale_range`` with percentiles, or
   ``zero_mean_unit_variance``) per sample and per channel (``axes`` = the
   spatial axes), so raw images go in;
-* outputs, by variant (:mod:`spoco_zoo.export.variants`): ``embeddings``
+* outputs, by variant (:mod:`spoco_zoo.exporters.variants`): ``embeddings``
   (``batch, channel (E), [z,] y, x``, float32) and/or ``instances`` (``batch, channel (1),
   [z,] y, x`` int32 labels from the in-graph clustering, with a reproducibility allowance for
   label flips in ``config.bioimageio.reproducibility_tolerance``); spatial sizes by
-  ``SizeReference`` to ``raw`` and a halo (see :func:`spoco_zoo.export.common.package_geometry`);
+  ``SizeReference`` to ``raw`` and a halo (see :func:`spoco_zoo.exporters.common.package_geometry`);
   the outputs have the input's axes in the input's order (ilastik assumes so);
 * ``config.spoco``: clustering recommendation, loss settings, normalisation,
   training summary, spoco-zoo version.
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from spoco_zoo.errors import ExportError
-from spoco_zoo.export.common import PAPER_ARXIV_DOI, PAPER_CITATION, PAPER_DOI, PackageGeometry
+from spoco_zoo.exporters.common import PAPER_ARXIV_DOI, PAPER_CITATION, PAPER_DOI, PackageGeometry
 
 __all__ = ["WeightsFiles", "RdfContent", "build_model_descr", "SPATIAL_AXES"]
 
