@@ -1,9 +1,10 @@
 """Pictures of a segmentation: instance outlines drawn over the image, written as PNG.
 
 :func:`outline_mask` marks the pixels of each object that touch another label (the background
-included); :func:`overlay_rgb` draws them in one colour per object over the contrast-stretched
-image; :func:`write_overlay` writes the PNG (``spoco-zoo segment --overlay``). 3D label images
-are shown by their middle z slice. numpy only (the PNG is written with imageio or Pillow).
+included; scikit-image's :func:`~skimage.segmentation.find_boundaries`); :func:`overlay_rgb` draws
+them in one colour per object (:func:`~skimage.color.label2rgb`) over the contrast-stretched image;
+:func:`write_overlay` writes the PNG (``spoco-zoo segment --overlay``). 3D label images are shown by
+their middle z slice. :func:`write_png` is the one PNG writer of the package (imageio).
 """
 
 from __future__ import annotations
@@ -12,36 +13,39 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["outline_mask", "overlay_rgb", "write_png", "write_overlay"]
+__all__ = ["OUTLINE_COLOURS", "outline_mask", "overlay_rgb", "write_png", "write_overlay"]
+
+#: Outline colours, cycled over the objects (bright on a grey image; :func:`skimage.color.label2rgb` names).
+OUTLINE_COLOURS = (
+    "red",
+    "yellow",
+    "lime",
+    "cyan",
+    "magenta",
+    "darkorange",
+    "deepskyblue",
+    "pink",
+    "yellowgreen",
+    "violet",
+)
 
 
 def outline_mask(labels: np.ndarray) -> np.ndarray:
-    """``bool [y, x]``: object pixels (label > 0) with a 4-neighbour of another label.
+    """``bool [*S]``: object pixels (label > 0) with a 4-neighbour (6 in 3D) of another label.
 
     >>> lab = np.zeros((5, 5), int); lab[1:4, 1:4] = 1
     >>> outline_mask(lab).astype(int)[2].tolist()
     [0, 1, 0, 1, 0]
     """
+    from skimage.segmentation import find_boundaries
+
     lab = np.asarray(labels)
-    edge = np.zeros(lab.shape, bool)
-    edge[:-1, :] |= lab[:-1, :] != lab[1:, :]
-    edge[1:, :] |= lab[1:, :] != lab[:-1, :]
-    edge[:, :-1] |= lab[:, :-1] != lab[:, 1:]
-    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
-    return edge & (lab > 0)
+    return np.asarray(find_boundaries(lab, connectivity=1, mode="inner")) & (lab > 0)
 
 
 def _stretch(image: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(image, [1.0, 99.8])
     return np.clip((image - lo) / (hi - lo + 1e-12), 0.0, 1.0)
-
-
-def _colours(n: int, seed: int = 3) -> np.ndarray:
-    """``n + 1`` bright colours in ``[0, 1]`` (row 0, the background, unused)."""
-    rng = np.random.default_rng(seed)
-    colours = rng.uniform(0.35, 1.0, size=(n + 1, 3))
-    colours[np.arange(n + 1), rng.integers(0, 3, n + 1)] = 1.0
-    return colours
 
 
 def overlay_rgb(image: np.ndarray, labels: np.ndarray, scale: int = 1) -> np.ndarray:
@@ -57,6 +61,8 @@ def overlay_rgb(image: np.ndarray, labels: np.ndarray, scale: int = 1) -> np.nda
     scale:
         Integer up-scaling (nearest neighbour) so that thin outlines stay visible.
     """
+    from skimage.color import label2rgb
+
     lab = np.asarray(labels)
     img = np.asarray(image, dtype=np.float64)
     if img.ndim == lab.ndim + 1:
@@ -70,24 +76,17 @@ def overlay_rgb(image: np.ndarray, labels: np.ndarray, scale: int = 1) -> np.nda
         img = np.repeat(np.repeat(img, scale, 0), scale, 1)
         lab = np.repeat(np.repeat(lab, scale, 0), scale, 1)
     grey = np.repeat(_stretch(img)[..., None], 3, axis=-1) * 0.85
-    ids, inverse = np.unique(lab, return_inverse=True)
-    colours = _colours(len(ids))[inverse.reshape(lab.shape)]
-    edge = outline_mask(lab)
-    rgb = np.where(edge[..., None], colours, grey)
+    colours = label2rgb(lab, bg_label=0, colors=OUTLINE_COLOURS)
+    rgb = np.where(outline_mask(lab)[..., None], colours, grey)
     return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> Path:
-    """Write ``uint8 [H, W, 3]`` as PNG (imageio, else Pillow)."""
+    """Write an ``uint8`` image ``[H, W, 3]`` (or ``[H, W, 4]``, ``[H, W]``) as PNG; returns ``path``."""
+    import imageio.v3 as iio
+
     path = Path(path)
-    try:
-        import imageio.v3 as iio
-
-        iio.imwrite(path, rgb, extension=".png")
-    except ImportError:  # pragma: no cover - imageio comes with bioimageio.core
-        from PIL import Image
-
-        Image.fromarray(rgb).save(path)
+    iio.imwrite(path, np.asarray(rgb), extension=".png")
     return path
 
 

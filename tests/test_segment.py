@@ -334,7 +334,7 @@ def test_training_log_writes_csv_and_plot(tmp_path: Path) -> None:
     assert [r["step"] for r in rows] == [10, 20, 30, 30] and rows[-1]["sbd"] == 0.4 and "sbd" not in rows[0]
     import imageio.v3 as iio
 
-    assert png is not None and iio.imread(png).shape == (360, 960, 3)
+    assert png is not None and iio.imread(png).shape == (420, 1200, 3)  # 12 x 4.2 inches at 100 dpi
     resumed = TrainingLog(tmp_path, resume=True, tensorboard=False)
     resumed.log(40, {"total": 0.05})
     assert len(read_history(tmp_path / "metrics.csv")) == 5

@@ -12,6 +12,11 @@ AP50/AP75/mAP, F1/precision/recall at IoU 0.5, adapted Rand error, VOI
 split/merge); ``--ignore-label`` gt pixels (default ``-1``, the sparse-label
 convention) are not counted. A rich table shows one row per image and the mean;
 ``--csv`` / ``--json`` write the same numbers (atomically).
+
+``--figures DIR`` writes ``DIR/<stem>.png`` per image: ``image | ground truth | prediction`` with
+false merges and false splits outlined (:mod:`spoco_zoo.comparison`); the image panel needs
+``--images DIR``, where the raw image of ``<stem>`` is the first existing ``<stem><ext>``
+(:data:`IMAGE_SUFFIXES`).
 """
 
 from __future__ import annotations
@@ -20,12 +25,18 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from spoco_zoo.cli.reporting import fail, reports_errors
 
+if TYPE_CHECKING:
+    import numpy as np
+
 _TIFF = (".tif", ".tiff")
+#: Extensions tried, in order, for the raw image of a ground-truth stem (``--images``).
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".h5", ".hdf5", ".hdf", ".zarr")
 
 
 def pair_files(pred_dir: Path, gt_dir: Path) -> tuple[list[tuple[str, Path, Path]], list[Path]]:
@@ -48,6 +59,11 @@ def pair_files(pred_dir: Path, gt_dir: Path) -> tuple[list[tuple[str, Path, Path
     return pairs, missing
 
 
+def find_image(images_dir: Path, stem: str) -> Path | None:
+    """The raw image of ``stem`` in ``images_dir`` (first existing ``<stem><ext>``), or ``None``."""
+    return next((images_dir / f"{stem}{ext}" for ext in IMAGE_SUFFIXES if (images_dir / f"{stem}{ext}").exists()), None)
+
+
 def _csv_text(rows: list[dict[str, object]], keys: tuple[str, ...]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["image", *keys, "pred", "gt"], lineterminator="\n")
@@ -55,6 +71,37 @@ def _csv_text(rows: list[dict[str, object]], keys: tuple[str, ...]) -> str:
     for row in rows:
         writer.writerow({k: row.get(k, "") for k in ["image", *keys, "pred", "gt"]})
     return buffer.getvalue()
+
+
+def _write_figure(
+    figures: Path,
+    images: Path | None,
+    stem: str,
+    gt: np.ndarray,
+    pred: np.ndarray,
+    scores: dict[str, float],
+    ignore_label: int,
+) -> Path:
+    """``figures/<stem>.png``: the comparison picture of one image (its raw image from ``images`` when found)."""
+    from spoco_zoo.comparison import write_comparison
+    from spoco_zoo.data.io import read_image
+    from spoco_zoo.errors import DataError
+
+    image = None
+    if images is not None:
+        image_path = find_image(images, stem)
+        if image_path is None:
+            typer.echo(f"warning: no image {stem}.* in {images}: figure without the image panel", err=True)
+        else:
+            try:
+                image = read_image(image_path, spatial_dims=gt.ndim)
+            except DataError as err:
+                fail(str(err))
+            if image.shape[1:] != gt.shape:
+                fail(f"{image_path}: image shape {image.shape[1:]} does not match ground truth shape {gt.shape}")
+    title = f"{stem}   SBD {scores['sbd']:.3f}   AP50 {scores['ap50']:.3f}   mAP {scores['map']:.3f}"
+    figures.mkdir(parents=True, exist_ok=True)
+    return write_comparison(figures / f"{stem}.png", gt, pred, image, title=title, ignore_label=ignore_label)
 
 
 def register(app: typer.Typer) -> None:
@@ -68,6 +115,14 @@ def register(app: typer.Typer) -> None:
         csv_path: Path | None = typer.Option(None, "--csv", help="Write per-image scores and the mean to CSV."),
         json_path: Path | None = typer.Option(None, "--json", help="Write per-image scores and the mean to JSON."),
         ignore_label: int = typer.Option(-1, "--ignore-label", help="Ground-truth value of unannotated pixels."),
+        figures: Path | None = typer.Option(
+            None,
+            "--figures",
+            help="Write DIR/<stem>.png per image: image | ground truth | prediction, false merges and splits outlined.",
+        ),
+        images: Path | None = typer.Option(
+            None, "--images", help="Folder of the raw images (<stem>.tif, .png, ...) shown by --figures."
+        ),
     ) -> None:
         """Score instance segmentations (SBD, AP, F1, ARand, VOI) against ground truth, per image and on average."""
         for path, name in ((pred_dir, "PRED_DIR"), (gt_dir, "GT_DIR")):
@@ -76,6 +131,12 @@ def register(app: typer.Typer) -> None:
         for target, option, example in ((csv_path, "--csv", "scores.csv"), (json_path, "--json", "scores.json")):
             if target is not None and target.is_dir():
                 fail(f"{option} {target}: is a folder; give a file name, e.g. {target / example}")
+        if images is not None and not images.is_dir():
+            fail(f"--images {images}: is not a folder")
+        if images is not None and figures is None:
+            fail("--images: only used with --figures; add --figures DIR")
+        if figures is not None and figures.exists() and not figures.is_dir():
+            fail(f"--figures {figures}: is a file; give a folder")
         pairs, missing = pair_files(pred_dir, gt_dir)
         if not pairs:
             fail(
@@ -111,6 +172,9 @@ def register(app: typer.Typer) -> None:
             except ValueError as err:
                 fail(f"{pred_path} vs {gt_path}: {err}")
             rows.append({"image": stem, **scores, "pred": str(pred_path), "gt": str(gt_path)})
+            if figures is not None:
+                picture = _write_figure(figures, images, stem, gt_labels, pred_labels, scores, ignore_label)
+                typer.echo(f"figure: {picture}")
 
         mean = {k: float(np.mean([float(r[k]) for r in rows])) for k in METRIC_KEYS}  # type: ignore[arg-type]
 

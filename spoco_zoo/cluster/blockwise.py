@@ -9,16 +9,15 @@ distinct clusters, so the embeddings of a large image are clustered locally:
    every side (clipped to the image).
 2. Each window is clustered on its own (any method of
    :func:`spoco_zoo.cluster.cluster_embeddings`, every cluster kept).
-3. :func:`stitch_blocks` gives every block's clusters globally unique ids
+3. Stitching gives every block's clusters globally unique ids
    (:func:`label_offsets`) and merges two clusters of overlapping blocks when
    each is the other's best match, by intersection over union, in the region
    the two windows share (:func:`match_windows`, :func:`match_overlap`); the
    merges are resolved at once (:func:`stitch_table`: every id -> the smallest
    id of its group). Every pixel takes the label of the block whose core holds it.
 
-These parts are the one stitching implementation: :func:`stitch_blocks` runs them
-on labels in memory, :mod:`spoco_zoo.cluster.pipeline` block by block (in memory or,
-with Dask, out of core). Imports numpy (and, through
+These parts are the one stitching implementation: :mod:`spoco_zoo.cluster.pipeline` runs
+them block by block (in memory or, with Dask, out of core). Imports numpy (and, through
 :mod:`spoco_zoo.cluster.components`, torch) only.
 """
 
@@ -26,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,8 +44,6 @@ __all__ = [
     "label_offsets",
     "match_windows",
     "stitch_table",
-    "stitch_blocks",
-    "cluster_blockwise",
 ]
 
 #: Two clusters of neighbouring blocks merge when their IoU in the shared region reaches this.
@@ -264,94 +261,3 @@ def stitch_table(total: int, pairs: np.ndarray) -> np.ndarray:
     """
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     return graph_components(int(total), pairs[:, 0], pairs[:, 1])
-
-
-def stitch_blocks(
-    shape: Sequence[int],
-    blocks: Sequence[Block],
-    block_labels: Sequence[np.ndarray],
-    min_iou: float = DEFAULT_MATCH_IOU,
-) -> np.ndarray:
-    """One label image from the labels of overlapping blocks.
-
-    Parameters
-    ----------
-    shape : sequence of int
-        Spatial shape of the image.
-    blocks : sequence of Block
-        Windows and cores (e.g. from :func:`block_grid`; cores must tile the image).
-    block_labels : sequence of numpy.ndarray
-        Labels of each block's window (0 = background / unassigned, ids local to the block).
-    min_iou : float
-        IoU in the shared region from which two clusters of neighbouring blocks merge.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``int64`` labels ``[*shape]``: merged ids (not consecutive), 0 where every block said 0.
-
-    Examples
-    --------
-    >>> grid = block_grid((8,), 4, 2)
-    >>> first = np.array([1, 1, 1, 1, 2, 2])      # window 0..6
-    >>> second = np.array([3, 3, 4, 4, 4, 4])     # window 2..8: its 3 is the first block's 1
-    >>> out = stitch_blocks((8,), grid, [first, second])
-    >>> bool((out[:4] == out[0]).all()), bool(out[4] == out[7]), bool(out[0] != out[4])
-    (True, True, True)
-    """
-    shape = tuple(int(s) for s in shape)
-    if len(blocks) != len(block_labels):
-        raise DataError(f"block_labels: {len(block_labels)} label arrays for {len(blocks)} blocks")
-    for block, labels in zip(blocks, block_labels):
-        expected = tuple(s.stop - s.start for s in block.window)
-        if tuple(labels.shape) != expected:
-            raise DataError(f"block_labels: labels of shape {labels.shape} for a window of shape {expected}")
-    offsets, total = label_offsets([int(np.max(labels, initial=0)) for labels in block_labels])
-    matches = [
-        match_windows(blocks[i], blocks[j], block_labels[i], block_labels[j], offsets[i], offsets[j], min_iou)
-        for i, j in overlapping_pairs(blocks)
-    ]
-    table = stitch_table(total, np.concatenate([np.zeros((0, 2), np.int64), *matches]))
-    out = np.zeros(shape, dtype=np.int64)
-    for block, labels, offset in zip(blocks, block_labels, offsets):
-        core = np.asarray(labels[local_region(block.core, block.window)]).astype(np.int64)
-        out[block.core] = np.where(core > 0, table[np.where(core > 0, core + offset, 0)], 0)
-    return out
-
-
-def cluster_blockwise(
-    embeddings: np.ndarray,
-    cluster: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
-    block_shape: int | Sequence[int],
-    overlap: int | Sequence[int],
-    mask: np.ndarray | None = None,
-    min_iou: float = DEFAULT_MATCH_IOU,
-) -> np.ndarray:
-    """Cluster ``embeddings [E, *S]`` block by block and stitch the labels.
-
-    Parameters
-    ----------
-    embeddings : numpy.ndarray
-        ``[E, *S]`` pixel embeddings.
-    cluster : callable
-        ``cluster(window_embeddings, window_mask) -> labels`` for one window; must keep every
-        cluster (no background removal, no size filter: those need the whole image).
-    block_shape, overlap : int or sequence of int
-        Core size and overlap per spatial axis (see :func:`block_grid`).
-    mask : numpy.ndarray, optional
-        ``[*S]`` foreground mask passed to ``cluster`` window by window.
-    min_iou : float
-        See :func:`stitch_blocks`.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``int64`` labels ``[*S]`` (ids not consecutive).
-    """
-    spatial = tuple(embeddings.shape[1:])
-    grid = block_grid(spatial, block_shape, overlap)
-    labels = []
-    for block in grid:
-        window_mask = None if mask is None else mask[block.window]
-        labels.append(np.asarray(cluster(embeddings[(slice(None),) + tuple(block.window)], window_mask)))
-    return stitch_blocks(spatial, grid, labels, min_iou)

@@ -50,6 +50,7 @@ __all__ = [
     "finalize",
     "empty_labels",
     "check_common",
+    "check_integer",
     "split_foreground",
 ]
 
@@ -293,10 +294,34 @@ def split_foreground(
     return rest, inside
 
 
+def check_integer(name: str, value: object, low: int) -> None:
+    """Raise :class:`~spoco_zoo.errors.DataError` unless ``value`` is an integer ``>= low`` (bools are not).
+
+    Parameters
+    ----------
+    name:
+        The parameter's name, first word of the message.
+    value:
+        The value given (an ``int``, a numpy integer or an integral float).
+    low:
+        The smallest accepted value.
+
+    Examples
+    --------
+    >>> check_integer("n_seeds", 3, 1)
+    >>> check_integer("n_seeds", 0, 1)
+    Traceback (most recent call last):
+    ...
+    spoco_zoo.errors.DataError: n_seeds: must be an integer >= 1, got 0
+    """
+    integral = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not integral or int(value) != value or value < low:  # type: ignore[call-overload, operator]
+        raise DataError(f"{name}: must be an integer >= {low}, got {value!r}")
+
+
 def check_common(min_size: int, background: str) -> None:
     """Validate the common parameters ``min_size`` and ``background``."""
-    if isinstance(min_size, bool) or int(min_size) != min_size or min_size < 0:
-        raise DataError(f"min_size: must be a non-negative integer, got {min_size!r}")
+    check_integer("min_size", min_size, 0)
     if background not in BACKGROUND_MODES:
         raise DataError(f"background: must be one of {BACKGROUND_MODES}, got {background!r}")
 

@@ -36,6 +36,7 @@ from spoco_zoo.cluster.common import (
     ArrayLike,
     assign_to_nearest,
     check_common,
+    check_integer,
     empty_labels,
     finalize,
     sq_norms,
@@ -142,8 +143,7 @@ def anchor_cluster(
         ("n_reference", n_reference),
         ("min_members", min_members),
     ):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise DataError(f"{name}: must be an integer >= 1, got {value!r}")
+        check_integer(name, value, 1)
     check_common(min_size, background)
     points, index = to_points(embeddings, mask, device)
     shape = tuple(embeddings.shape)

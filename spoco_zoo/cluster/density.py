@@ -22,6 +22,7 @@ from spoco_zoo.cluster.common import (
     ArrayLike,
     assign_to_nearest,
     check_common,
+    check_integer,
     empty_labels,
     finalize,
     to_points,
@@ -92,8 +93,7 @@ def hdbscan_cluster(
         Invalid input (see :func:`spoco_zoo.cluster.common.to_points`) or parameters.
     """
     for name, value in (("min_cluster_size", min_cluster_size), ("n_samples", n_samples)):
-        if isinstance(value, bool) or int(value) != value or value < 2:
-            raise DataError(f"{name}: must be an integer >= 2, got {value!r}")
+        check_integer(name, value, 2)
     bad_min_samples = isinstance(min_samples, bool) or (min_samples is not None and int(min_samples) != min_samples)
     if bad_min_samples or (min_samples is not None and min_samples < 1):
         raise DataError(f"min_samples: must be None or an integer >= 1, got {min_samples!r}")

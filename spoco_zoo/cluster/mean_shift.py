@@ -49,6 +49,7 @@ from spoco_zoo.cluster.common import (
     ArrayLike,
     assign_to_nearest,
     check_common,
+    check_integer,
     empty_labels,
     finalize,
     rows_per_block,
@@ -374,8 +375,7 @@ def mean_shift(
         ("max_iter", max_iter, 1),
         ("min_bin_freq", min_bin_freq, 1),
     ):
-        if isinstance(value, bool) or int(value) != value or value < low:
-            raise DataError(f"{name}: must be an integer >= {low}, got {value!r}")
+        check_integer(name, value, low)
     if not tol >= 0:
         raise DataError(f"tol: must be >= 0, got {tol!r}")
     check_common(min_size, background)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from spoco_zoo.cluster.common import ArrayLike, check_common, empty_labels, validate_inputs
+from spoco_zoo.cluster.common import ArrayLike, check_common, check_integer, empty_labels, validate_inputs
 from spoco_zoo.errors import DataError
 
 __all__ = ["foreground_watershed"]
@@ -65,8 +65,7 @@ def foreground_watershed(
     from skimage.segmentation import relabel_sequential, watershed
 
     check_common(min_size, background)
-    if isinstance(min_distance, bool) or int(min_distance) != min_distance or min_distance < 1:
-        raise DataError(f"min_distance: must be a positive integer, got {min_distance!r}")
+    check_integer("min_distance", min_distance, 1)
     emb, fg = validate_inputs(embeddings, mask)
     if not bool(torch.isfinite(emb).all()):  # the same contract as every method, though unused here
         raise DataError("embeddings: contain NaN or infinite values")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+
+from spoco_zoo.overlay import write_png
 
 __all__ = ["pca_rgb", "label_rgb", "make_cover", "write_png"]
 
@@ -89,17 +89,3 @@ def make_cover(image: np.ndarray, embeddings: np.ndarray, labels: np.ndarray, pa
         x0 = left + i * (width + gap)
         canvas[top : top + panel, x0 : x0 + width] = p
     return (np.clip(canvas, 0, 1) * 255).round().astype(np.uint8)
-
-
-def write_png(path: Path, rgb: np.ndarray) -> Path:
-    """Write an ``uint8 [H, W, 3]`` image as PNG."""
-    path = Path(path)
-    try:
-        import imageio.v3 as iio
-
-        iio.imwrite(path, rgb, extension=".png")
-    except ImportError:  # pragma: no cover - imageio comes with bioimageio.core
-        from PIL import Image
-
-        Image.fromarray(rgb).save(path)
-    return path

@@ -24,7 +24,8 @@ Edge cases: when neither image has an object the segmentation is perfect
 exactly one has none, the object scores (``sbd``, APs, ``f1``, precision,
 recall) are 0 while ``are`` / ``voi_*`` are still computed on the pixel
 partitions (background being one segment). Shape mismatches raise
-:class:`ValueError`. :func:`evaluate_instances` lives in :mod:`spoco_zoo.metrics.evaluate`.
+:class:`ValueError`. :func:`evaluate_instances` lives in :mod:`spoco_zoo.metrics.evaluate`;
+:func:`merges_and_splits` (which objects are falsely merged or split) in :mod:`spoco_zoo.metrics.merges`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from spoco_zoo.metrics.matching import (
     match_count,
     matched_f1,
 )
+from spoco_zoo.metrics.merges import MergesSplits, merges_and_splits
 from spoco_zoo.metrics.rand_voi import adapted_rand_error, variation_of_information
 from spoco_zoo.metrics.sbd import best_dice, symmetric_best_dice
 
@@ -58,4 +60,6 @@ __all__ = [
     "adapted_rand_error",
     "variation_of_information",
     "evaluate_instances",
+    "MergesSplits",
+    "merges_and_splits",
 ]

@@ -42,7 +42,7 @@ from spoco_zoo.runlock import RunLock
 from spoco_zoo.train.acceleration import autocast_dtype, compile_model, needs_grad_scaler
 from spoco_zoo.train.checkpoint import build_model, load_checkpoint, save_checkpoint
 from spoco_zoo.train.distributed import DistributedContext, rank_device, sync_buffers, wrap_model
-from spoco_zoo.train.history import TrainingLog
+from spoco_zoo.train.history import TrainingLog, checkpoint_score
 from spoco_zoo.train.loader import step_indices, step_loader, to_device
 from spoco_zoo.train.schedule import learning_rate
 from spoco_zoo.train.tuning import TuningResult
@@ -442,7 +442,7 @@ class Trainer:
                         if log is not None:
                             log.log(self.step, self.metrics)
                         bar.print(f"step {self.step}/{cfg.steps}: " + format_values(terms, self.metrics))
-                        score = _score(self.metrics)
+                        score = checkpoint_score(self.metrics)
                         if score > self.best_score:
                             self.best_score = score
                             save_checkpoint(best_path, self._state())
@@ -476,17 +476,3 @@ class Trainer:
             interrupted=interrupted,
             steps_per_second=(self.step - first_step) / elapsed if elapsed > 0 else math.nan,
         )
-
-
-def _score(metrics: dict[str, float]) -> float:
-    """Higher is better: SBD when available, else the partial score on objects set aside, else minus
-    the validation loss."""
-    if "sbd" in metrics:
-        return metrics["sbd"]
-    if "object_dice" in metrics:
-        from spoco_zoo.metrics.partial import partial_score
-
-        return partial_score(metrics)
-    if "val_embedding_loss" in metrics:
-        return -metrics["val_embedding_loss"]
-    return -math.inf
