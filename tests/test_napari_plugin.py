@@ -83,7 +83,7 @@ def test_sample_has_five_painted_objects(make_napari_viewer: Any) -> None:
         assert np.array_equal(painted.data == obj, truth == obj)
 
 
-def test_train_preview_free_event_loop_then_continue(
+def test_train_preview_continue_export_segment(
     make_napari_viewer: Any, qtbot: Any, tmp_path: Path, errors: list[str]
 ) -> None:
     from qtpy.QtCore import QTimer
@@ -91,7 +91,7 @@ def test_train_preview_free_event_loop_then_continue(
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_CONFIG)
     viewer = _viewer_with_sample(make_napari_viewer)
-    widget = _train_widget(viewer, tmp_path / "run", config, steps=30, preview_every=10)
+    widget = _train_widget(viewer, tmp_path / "run", config, steps=30, preview_every=15)
 
     ticks: list[float] = []
     timer = QTimer()
@@ -102,7 +102,7 @@ def test_train_preview_free_event_loop_then_continue(
     widget.train_button.native.click()
     assert widget.worker is not None and widget.stop_button.enabled and not widget.train_button.enabled
     qtbot.waitUntil(lambda: widget.outcome is not None, timeout=180_000)
-    qtbot.waitUntil(lambda: not widget.worker.is_running, timeout=10_000)
+    qtbot.waitUntil(lambda: widget.train_button.enabled, timeout=10_000)  # finished reached the GUI
     timer.stop()
     elapsed = time.perf_counter() - started
 
@@ -115,7 +115,7 @@ def test_train_preview_free_event_loop_then_continue(
     outcome = widget.outcome
     assert outcome is not None and outcome.first_step == 0 and outcome.result.step == 30
     assert not outcome.result.interrupted
-    assert widget.previews == 3  # steps 10, 20, 30
+    assert widget.previews == 2  # steps 15 and 30
     preview = viewer.layers[f"{SAMPLE_NAME} instances (preview)"]
     final = viewer.layers[f"{SAMPLE_NAME} instances"]
     assert preview.data.dtype == final.data.dtype == np.uint32
@@ -132,7 +132,7 @@ def test_train_preview_free_event_loop_then_continue(
     widget.steps.value = 10
     widget.continue_button.native.click()
     qtbot.waitUntil(lambda: widget.outcome is not outcome, timeout=180_000)
-    qtbot.waitUntil(lambda: not widget.worker.is_running, timeout=10_000)
+    qtbot.waitUntil(lambda: widget.train_button.enabled, timeout=10_000)  # finished reached the GUI
     resumed = widget.outcome
     assert resumed is not None and resumed.first_step == 30 and resumed.result.step == 40
     state = load_checkpoint(tmp_path / "run" / "last.pt")
@@ -141,6 +141,53 @@ def test_train_preview_free_event_loop_then_continue(
     assert min(logged) <= 30 < max(logged) == 40  # one history: the first run's steps, then the new ones
     trained_on = read_labels(tmp_path / "run" / ANNOTATIONS / "labels.tif", spatial_dims=2)
     assert _objects(trained_on) == 6
+
+    # export the run as a package that validates, with progress and per-format results
+    checkpoint = tmp_path / "run" / "last.pt"
+    export = ExportWidget(viewer)
+    viewer.window.add_dock_widget(export)
+    package = tmp_path / "napari-model.zip"
+    export.checkpoint.value = checkpoint
+    export.output.value = package
+    export.model_name.value = "napari test model"
+    export.authors.value = "A. Tester"
+    export.license.value = "CC-BY-4.0"
+    export.variant.value = "embeddings"
+    export.formats.value = "pytorch_state_dict"
+    export.test_shape.value = "48,48"
+    worker = export.start()
+    assert worker is not None
+    qtbot.waitUntil(lambda: export.summary is not None, timeout=240_000)
+    summary = export.summary
+    assert summary is not None and summary.path == package and package.is_file()
+    assert summary.validated and summary.passed, summary.table()
+    assert {row.name for row in summary.rows} >= {"pytorch_state_dict"}
+    assert "PASS pytorch_state_dict" in export.result.value
+    assert export.log_lines, "no progress was shown"
+
+    image_file = write_image(tmp_path / "sample.tif", np.asarray(viewer.layers[SAMPLE_NAME].data))
+    segment = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(segment)
+    segment.image.value = viewer.layers[SAMPLE_NAME]
+    segment.device.value = "cpu"
+    for model, flag in ((package, "--model"), (checkpoint, "--checkpoint")):
+        segment.model.value = model
+        segment.pca.value = flag == "--checkpoint"
+        segment.outcome = None
+        segment.start()
+        qtbot.waitUntil(lambda: segment.outcome is not None, timeout=120_000)
+        out = tmp_path / f"cli{flag}"
+        cli = CliRunner().invoke(
+            app, ["segment", str(image_file), flag, str(model), "-o", str(out), "--device", "cpu", "--no-progress"]
+        )
+        assert cli.exit_code == 0, cli.output
+        expected = read_labels(out / "sample_instances.tif", spatial_dims=2)
+        got = viewer.layers[f"{SAMPLE_NAME} instances"].data
+        assert _objects(got) >= 2
+        assert np.array_equal(got.astype(np.int64), expected), f"{flag}: labels differ from the CLI's"
+    pca = viewer.layers[f"{SAMPLE_NAME} embeddings (PCA)"]
+    assert pca.rgb and pca.data.shape == (256, 256, 3)
+    assert 0.0 <= float(pca.data.min()) < float(pca.data.max()) <= 1.0
 
     # Train again into the same folder is refused with a notification naming it, not a traceback
     worker = widget.start(resume=False)
@@ -188,53 +235,3 @@ def test_errors_are_notifications(make_napari_viewer: Any, qtbot: Any, tmp_path:
     qtbot.waitUntil(lambda: len(errors) == 3, timeout=5_000)
     assert str(tmp_path / "missing.zip") in errors[-1] and "no such file" in errors[-1]
     assert all("Traceback" not in text for text in errors)
-
-
-def test_export_validates_and_segment_matches_cli(
-    make_napari_viewer: Any, qtbot: Any, tmp_path: Path, random_checkpoint_2d: Path
-) -> None:
-    viewer = _viewer_with_sample(make_napari_viewer)
-    export = ExportWidget(viewer)
-    viewer.window.add_dock_widget(export)
-    package = tmp_path / "napari-model.zip"
-    export.checkpoint.value = random_checkpoint_2d
-    export.output.value = package
-    export.model_name.value = "napari test model"
-    export.authors.value = "A. Tester"
-    export.license.value = "CC-BY-4.0"
-    export.variant.value = "embeddings"
-    export.formats.value = "pytorch_state_dict"
-    export.test_shape.value = "48,48"
-    worker = export.start()
-    assert worker is not None
-    qtbot.waitUntil(lambda: export.summary is not None, timeout=240_000)
-    summary = export.summary
-    assert summary is not None and summary.path == package and package.is_file()
-    assert summary.validated and summary.passed, summary.table()
-    assert {row.name for row in summary.rows} >= {"pytorch_state_dict"}
-    assert "PASS pytorch_state_dict" in export.result.value
-    assert export.log_lines, "no progress was shown"
-
-    image_file = write_image(tmp_path / "sample.tif", np.asarray(viewer.layers[SAMPLE_NAME].data))
-    segment = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(segment)
-    segment.image.value = viewer.layers[SAMPLE_NAME]
-    segment.device.value = "cpu"
-    for model, flag in ((package, "--model"), (random_checkpoint_2d, "--checkpoint")):
-        segment.model.value = model
-        segment.pca.value = flag == "--checkpoint"
-        segment.outcome = None
-        segment.start()
-        qtbot.waitUntil(lambda: segment.outcome is not None, timeout=120_000)
-        out = tmp_path / f"cli{flag}"
-        cli = CliRunner().invoke(
-            app, ["segment", str(image_file), flag, str(model), "-o", str(out), "--device", "cpu", "--no-progress"]
-        )
-        assert cli.exit_code == 0, cli.output
-        expected = read_labels(out / "sample_instances.tif", spatial_dims=2)
-        got = viewer.layers[f"{SAMPLE_NAME} instances"].data
-        assert _objects(got) >= 2
-        assert np.array_equal(got.astype(np.int64), expected), f"{flag}: labels differ from the CLI's"
-    pca = viewer.layers[f"{SAMPLE_NAME} embeddings (PCA)"]
-    assert pca.rgb and pca.data.shape == (256, 256, 3)
-    assert 0.0 <= float(pca.data.min()) < float(pca.data.max()) <= 1.0
