@@ -8,6 +8,8 @@ CLI's labels; failures are notifications that name the layer or file.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ import pytest
 
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
+if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    pytest.skip("napari needs a display: run under xvfb-run (scripts/test.sh does)", allow_module_level=True)
 
 from typer.testing import CliRunner  # noqa: E402
 

@@ -65,6 +65,8 @@ class ExportWidget(Container):
         self.run_button = PushButton(text="Export")
         self.status = Label(label="status", value="")
         self.result = Label(label="result", value="")
+        self.status.native.setWordWrap(True)
+        self.result.native.setWordWrap(True)
         self.extend(
             [
                 self.checkpoint,

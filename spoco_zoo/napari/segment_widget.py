@@ -80,6 +80,7 @@ class SegmentWidget(Container):
         self.pca = CheckBox(label="embeddings as RGB (PCA)", value=False)
         self.run_button = PushButton(text="Segment")
         self.status = Label(label="status", value="")
+        self.status.native.setWordWrap(True)
         self.extend([self.image, self.model, self.device, self.pca, self.run_button, self.status])
         self.run_button.changed.connect(self.start)
         self.worker: Any = None

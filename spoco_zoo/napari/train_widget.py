@@ -60,6 +60,7 @@ class TrainWidget(Container):
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.progress = ProgressBar(label="progress", value=0, min=0, max=1)
         self.status = Label(label="status", value="paint a few objects completely, then Train")
+        self.status.native.setWordWrap(True)
         self.extend(
             [
                 self.image,
