@@ -196,6 +196,7 @@ class TrainingSession:
         self.report = report
         self.trainer: Trainer | None = None
         self.stop_requested = False
+        self._clock: tuple[float, int] | None = None  # time and step of the first reported step
 
     def stop(self) -> None:
         """Stop after the current step; ``last.pt`` is kept and Continue resumes it (thread-safe)."""
@@ -232,7 +233,7 @@ class TrainingSession:
             from spoco_zoo.train.checkpoint import load_checkpoint
 
             first = int(load_checkpoint(last)["step"])
-        self._started, self._first = time.perf_counter(), first
+        self._clock = None
         result = trainer.fit(resume=resume)
         return TrainOutcome(result, first, self.segment(result.last_checkpoint))
 
@@ -265,8 +266,11 @@ class TrainingSession:
     def _on_step(self, step: int, terms: dict[str, float]) -> None:
         if self.report is None or self.trainer is None:
             return
-        elapsed = time.perf_counter() - self._started
-        rate = (step - self._first) / elapsed if elapsed > 0 else math.nan
+        now = time.perf_counter()
+        if self._clock is None:  # steps per second from the first step on (data loading excluded)
+            self._clock = (now, step)
+        started, first = self._clock
+        rate = (step - first) / (now - started) if now > started else math.nan
         every = self.request.preview_every
         preview = self.preview() if every and step % every == 0 else None
         total = self.trainer.config.steps
