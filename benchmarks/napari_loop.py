@@ -75,6 +75,7 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = args.out or Path(tempfile.mkdtemp(prefix="napari_loop_"))
+    folder.mkdir(parents=True, exist_ok=True)
     scene = sample_scene(n_painted=args.paint)
     image = image_array(scene.image, False, "sample")
     request = TrainRequest(
