@@ -70,6 +70,7 @@ def _train_widget(viewer: Any, out_dir: Path, config: Path, steps: int, preview_
     widget.out_dir.value = out_dir
     widget.config.value = str(config)
     widget.preset.value = "cpu"
+    widget.base_features.value = 0  # the config file's tiny network
     return widget
 
 

@@ -25,6 +25,9 @@ def test_new_run_config_follows_the_image(tmp_path: Path) -> None:
     volume = training_config(request, FILES, (2, 40, 128, 128), "objects_and_background", resume=False)
     assert volume.model.spatial_dims == 3 and volume.model.in_channels == 2
     assert volume.data.patch_shape == PATCH_3D
+    assert flat.model.base_features == 16  # the preset's
+    narrow = training_config(request.model_copy(update={"base_features": 8}), FILES, (1, 64, 64), "objects_only", False)
+    assert narrow.model.base_features == 8
 
 
 def test_continue_keeps_the_stored_network_and_adds_steps(tmp_path: Path) -> None:

@@ -60,6 +60,11 @@ class TrainRequest(BaseModel):
         Steps of this run; for Continue, steps added to the checkpoint's.
     preview_every:
         Update the preview layer every this many steps (0: never).
+    base_features:
+        Width of the network's first level for a new run (``model.base_features``); ``None``: the
+        preset's (and the config file's). The widget's default, 8, is half the preset's 16: from the
+        sample's 5 painted objects it reached SBD 0.67 in 150 steps where the preset's network left the
+        image unsegmented after 300 and 600 (``docs/benchmarks.md``, "napari").
     config:
         Optional YAML config (as ``spoco-zoo train --config``), applied over the preset.
     device:
@@ -72,6 +77,7 @@ class TrainRequest(BaseModel):
     preset: Literal["cpu", "gpu"] = "cpu"
     steps: int = Field(200, ge=1)
     preview_every: int = Field(25, ge=0)
+    base_features: int | None = Field(None, ge=2)
     config: Path | None = None
     device: str = "auto"
 
@@ -159,6 +165,8 @@ def training_config(
         values["steps"] = int(state["step"]) + request.steps
         return set_values(config, values)
     values.update({"steps": request.steps, "model.spatial_dims": spatial_dims, "model.in_channels": in_channels})
+    if request.base_features is not None:
+        values["model.base_features"] = request.base_features
     if spatial_dims == 3 and len(base.data.patch_shape) != 3:
         values["data.patch_shape"] = PATCH_3D
     return set_values(base, values)

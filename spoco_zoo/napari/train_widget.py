@@ -51,6 +51,9 @@ class TrainWidget(Container):
         self.background_label = SpinBox(label="background label", value=1, min=1, max=2**31 - 1, visible=False)
         self.preset = ComboBox(label="preset", choices=["cpu", "gpu"], value="cpu")
         self.steps = SpinBox(label="steps", value=300, min=1, max=10_000_000)
+        # half the preset's width: better from a handful of painted objects (docs/benchmarks.md, "napari")
+        self.base_features = SpinBox(label="network width", value=8, min=0, max=256)
+        self.base_features.tooltip = "base features of the U-Net for a new run (0: the preset's / config's)"
         self.preview_every = SpinBox(label="preview every", value=25, min=0, max=10_000_000)
         self.out_dir = FileEdit(label="output folder", mode=FileDialogMode.EXISTING_DIRECTORY, value=DEFAULT_OUT)
         self.config = LineEdit(label="config (optional)", value="")
@@ -69,6 +72,7 @@ class TrainWidget(Container):
                 self.background_label,
                 self.preset,
                 self.steps,
+                self.base_features,
                 self.preview_every,
                 self.out_dir,
                 self.config,
@@ -99,6 +103,7 @@ class TrainWidget(Container):
             preset=self.preset.value,
             steps=self.steps.value,
             preview_every=self.preview_every.value,
+            base_features=self.base_features.value or None,
             config=Path(config) if config else None,
         )
 
