@@ -1,5 +1,6 @@
 # Sourced by the scripts: use the active virtualenv, else create/use ./.venv,
-# and install spoco-zoo with the CPU torch pin first (a bare `torch` would pull CUDA).
+# and install spoco-zoo with the CPU torch pin first (a bare `torch` would pull CUDA), with the
+# napari extra (the plugin's widget tests run in a real viewer).
 set -euo pipefail
 if [ -z "${VIRTUAL_ENV:-}" ]; then
   [ -d .venv ] || python3 -m venv .venv
@@ -8,4 +9,4 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
 fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[test]"
+python -m pip install -q -e ".[test,napari]"

@@ -4,6 +4,10 @@
 # Arguments are passed to pytest, e.g. `bash scripts/test.sh -x tests/test_export.py`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the napari widget tests need a display: without one, run everything under a virtual X server
+if [ -z "${DISPLAY:-}" ] && [ -z "${SPOCO_XVFB:-}" ] && command -v xvfb-run >/dev/null 2>&1; then
+  SPOCO_XVFB=1 exec xvfb-run -a bash "$0" "$@"
+fi
 . scripts/_env.sh
 echo "== ruff check" && ruff check .
 echo "== ruff format --check" && ruff format --check .

@@ -98,6 +98,26 @@ def test_interrupt_saves_last_checkpoint(tmp_path: Path) -> None:
     assert resumed.step == 8
 
 
+def test_request_stop_from_another_thread_keeps_the_checkpoint(tmp_path: Path) -> None:
+    """The GUI's Stop button: request_stop() from another thread ends the run after the current step."""
+    import threading
+
+    reached = threading.Event()
+    trainer = Trainer(_config(tmp_path / "run", steps=50), progress=False, on_step=lambda s, t: reached.set())
+
+    def stop_soon() -> None:
+        reached.wait(60)
+        trainer.request_stop()
+
+    stopper = threading.Thread(target=stop_soon)
+    stopper.start()
+    result = trainer.fit()
+    stopper.join()
+    assert result.interrupted
+    assert 1 <= result.step < 50
+    assert load_checkpoint(result.last_checkpoint)["step"] == result.step
+
+
 def test_existing_run_needs_resume_flag(tmp_path: Path) -> None:
     cfg = _config(tmp_path / "run", steps=2)
     Trainer(cfg, progress=False).fit()

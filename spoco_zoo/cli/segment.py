@@ -36,15 +36,17 @@ processing the others.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from spoco_zoo.cli.reporting import fail, reports_errors
-from spoco_zoo.cluster.settings import GENERIC_PARAMS, METHODS
+from spoco_zoo.cluster.settings import METHODS
+
+# the clustering rules live with the segmenting code they serve (spoco_zoo.segmentation)
+from spoco_zoo.segmentation import checkpoint_clustering, package_clustering  # noqa: F401
 
 #: Supported input suffixes, longest first (the stem drops them).
 INPUT_SUFFIXES: tuple[str, ...] = (".ome.tiff", ".ome.tif", ".zarr.zip", ".tiff", ".tif", ".hdf5", ".hdf", ".h5")
@@ -120,52 +122,6 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
         except yaml.YAMLError as err:
             raise typer.BadParameter(f"{item!r}: cannot parse the value: {err}", param_hint="--param") from err
     return params
-
-
-def checkpoint_clustering(
-    config: Any, method: str | None, params: Mapping[str, Any], min_size: int | None
-) -> tuple[str, dict[str, Any]]:
-    """Method and ``cluster_embeddings`` keyword arguments for a checkpoint's ``TrainConfig``.
-
-    Defaults come from :func:`spoco_zoo.cluster.settings.recommended_clustering` (a
-    different ``method`` keeps ``min_size`` and gets the kernel width
-    ``config.loss.delta_var``); ``params`` and ``min_size`` override.
-    """
-    kwargs = config.recommended_clustering(method)
-    chosen = kwargs.pop("method")
-    kwargs.update(params)
-    if min_size is not None:
-        kwargs["min_size"] = int(min_size)
-    return chosen, kwargs
-
-
-def package_clustering(
-    config: Mapping[str, Any], method: str | None, params: Mapping[str, Any], min_size: int | None
-) -> dict[str, Any]:
-    """A package clustering config with the CLI overrides applied, for ``embeddings_to_instances``.
-
-    ``config`` is the clustering dict returned by ``zoo_embeddings`` (or any dict
-    containing it under ``config`` / ``spoco`` / ``clustering``, so that
-    ``spoco.loss.delta_var`` still provides the default bandwidth).
-    """
-    merged = copy.deepcopy(dict(config))
-    node: dict[str, Any] = merged
-    for key in ("config", "spoco", "clustering"):
-        if "method" not in node and isinstance(node.get(key), Mapping):
-            node[key] = dict(node[key])
-            node = node[key]
-    if "method" not in node:
-        if method is None:
-            raise ValueError(f"the package config has no clustering method (keys {sorted(node)}); pass --method")
-        node["method"] = method
-    if method is not None and method != node["method"]:
-        kept = {k: node[k] for k in (*GENERIC_PARAMS, "foreground") if k in node}
-        node.clear()
-        node.update(kept, method=method)
-    node.update(params)
-    if min_size is not None:
-        node["min_size"] = int(min_size)
-    return merged
 
 
 def register(app: typer.Typer) -> None:
@@ -265,7 +221,6 @@ def register(app: typer.Typer) -> None:
         from spoco_zoo.data.io import read_image, write_image
         from spoco_zoo.devices import resolve_device
         from spoco_zoo.errors import DataError, PackageError
-        from spoco_zoo.inference import automatic_tile_shape, predict_embeddings
 
         try:
             dev = resolve_device(device)
@@ -273,28 +228,33 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(str(err), param_hint="--device") from err
 
         if checkpoint is not None:
-            from spoco_zoo.data.normalize import normalize
             from spoco_zoo.errors import CheckpointError
-            from spoco_zoo.train.checkpoint import load_checkpoint, model_from_state, stored_halo
+            from spoco_zoo.segmentation import segment_with_checkpoint, segmenter_from_state
+            from spoco_zoo.train.checkpoint import load_checkpoint
 
             try:
                 state = load_checkpoint(checkpoint, map_location="cpu")
-                net, config = model_from_state(state, checkpoint, weights)  # type: ignore[arg-type]
+                dims = state["config"].model.spatial_dims
             except CheckpointError as err:
                 fail(str(err))
-            from spoco_zoo.cluster import cluster_embeddings
-
-            dims = config.model.spatial_dims
             tile_shape = parse_shape(tile, dims, "--tile")
             halo_shape = parse_shape(halo, dims, "--halo")
             if halo is not None and halo_shape is None:
                 raise typer.BadParameter("give one value, or one per axis (0 for no context)", param_hint="--halo")
-            if halo_shape is None:  # stored at the end of training, else measured on the weights
-                from spoco_zoo.models.receptive_field import package_halo
-
-                known = stored_halo(state, weights)
-                halo_shape = (package_halo(net, dims, config.model.in_channels) if known is None else known,) * dims
-            chosen, kwargs = checkpoint_clustering(config, method, params, min_size)
+            try:
+                segmenter = segmenter_from_state(
+                    state,
+                    checkpoint,
+                    weights,  # type: ignore[arg-type]
+                    method,
+                    params,
+                    min_size,
+                    halo_shape,
+                )
+            except CheckpointError as err:
+                fail(str(err))
+            net, config, halo_shape = segmenter.net, segmenter.config, segmenter.halo
+            chosen, kwargs = segmenter.method, segmenter.kwargs
             if blockwise or zarr_out or scheduler is not None:  # spoco_zoo.blockwise: any size, Zarr, Dask
                 from spoco_zoo.blockwise.run import segment_files
 
@@ -306,16 +266,8 @@ def register(app: typer.Typer) -> None:
 
             def run(path: Path) -> tuple[Any, Any, Any]:
                 image = read_image(path, key=key, spatial_dims=dims)
-                if image.shape[0] != config.model.in_channels:
-                    raise DataError(
-                        f"{path}: image has {image.shape[0]} channel(s) (shape {image.shape}) but the model "
-                        f"expects {config.model.in_channels}"
-                    )
-                raw = image
-                image = normalize(image, config.data.normalization)
-                tiles = tile_shape or automatic_tile_shape(image.shape[1:], net.size_step)  # bounded memory
-                emb = predict_embeddings(net, image, tiles, halo_shape, net.size_step, dev, progress)
-                return cluster_embeddings(emb, chosen, **kwargs), emb, raw
+                labels, emb = segment_with_checkpoint(segmenter, image, tile_shape, dev, progress, source=path)
+                return labels, emb, image
 
             typer.echo(
                 f"model: {checkpoint} ({weights}, {dims}D) on {dev}; "
@@ -324,34 +276,28 @@ def register(app: typer.Typer) -> None:
             )
         else:
             assert model is not None
-            from spoco_zoo.postprocess import embeddings_to_instances
-            from spoco_zoo.zoo.predict import check_package, zoo_predict
+            from spoco_zoo.segmentation import package_weight_format, segment_with_package
 
             if halo is not None:
                 typer.echo("note: --halo is ignored with --model (the package's halo is used)", err=True)
             # the package is checked once, before any image: its errors name the package (exit 1)
-            chosen_format = check_package(model, weight_format, trust_package_code=trust_package_code)
+            chosen_format = package_weight_format(model, weight_format, trust_package_code=trust_package_code)
 
             def run(path: Path) -> tuple[Any, Any, Any]:
                 image = read_image(path, key=key)
                 tile_shape = parse_shape(tile, image.ndim - 1, "--tile")
-                pred = zoo_predict(
+                labels, emb = segment_with_package(
                     model,
                     image,
+                    chosen_format,
                     tile_shape=tile_shape,
-                    devices=[str(dev)],
-                    weight_format=chosen_format,
+                    device=str(dev),
                     trust_package_code=trust_package_code,
+                    method=method,
+                    params=params,
+                    min_size=min_size,
                 )
-                if pred.embeddings is None:  # the single-output 'instances' variant
-                    if pred.instances is None or tile_shape is not None:
-                        raise ValueError(
-                            f"{model}: the package has no 'embeddings' output; its in-graph labels come from whole "
-                            "images only (drop --tile, or export --variant full)"
-                        )
-                    return pred.instances, None, image
-                merged = package_clustering(pred.clustering or {}, method, params, min_size)
-                return embeddings_to_instances(pred.embeddings, merged), pred.embeddings, image
+                return labels, emb, image
 
             typer.echo(f"model: {model} (bioimage.io package, {chosen_format} weights); tiles: {tile or 'whole image'}")
 

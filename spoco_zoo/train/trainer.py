@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -91,7 +92,9 @@ class Trainer:
         Show a rich progress bar with the loss terms.
     on_step:
         Optional callback ``(step, terms)`` after every optimisation step
-        (used by tests to simulate a kill).
+        (progress reports, live previews; tests use it to simulate a kill).
+        It runs in the training thread; :meth:`request_stop` may be called from it or from
+        another thread.
 
     Examples
     --------
@@ -119,6 +122,16 @@ class Trainer:
         self.amp_dtype = autocast_dtype(self.device, config.amp)
         self.use_amp = self.amp_dtype is not None
         self.owns_process_group = False
+        self.stop_event = threading.Event()
+
+    def request_stop(self) -> None:
+        """Ask a running :meth:`fit` to stop after the current step (thread-safe).
+
+        The run ends as after SIGINT: ``last.pt`` is saved, the result is ``interrupted`` and
+        ``fit(resume=True)`` continues it. A GUI calls this from its Stop button while ``fit`` runs
+        in a worker thread (signals reach the main thread only).
+        """
+        self.stop_event.set()
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -428,6 +441,8 @@ class Trainer:
         try:
             with ProgressBar("train", cfg.steps, enabled=self.progress and main, completed=self.step) as bar:
                 while self.step < end:
+                    if self.stop_event.is_set():
+                        raise _StopRequested("stop requested")
                     terms = self.train_step(self.step, to_device(next(batches), self.device))
                     self.step += 1
                     if self.step % cfg.log_every == 0 or self.step == end:
