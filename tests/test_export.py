@@ -77,8 +77,13 @@ def package_2d(random_checkpoint_2d: Path, tmp_path_factory: pytest.TempPathFact
 def package_3d(random_checkpoint_3d: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
     out = tmp_path_factory.mktemp("pkg3d") / "spoco3d.zip"
     return export_package(
-        random_checkpoint_3d, out, test_shape=(36, 40, 44), ingraph_options=FAST_INGRAPH, halo=8
-    )  # an explicit halo (the measured one of this random network is 24: min size 52)
+        random_checkpoint_3d,
+        out,
+        test_shape=(36, 40, 44),
+        ingraph_options=FAST_INGRAPH,
+        halo=8,
+        pixel_size=(2, 0.5, 0.5),
+    )  # an explicit halo (the measured one of this random network is 24: min size 52); anisotropic voxels
 
 
 @pytest.fixture()
@@ -442,3 +447,25 @@ def test_onnxruntime_alone_gives_instances(package_2d: ExportResult, tmp_path: P
     assert len(np.unique(labels)) > 1
     cropped = np.load(tmp_path / "image_labels.npy")
     assert cropped.shape == (raw.shape[1] - 3, raw.shape[2] - 5) and cropped.dtype == np.int32
+
+
+def test_pixel_size_is_the_scale_of_the_space_axes(package_3d: ExportResult, package_2d: ExportResult) -> None:
+    """``pixel_size`` (z, y, x micrometres) becomes the scale of the input's and outputs' space axes."""
+    rdf = _rdf(package_3d.path)
+    for tensor in [rdf["inputs"][0], *rdf["outputs"]]:
+        space = [a for a in tensor["axes"] if a.get("type") == "space"]
+        assert [(a["id"], a["scale"], a["unit"]) for a in space] == [
+            ("z", 2.0, "micrometer"),
+            ("y", 0.5, "micrometer"),
+            ("x", 0.5, "micrometer"),
+        ]
+    unscaled = [a for a in _rdf(package_2d.path)["inputs"][0]["axes"] if a.get("type") == "space"]
+    assert all(a.get("scale", 1.0) == 1.0 and "unit" not in a for a in unscaled)
+
+
+@pytest.mark.parametrize("pixel_size", ["0.5", "0.5,-1", "0.5,nan"])
+def test_bad_pixel_size_is_refused_before_any_work(random_checkpoint_2d: Path, tmp_path: Path, pixel_size: str) -> None:
+    out = tmp_path / "m.zip"
+    result = CliRunner().invoke(app, ["export", str(random_checkpoint_2d), "-o", str(out), "--pixel-size", pixel_size])
+    assert result.exit_code == 2, result.output
+    assert "--pixel-size" in result.output and not out.exists()

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
@@ -153,7 +155,10 @@ def test_train_preview_continue_export_segment(
 
     # export the run as a package that validates, with progress and per-format results
     checkpoint = tmp_path / "run" / "last.pt"
+    viewer.layers[SAMPLE_NAME].scale = (0.5, 0.5)  # a known pixel size: it goes into the package
+    viewer.layers.selection.active = viewer.layers[SAMPLE_NAME]
     export = ExportWidget(viewer)
+    assert export.pixel_size.value == "0.5,0.5"
     viewer.window.add_dock_widget(export)
     package = tmp_path / "napari-model.zip"
     export.checkpoint.value = checkpoint
@@ -173,6 +178,10 @@ def test_train_preview_continue_export_segment(
     assert {row.name for row in summary.rows} >= {"pytorch_state_dict"}
     assert "PASS pytorch_state_dict" in export.result.value
     assert export.log_lines, "no progress was shown"
+    with zipfile.ZipFile(package) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+    space = [a for a in rdf["inputs"][0]["axes"] if a.get("type") == "space"]
+    assert [(a["scale"], a["unit"]) for a in space] == [(0.5, "micrometer")] * 2
 
     image_file = write_image(tmp_path / "sample.tif", np.asarray(viewer.layers[SAMPLE_NAME].data))
     segment = SegmentWidget(viewer)

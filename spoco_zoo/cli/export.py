@@ -40,6 +40,16 @@ def _parse_shape(text: str | None) -> list[int] | None:
         raise typer.BadParameter(f"{text!r}: expected e.g. 128,128 or 48,64,64", param_hint="--test-shape") from err
 
 
+def _parse_pixel_size(text: str | None) -> list[float] | None:
+    """``"2,0.5,0.5"`` -> ``[2.0, 0.5, 0.5]`` (the plan checks count and sign)."""
+    if text is None:
+        return None
+    try:
+        return [float(s) for s in text.split(",") if s.strip()]
+    except ValueError as err:
+        raise typer.BadParameter(f"{text!r}: expected e.g. 0.5,0.5 or 2,0.5,0.5", param_hint="--pixel-size") from err
+
+
 def register(app: typer.Typer) -> None:
     @app.command("export")
     @reports_errors(code=2)
@@ -79,6 +89,12 @@ def register(app: typer.Typer) -> None:
             [], "--ingraph", help="In-graph clustering option KEY=VALUE, e.g. n_seeds=1024."
         ),
         test_shape: str | None = typer.Option(None, "--test-shape", help="Test tensor shape, e.g. 128,128."),
+        pixel_size: str | None = typer.Option(
+            None,
+            "--pixel-size",
+            help="Micrometres per pixel along z,y,x (3D) or y,x (2D), e.g. 2,0.5,0.5: the scale of the package's "
+            "space axes.",
+        ),
         onnx_exporter: str = typer.Option("auto", "--onnx-exporter", help="auto | dynamo | legacy."),
         opset: int = typer.Option(
             17, "--opset", help="ONNX opset (>= 17; 17 is the newest deepImageJ's ONNX Runtime 1.13 runs)."
@@ -121,6 +137,7 @@ def register(app: typer.Typer) -> None:
             tags=tag,
             ingraph_options=options or None,
             test_shape=shape,
+            pixel_size=_parse_pixel_size(pixel_size),
             halo=halo,
             onnx_exporter=onnx_exporter,  # type: ignore[arg-type]
             opset=opset,

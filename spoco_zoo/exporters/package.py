@@ -260,6 +260,7 @@ def describe_package(stage: Path, plan: ExportPlan, model: Any, tensors: ExportT
             parameter_count=_parameter_count(model),
             training=training_details(config),
             version=plan.publication.version,
+            pixel_size=plan.pixel_size,
         )
     )
 
@@ -313,6 +314,7 @@ def export_package(
     tolerance: float = EMBEDDINGS_TOLERANCE,
     label_mismatch_ppm: float = LABEL_MISMATCH_PPM,
     version: str | None = None,
+    pixel_size: Sequence[float] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export a spoco-zoo checkpoint as a bioimage.io model package.
@@ -356,6 +358,9 @@ def export_package(
     tolerance, label_mismatch_ppm:
         Parity limits for embeddings (max abs) and labels (pixels per million; also written to the
         RDF as the reproducibility allowance of ``instances``).
+    pixel_size:
+        Micrometres per pixel along the spatial axes (``z, y, x`` or ``y, x``), written as the
+        ``scale`` (unit ``micrometer``) of the package's space axes; ``None``: none written.
     log:
         Called with one line per step (progress reporting).
 
@@ -390,6 +395,7 @@ def export_package(
         description=description,
         tags=tags,
         publication=publication,
+        pixel_size=pixel_size,
     )
     say = log or (lambda _msg: None)
     say(f"checkpoint {plan.checkpoint}: {plan.summary()}")

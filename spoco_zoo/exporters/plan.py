@@ -25,7 +25,7 @@ from spoco_zoo.exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM
 from spoco_zoo.exporters.variants import Variant, get_variant
 from spoco_zoo.zoo.formats import parse_formats
 
-__all__ = ["WeightOptions", "ExportPlan", "plan_export", "check_options", "load_weights"]
+__all__ = ["WeightOptions", "ExportPlan", "plan_export", "check_options", "check_pixel_size", "load_weights"]
 
 
 @dataclass
@@ -66,6 +66,31 @@ def check_options(
     if options.torchscript_method not in ("auto", "script", "trace"):
         raise ExportError(f"torchscript_method {options.torchscript_method!r}: use auto, script or trace")
     return fmts
+
+
+def check_pixel_size(pixel_size: Sequence[float] | None, spatial_dims: int) -> tuple[float, ...] | None:
+    """``pixel_size`` as a tuple of positive finite micrometres, one per spatial axis (``None``: not given).
+
+    Raises
+    ------
+    ExportError
+        A value that is not a positive finite number, or not one per spatial axis.
+
+    >>> check_pixel_size([2, 0.5, 0.5], 3)
+    (2.0, 0.5, 0.5)
+    """
+    if pixel_size is None:
+        return None
+    try:
+        values = tuple(float(v) for v in pixel_size)
+    except (TypeError, ValueError) as err:
+        raise ExportError(f"--pixel-size {pixel_size!r}: give numbers (micrometres per pixel)") from err
+    axes = "z, y, x" if spatial_dims == 3 else "y, x"
+    if len(values) != spatial_dims:
+        raise ExportError(f"--pixel-size {list(values)}: give one value per spatial axis of the model ({axes})")
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise ExportError(f"--pixel-size {list(values)}: every value must be a positive number of micrometres")
+    return values
 
 
 def load_weights(checkpoint: Path, weights: str) -> tuple[dict[str, Any], Any, dict[str, Any]]:
@@ -110,6 +135,7 @@ class ExportPlan:
     description: str = ""
     tags: tuple[str, ...] = ()
     publication: Any = None
+    pixel_size: tuple[float, ...] | None = None
 
     @property
     def spatial_dims(self) -> int:
@@ -147,11 +173,14 @@ def plan_export(
     description: str | None = None,
     tags: Sequence[str] = (),
     publication: Any = None,
+    pixel_size: Sequence[float] | None = None,
 ) -> ExportPlan:
     """Check the options, load the checkpoint and derive geometry, test shape, clustering and the
     package's name and description: the plan is final once made (frozen).
 
     ``halo`` overrides the measured one (:func:`spoco_zoo.models.receptive_field.package_halo`);
+    ``pixel_size`` (micrometres per pixel along the spatial axes, ``z, y, x`` / ``y, x``) becomes the
+    scale of the package's space axes (:func:`check_pixel_size`);
     ``name`` and ``description`` default to ones made from the config
     (:func:`~spoco_zoo.exporters.metadata.default_name`, :func:`~spoco_zoo.exporters.metadata.default_description`).
     """
@@ -162,6 +191,7 @@ def plan_export(
     from spoco_zoo.train.checkpoint import stored_halo
 
     state, config, model_state = load_weights(checkpoint, weights)
+    scale = check_pixel_size(pixel_size, config.model.spatial_dims)
     geometry = package_geometry(config.model.depth, _halo(config, model_state, halo, stored_halo(state, weights)))
     ingraph = ingraph_settings(config, ingraph_options) if chosen.has_instances else None
     return ExportPlan(
@@ -182,6 +212,7 @@ def plan_export(
         description=description or default_description(config, chosen.outputs),
         tags=tuple(tags),
         publication=publication,
+        pixel_size=scale,
     )
 
 

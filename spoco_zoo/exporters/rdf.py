@@ -81,6 +81,15 @@ class RdfContent:
     license: str = "MIT"
     maintainers: Sequence[dict[str, str]] = ()
     git_repo: str | None = None
+    #: micrometres per pixel along the spatial axes (z, y, x / y, x): the space axes' ``scale``
+    pixel_size: tuple[float, ...] | None = None
+
+
+def _scale(pixel_size: Sequence[float] | None, axis: int) -> dict[str, Any]:
+    """The ``scale`` and ``unit`` of the ``axis``-th space axis (nothing when no pixel size is known)."""
+    if pixel_size is None:
+        return {}
+    return {"scale": float(pixel_size[axis]), "unit": "micrometer"}
 
 
 def _preprocessing(normalization: dict[str, Any], axes: Sequence[str]) -> list[Any]:
@@ -171,7 +180,12 @@ def build_model_descr(content: RdfContent) -> Any:
             axes=[
                 BatchAxis(),
                 ChannelAxis(channel_names=["raw"] if c.in_channels == 1 else [f"raw{i}" for i in range(c.in_channels)]),
-                *[SpaceInputAxis(id=AxisId(a), size=ParameterizedSize(min=geo.min_size, step=geo.step)) for a in axes],
+                *[
+                    SpaceInputAxis(
+                        id=AxisId(a), size=ParameterizedSize(min=geo.min_size, step=geo.step), **_scale(c.pixel_size, i)
+                    )
+                    for i, a in enumerate(axes)
+                ],
             ],
             test_tensor=FileDescr(source=c.test_input),
             **_sample(c.samples, "raw"),
@@ -182,9 +196,12 @@ def build_model_descr(content: RdfContent) -> Any:
         def space_out() -> list[Any]:
             return [
                 SpaceOutputAxisWithHalo(
-                    id=AxisId(a), size=SizeReference(tensor_id=raw_id, axis_id=AxisId(a)), halo=geo.halo
+                    id=AxisId(a),
+                    size=SizeReference(tensor_id=raw_id, axis_id=AxisId(a)),
+                    halo=geo.halo,
+                    **_scale(c.pixel_size, i),
                 )
-                for a in axes
+                for i, a in enumerate(axes)
             ]
 
         outputs = []

@@ -17,7 +17,7 @@ from spoco_zoo.napari.messages import report_error
 from spoco_zoo.napari.relay import Relay
 from spoco_zoo.napari.zoo import ExportRequest, ExportSummary, export_and_validate
 
-__all__ = ["ExportWidget", "split_authors", "parse_shape"]
+__all__ = ["ExportWidget", "split_authors", "parse_shape", "parse_pixel_size", "layer_pixel_size"]
 
 ALL_FORMATS = "pytorch_state_dict,torchscript,onnx"
 
@@ -46,6 +46,35 @@ def parse_shape(text: str) -> list[int] | None:
         raise ValueError(f"test shape: {text!r} is not a list of integers like 64,64") from err
 
 
+def parse_pixel_size(text: str) -> list[float] | None:
+    """``"2, 0.5, 0.5"`` -> ``[2.0, 0.5, 0.5]``; empty -> ``None`` (the exporter checks count and sign).
+
+    >>> parse_pixel_size("0.5,0.5"), parse_pixel_size("")
+    ([0.5, 0.5], None)
+    """
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+        return None
+    try:
+        return [float(p) for p in parts]
+    except ValueError as err:
+        raise ValueError(f"pixel size: {text!r} is not a list of numbers like 0.5,0.5 (micrometres)") from err
+
+
+def layer_pixel_size(viewer: Any) -> str:
+    """The active Image layer's ``scale`` as the form's text, ``""`` when there is none or it is all 1
+    (napari's default, i.e. no pixel size known)."""
+    from napari.layers import Image
+
+    layer = viewer.layers.selection.active
+    if not isinstance(layer, Image):
+        layer = next((lyr for lyr in viewer.layers if isinstance(lyr, Image)), None)
+    if layer is None:
+        return ""
+    scale = [float(v) for v in layer.scale][-(3 if layer.ndim >= 3 and not layer.rgb else 2) :]
+    return "" if all(v == 1.0 for v in scale) else ",".join(f"{v:g}" for v in scale)
+
+
 class ExportWidget(Container):
     """Dock widget: name, authors, license, variant, weight formats -> ``.zip`` + validation table."""
 
@@ -61,6 +90,8 @@ class ExportWidget(Container):
         self.variant = ComboBox(label="variant", choices=["full", "instances", "embeddings"], value="full")
         self.formats = LineEdit(label="weight formats", value=ALL_FORMATS)
         self.test_shape = LineEdit(label="test shape (optional)", value="")
+        self.pixel_size = LineEdit(label="pixel size, um (optional)", value=layer_pixel_size(napari_viewer))
+        self.pixel_size.tooltip = "micrometres per pixel along z,y,x or y,x (default: the Image layer's scale)"
         self.validate_box = CheckBox(label="validate (bioimageio.core)", value=True)
         self.run_button = PushButton(text="Export")
         self.status = Label(label="status", value="")
@@ -77,6 +108,7 @@ class ExportWidget(Container):
                 self.variant,
                 self.formats,
                 self.test_shape,
+                self.pixel_size,
                 self.validate_box,
                 self.run_button,
                 self.status,
@@ -104,6 +136,7 @@ class ExportWidget(Container):
             formats=self.formats.value,
             validate_package=self.validate_box.value,
             test_shape=parse_shape(self.test_shape.value),
+            pixel_size=parse_pixel_size(self.pixel_size.value),
         )
 
     def start(self) -> Any:

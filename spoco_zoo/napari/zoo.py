@@ -22,7 +22,9 @@ class ExportRequest(BaseModel):
 
     ``authors`` are ``"Name"`` or ``"Name;github_user=...;affiliation=..."`` strings (as
     ``spoco-zoo export --author``); ``formats`` a comma-separated list of weight formats;
-    ``test_shape`` the test tensor's spatial shape (default: the exporter's).
+    ``test_shape`` the test tensor's spatial shape (default: the exporter's); ``pixel_size``
+    micrometres per pixel along the spatial axes (an Image layer's ``scale``), written as the scale of
+    the package's space axes.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -36,6 +38,7 @@ class ExportRequest(BaseModel):
     formats: str = "pytorch_state_dict,torchscript,onnx"
     validate_package: bool = True
     test_shape: list[int] | None = None
+    pixel_size: list[float] | None = None
     devices: list[str] = Field(default_factory=lambda: ["cpu"])
 
 
@@ -100,6 +103,7 @@ def export_and_validate(request: ExportRequest, log: Callable[[str], None] | Non
         authors=request.authors or None,
         license=request.license,
         test_shape=request.test_shape,
+        pixel_size=request.pixel_size,
         log=say,
     )
     summary = ExportSummary(result.path, tuple(result.formats), result.seconds)
