@@ -9,4 +9,5 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
 fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[test,napari]"
+# SPOCO_EXTRAS: the extras to install (the tests need the napari extra; the quickstart does not)
+python -m pip install -q -e ".[${SPOCO_EXTRAS:-test,napari}]"

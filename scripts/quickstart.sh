@@ -3,6 +3,7 @@
 # train (10% of objects annotated) -> export (bioimage.io zip) -> validate -> segment -> evaluate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SPOCO_EXTRAS=${SPOCO_EXTRAS:-test}  # no GUI needed: the napari extra is for the plugin and its tests
 . scripts/_env.sh
 OUT=${OUT:-runs/quickstart}
 rm -rf "$OUT"
