@@ -253,3 +253,30 @@ def test_errors_are_notifications(make_napari_viewer: Any, qtbot: Any, tmp_path:
     qtbot.waitUntil(lambda: len(errors) == 3, timeout=5_000)
     assert str(tmp_path / "missing.zip") in errors[-1] and "no such file" in errors[-1]
     assert all("Traceback" not in text for text in errors)
+
+
+def test_more_images_train_together(make_napari_viewer: Any, qtbot: Any, tmp_path: Path, errors: list[str]) -> None:
+    """A second Image layer with its '<name> painted' Labels layer joins the run; without one, the form says so."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CONFIG)
+    viewer = _viewer_with_sample(make_napari_viewer)
+    scene = sample_scene()
+    second = viewer.add_image(np.ascontiguousarray(np.fliplr(np.asarray(scene.image))), name="second")
+    widget = _train_widget(viewer, tmp_path / "run", config, steps=6, preview_every=0)
+    widget.more_images.value = [second]
+    assert widget.start(resume=False) is None  # no 'second painted' layer yet
+    assert "'second painted'" in errors[-1] and "Traceback" not in errors[-1]
+
+    painted = np.fliplr(np.asarray(viewer.layers[PAINTED].data)).astype(np.uint32)
+    painted[painted == painted.max()] = 0  # four objects on the second image
+    viewer.add_labels(np.ascontiguousarray(painted), name="second painted")
+    worker = widget.start(resume=False)
+    assert worker is not None and "1 more image" in widget.status.value
+    qtbot.waitUntil(lambda: widget.outcome is not None, timeout=180_000)
+    assert widget.outcome.result.step == 6
+    folder = tmp_path / "run" / ANNOTATIONS
+    assert _objects(read_labels(folder / "labels.tif", spatial_dims=2)) == 5
+    assert _objects(read_labels(folder / "labels_1.tif", spatial_dims=2)) == 4
+    trained = load_checkpoint(tmp_path / "run" / "last.pt")["config"].data.train_images
+    assert [Path(p).name for p in trained] == ["image.tif", "image_1.tif"]
+    assert viewer.layers[f"{SAMPLE_NAME} instances"].data.shape == (256, 256)  # the first image's result

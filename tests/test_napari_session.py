@@ -61,3 +61,23 @@ def test_paint_more_adds_the_worst_segmented_objects() -> None:
     assert len(added) == 2 and not added & {1, 2, 3, 4}
     for obj in added:
         assert np.array_equal(more == obj, truth == obj)
+
+
+def test_more_pairs_are_written_and_trained_on(tmp_path: Path) -> None:
+    from spoco_zoo.napari.session import TrainingSession, write_annotations
+
+    image, labels = np.ones((1, 32, 32), np.float32), np.full((32, 32), -1, np.int64)
+    labels[:4, :4] = 1
+    other = labels.copy()
+    other[10:14, 10:14] = 2
+    images, labelled = write_annotations(tmp_path, image, labels, [(image * 2, other)])
+    assert [p.name for p in images] == ["image.tif", "image_1.tif"]
+    assert [p.name for p in labelled] == ["labels.tif", "labels_1.tif"]
+    request = TrainRequest(out_dir=tmp_path / "run", preset="cpu", steps=5)
+    config = training_config(request, (images, labelled), (1, 32, 32), "objects_only", resume=False)
+    assert [p.name for p in config.data.train_images] == ["image.tif", "image_1.tif"]
+    assert [p.name for p in config.data.train_labels] == ["labels.tif", "labels_1.tif"]
+    images, _ = write_annotations(tmp_path, image, labels)  # a later run without the second pair drops it
+    assert [p.name for p in images] == ["image.tif"] and not (tmp_path / "annotations" / "image_1.tif").exists()
+    with pytest.raises(DataError, match="image 2: shape"):
+        TrainingSession(request, image, labels, "objects_only", more=[(np.ones((2, 32, 32), np.float32), other)])

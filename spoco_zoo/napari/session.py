@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -102,30 +102,40 @@ class TrainOutcome:
     labels: np.ndarray
 
 
-def write_annotations(out_dir: Path, image: np.ndarray, labels: np.ndarray) -> tuple[Path, Path]:
-    """Write ``image`` ``[C, *S]`` and training ``labels`` ``[*S]`` (``-1`` unknown) to ``OUT/annotations/``.
+def write_annotations(
+    out_dir: Path, image: np.ndarray, labels: np.ndarray, more: Sequence[tuple[np.ndarray, np.ndarray]] = ()
+) -> tuple[list[Path], list[Path]]:
+    """Write ``image`` ``[C, *S]`` and training ``labels`` ``[*S]`` (``-1`` unknown) to ``OUT/annotations/``
+    (``image.tif``, ``labels.tif``), and each further pair of ``more`` as ``image_<i>.tif``, ``labels_<i>.tif``.
 
     Returns
     -------
-    image_path, labels_path
+    image_paths, labels_paths
     """
     from spoco_zoo.data.io import write_image, write_tiff
 
     folder = Path(out_dir) / ANNOTATIONS
     folder.mkdir(parents=True, exist_ok=True)
-    image_path = write_image(folder / "image.tif", np.asarray(image, dtype=np.float32))
-    labels_path = write_tiff(folder / "labels.tif", labels, ignore_label=-1)
-    return image_path, labels_path
+    for old in [*folder.glob("image_*.tif"), *folder.glob("labels_*.tif")]:  # a previous run's further pairs
+        old.unlink()
+    images: list[Path] = []
+    labelled: list[Path] = []
+    for i, (img, lab) in enumerate([(image, labels), *more]):
+        suffix = "" if i == 0 else f"_{i}"
+        images.append(write_image(folder / f"image{suffix}.tif", np.asarray(img, dtype=np.float32)))
+        labelled.append(write_tiff(folder / f"labels{suffix}.tif", lab, ignore_label=-1))
+    return images, labelled
 
 
 def training_config(
     request: TrainRequest,
-    files: tuple[Path, Path],
+    files: tuple[Path | Sequence[Path], Path | Sequence[Path]],
     image_shape: tuple[int, ...],
     convention: str,
     resume: bool,
 ) -> TrainConfig:
-    """The config of a run on the annotation ``files`` of an image of shape ``[C, *S]``.
+    """The config of a run on the annotation ``files`` (an image and its labels, or lists of both) of
+    images of shape ``[C, *S]``.
 
     A new run: the preset, then ``request.config``, then the run's values. Continue (``resume``):
     the config stored in ``OUT/last.pt`` (same network), its step count plus ``request.steps``,
@@ -143,8 +153,8 @@ def training_config(
     values: dict[str, Any] = {
         "out_dir": str(request.out_dir),
         "device": request.device,
-        "data.train_images": [str(files[0])],
-        "data.train_labels": [str(files[1])],
+        "data.train_images": [str(f) for f in _paths(files[0])],
+        "data.train_labels": [str(f) for f in _paths(files[1])],
         "data.labels_are_sparse": True,
         "data.label_convention": convention,
         # painted background is partial: an unpainted pixel is unknown to the foreground channel
@@ -172,8 +182,12 @@ def training_config(
     return set_values(base, values)
 
 
+def _paths(value: Path | Sequence[Path]) -> list[Path]:
+    return [Path(value)] if isinstance(value, (str, Path)) else [Path(v) for v in value]
+
+
 class TrainingSession:
-    """One Train or Continue run on one image and its painted labels.
+    """One Train or Continue run on an image and its painted labels (and more pairs, if given).
 
     Parameters
     ----------
@@ -187,6 +201,9 @@ class TrainingSession:
         Their label convention.
     report:
         Called from the training thread with every step's :class:`Progress`.
+    more:
+        Further ``(image, labels)`` pairs trained on as well (same channels and dimensions); the
+        preview and the final segmentation show the first image.
     """
 
     def __init__(
@@ -196,10 +213,18 @@ class TrainingSession:
         labels: np.ndarray,
         convention: str,
         report: Callable[[Progress], None] | None = None,
+        more: Sequence[tuple[np.ndarray, np.ndarray]] = (),
     ) -> None:
         self.request = request
         self.image = np.asarray(image, dtype=np.float32)
         self.labels = labels
+        self.more = [(np.asarray(img, dtype=np.float32), lab) for img, lab in more]
+        for i, (img, _) in enumerate(self.more, start=1):
+            if img.ndim != self.image.ndim or img.shape[0] != self.image.shape[0]:
+                raise DataError(
+                    f"image {i + 1}: shape {img.shape} does not fit the first image's {self.image.shape} "
+                    "(same number of channels and spatial axes needed)"
+                )
         self.convention = convention
         self.report = report
         self.trainer: Trainer | None = None
@@ -230,7 +255,7 @@ class TrainingSession:
             raise FileExistsError(
                 f"{out_dir}: already holds a run ({LAST}); press Continue to fine-tune it or choose another folder"
             )
-        files = write_annotations(out_dir, self.image, self.labels)
+        files = write_annotations(out_dir, self.image, self.labels, self.more)
         config = training_config(self.request, files, self.image.shape, self.convention, resume)
         trainer = Trainer(config, progress=False, on_step=self._on_step)
         self.trainer = trainer

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from magicgui.types import FileDialogMode
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, ProgressBar, PushButton, Select, SpinBox
 
 from spoco_zoo.napari.layer_io import layer_choices, show_labels, single_path, watch_layers
 from spoco_zoo.napari.layers import image_array, layer_name, painted_labels
@@ -26,6 +26,8 @@ __all__ = ["TrainWidget", "DEFAULT_OUT"]
 #: Default output folder of the widget's runs.
 DEFAULT_OUT = Path.home() / "spoco-zoo-runs" / "napari"
 OBJECTS_ONLY = "objects only (unpainted = unknown)"
+#: The painted Labels layer of an image trained on besides the first: ``"<image name> painted"``.
+PAINTED_SUFFIX = " painted"
 WITH_BACKGROUND = "objects + a background label"
 
 
@@ -47,6 +49,13 @@ class TrainWidget(Container):
         self.viewer = napari_viewer
         self.image = ComboBox(label="image", choices=layer_choices(napari_viewer, napari.layers.Image))
         self.painted = ComboBox(label="painted labels", choices=layer_choices(napari_viewer, napari.layers.Labels))
+        self.more_images = Select(
+            label="more images", choices=layer_choices(napari_viewer, napari.layers.Image), value=[]
+        )
+        self.more_images.tooltip = (
+            "further Image layers to train on, each with its painted objects in the Labels layer "
+            f"'<image name>{PAINTED_SUFFIX}' (the preview and the result show the first image)"
+        )
         self.convention = ComboBox(label="convention", choices=[OBJECTS_ONLY, WITH_BACKGROUND], value=OBJECTS_ONLY)
         self.background_label = SpinBox(label="background label", value=1, min=1, max=2**31 - 1, visible=False)
         self.preset = ComboBox(label="preset", choices=["cpu", "gpu"], value="cpu")
@@ -68,6 +77,7 @@ class TrainWidget(Container):
             [
                 self.image,
                 self.painted,
+                self.more_images,
                 self.convention,
                 self.background_label,
                 self.preset,
@@ -127,11 +137,12 @@ class TrainWidget(Container):
             image = image_array(image_layer.data, bool(image_layer.rgb), image_layer.name)
             background = None if self.convention.value == OBJECTS_ONLY else int(self.background_label.value)
             labels, convention = painted_labels(labels_layer.data, image.shape[1:], labels_layer.name, background)
+            more = [self._pair(layer, background) for layer in self.more_images.value if layer is not image_layer]
             request = self.request()
         except Exception as err:  # the form: every problem is a notification
             report_error(action, err)
             return None
-        self.session = TrainingSession(request, image, labels, convention, report=self.relay.send)
+        self.session = TrainingSession(request, image, labels, convention, report=self.relay.send, more=more)
         self._image_layer = image_layer
         worker = create_worker(self.session.run, resume, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self._on_done)
@@ -139,9 +150,24 @@ class TrainWidget(Container):
         worker.finished.connect(self._on_finished)
         self.worker = worker
         self._set_running(True)
-        self.status.value = f"{action}: preparing {image_layer.name!r} / {labels_layer.name!r}"
+        extra = f" and {len(more)} more image(s)" if more else ""
+        self.status.value = f"{action}: preparing {image_layer.name!r} / {labels_layer.name!r}{extra}"
         worker.start()
         return worker
+
+    def _pair(self, image_layer: Any, background: int | None) -> tuple[Any, Any]:
+        """A further image and its training labels, from the Labels layer ``'<image name> painted'``."""
+        import napari
+
+        name = f"{image_layer.name}{PAINTED_SUFFIX}"
+        found = [lyr for lyr in self.viewer.layers if isinstance(lyr, napari.layers.Labels) and lyr.name == name]
+        if not found:
+            raise ValueError(
+                f"more images: {image_layer.name!r} has no Labels layer named {name!r} with its painted objects"
+            )
+        image = image_array(image_layer.data, bool(image_layer.rgb), image_layer.name)
+        labels, _ = painted_labels(found[0].data, image.shape[1:], found[0].name, background)
+        return image, labels
 
     def stop(self) -> None:
         """Stop the run after the current step; its checkpoint is kept (Continue resumes it)."""
