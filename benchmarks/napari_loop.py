@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from spoco_zoo.metrics.sbd import symmetric_best_dice
 from spoco_zoo.napari.layers import image_array, painted_labels
@@ -33,23 +32,6 @@ from spoco_zoo.napari.session import TrainingSession, TrainRequest
 from spoco_zoo.segmentation import load_segmenter, segment_with_checkpoint
 
 HELD_OUT_SEED = 4242
-
-
-def _config_file(sets: list[str], folder: Path) -> Path | None:
-    """``--set key=value`` items as a YAML config (the Train widget's optional config file)."""
-    if not sets:
-        return None
-    data: dict = {}
-    for item in sets:
-        key, _, value = item.partition("=")
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def _held_out_sbd(checkpoint: Path, n: int) -> float:
@@ -78,9 +60,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     scene = sample_scene(n_painted=args.paint)
     image = image_array(scene.image, False, "sample")
-    request = TrainRequest(
-        out_dir=folder / "run", preset="cpu", steps=args.steps, preview_every=0, config=_config_file(args.sets, folder)
-    )
+    request = TrainRequest(out_dir=folder / "run", preset="cpu", steps=args.steps, preview_every=0, overrides=args.sets)
     painted = scene.painted
     rows = []
     for round_index, steps in enumerate((args.steps, args.more_steps)):

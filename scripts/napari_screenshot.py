@@ -17,24 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
-
-def _config_file(sets: list[str], folder: Path) -> Path | None:
-    if not sets:
-        return None
-    data: dict = {}
-    for item in sets:
-        key, _, value = item.partition("=")
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -62,8 +44,7 @@ def main() -> None:
     widget.steps.value = args.steps
     widget.preview_every.value = args.preview_every
     widget.out_dir.value = folder / "run"
-    config = _config_file(args.sets, folder)
-    widget.config.value = "" if config is None else str(config)
+    widget.overrides = list(args.sets)
     widget.train_button.native.click()
     # the worker trains; the GUI thread keeps painting progress and previews until it has finished
     while widget.worker is None or widget.worker.is_running or not widget.train_button.enabled:

@@ -81,3 +81,13 @@ def test_more_pairs_are_written_and_trained_on(tmp_path: Path) -> None:
     assert [p.name for p in images] == ["image.tif"] and not (tmp_path / "annotations" / "image_1.tif").exists()
     with pytest.raises(DataError, match="image 2: shape"):
         TrainingSession(request, image, labels, "objects_only", more=[(np.ones((2, 32, 32), np.float32), other)])
+
+
+def test_overrides_apply_over_the_preset_as_train_set_does(tmp_path: Path) -> None:
+    request = TrainRequest(out_dir=tmp_path / "run", preset="cpu", steps=5, overrides=["model.depth=2", "lr=0.01"])
+    config = training_config(request, FILES, (1, 64, 64), "objects_only", resume=False)
+    assert config.model.depth == 2 and config.lr == 0.01
+    with pytest.raises(ValueError, match="model.nope"):
+        training_config(
+            request.model_copy(update={"overrides": ["model.nope=1"]}), FILES, (1, 64, 64), "objects_only", False
+        )

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from spoco_zoo.config import TrainConfig, load_config, set_values
+from spoco_zoo.config import TrainConfig, apply_overrides, load_config, set_values
 from spoco_zoo.errors import DataError
 from spoco_zoo.train.trainer import LAST, Trainer, TrainResult
 
@@ -67,6 +67,8 @@ class TrainRequest(BaseModel):
         image unsegmented after 300 and 600 (``docs/benchmarks.md``, "napari").
     config:
         Optional YAML config (as ``spoco-zoo train --config``), applied over the preset.
+    overrides:
+        ``dotted.key=value`` items (as ``spoco-zoo train --set``), applied over the config file.
     device:
         ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     """
@@ -79,6 +81,7 @@ class TrainRequest(BaseModel):
     preview_every: int = Field(25, ge=0)
     base_features: int | None = Field(None, ge=2)
     config: Path | None = None
+    overrides: list[str] = Field(default_factory=list)
     device: str = "auto"
 
 
@@ -149,7 +152,7 @@ def training_config(
         A config the library refuses (named key and problem).
     """
     spatial_dims, in_channels = len(image_shape) - 1, image_shape[0]
-    base = load_config(request.config, request.preset)
+    base = apply_overrides(load_config(request.config, request.preset), request.overrides)
     values: dict[str, Any] = {
         "out_dir": str(request.out_dir),
         "device": request.device,

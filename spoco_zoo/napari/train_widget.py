@@ -102,6 +102,8 @@ class TrainWidget(Container):
         self.worker: Any = None
         self.outcome: TrainOutcome | None = None
         self.previews = 0
+        #: config overrides for scripted runs (``spoco-zoo train --set`` items), applied after the config file
+        self.overrides: list[str] = []
         watch_layers(napari_viewer, self.reset_choices)
 
     # ------------------------------------------------------------------ actions
@@ -115,6 +117,7 @@ class TrainWidget(Container):
             preview_every=self.preview_every.value,
             base_features=self.base_features.value or None,
             config=Path(config) if config else None,
+            overrides=list(self.overrides),
         )
 
     def start(self, resume: bool) -> Any:
