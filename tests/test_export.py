@@ -463,7 +463,7 @@ def test_pixel_size_is_the_scale_of_the_space_axes(package_3d: ExportResult, pac
     assert all(a.get("scale", 1.0) == 1.0 and "unit" not in a for a in unscaled)
 
 
-@pytest.mark.parametrize("pixel_size", ["0.5", "0.5,-1", "0.5,nan"])
+@pytest.mark.parametrize("pixel_size", ["0.5", "0.5,-1", "0.5,nan", "0.5,um"])
 def test_bad_pixel_size_is_refused_before_any_work(random_checkpoint_2d: Path, tmp_path: Path, pixel_size: str) -> None:
     out = tmp_path / "m.zip"
     result = CliRunner().invoke(app, ["export", str(random_checkpoint_2d), "-o", str(out), "--pixel-size", pixel_size])

@@ -40,16 +40,6 @@ def _parse_shape(text: str | None) -> list[int] | None:
         raise typer.BadParameter(f"{text!r}: expected e.g. 128,128 or 48,64,64", param_hint="--test-shape") from err
 
 
-def _parse_pixel_size(text: str | None) -> list[float] | None:
-    """``"2,0.5,0.5"`` -> ``[2.0, 0.5, 0.5]`` (the plan checks count and sign)."""
-    if text is None:
-        return None
-    try:
-        return [float(s) for s in text.split(",") if s.strip()]
-    except ValueError as err:
-        raise typer.BadParameter(f"{text!r}: expected e.g. 0.5,0.5 or 2,0.5,0.5", param_hint="--pixel-size") from err
-
-
 def register(app: typer.Typer) -> None:
     @app.command("export")
     @reports_errors(code=2)
@@ -118,6 +108,7 @@ def register(app: typer.Typer) -> None:
         shape = _parse_shape(test_shape)
 
         from spoco_zoo.exporters.package import export_package
+        from spoco_zoo.exporters.plan import parse_pixel_size
 
         # failures (bad option, refused or unreadable checkpoint, conversion, parity, an unwritable
         # --output) exit with 2 through reports_errors; an existing --output is left untouched
@@ -137,7 +128,7 @@ def register(app: typer.Typer) -> None:
             tags=tag,
             ingraph_options=options or None,
             test_shape=shape,
-            pixel_size=_parse_pixel_size(pixel_size),
+            pixel_size=parse_pixel_size(pixel_size),
             halo=halo,
             onnx_exporter=onnx_exporter,  # type: ignore[arg-type]
             opset=opset,

@@ -25,7 +25,15 @@ from spoco_zoo.exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM
 from spoco_zoo.exporters.variants import Variant, get_variant
 from spoco_zoo.zoo.formats import parse_formats
 
-__all__ = ["WeightOptions", "ExportPlan", "plan_export", "check_options", "check_pixel_size", "load_weights"]
+__all__ = [
+    "WeightOptions",
+    "ExportPlan",
+    "plan_export",
+    "check_options",
+    "check_pixel_size",
+    "parse_pixel_size",
+    "load_weights",
+]
 
 
 @dataclass
@@ -66,6 +74,27 @@ def check_options(
     if options.torchscript_method not in ("auto", "script", "trace"):
         raise ExportError(f"torchscript_method {options.torchscript_method!r}: use auto, script or trace")
     return fmts
+
+
+def parse_pixel_size(text: str | None) -> list[float] | None:
+    """``"2,0.5,0.5"`` -> ``[2.0, 0.5, 0.5]``; ``None`` or blank -> ``None`` (:func:`check_pixel_size` checks
+    count and sign).
+
+    Raises
+    ------
+    ExportError
+        A part that is not a number.
+
+    >>> parse_pixel_size("0.5, 0.5"), parse_pixel_size(" ")
+    ([0.5, 0.5], None)
+    """
+    parts = [p for p in (text or "").split(",") if p.strip()]
+    if not parts:
+        return None
+    try:
+        return [float(p) for p in parts]
+    except ValueError as err:
+        raise ExportError(f"--pixel-size {text!r}: give numbers like 0.5,0.5 or 2,0.5,0.5 (micrometres)") from err
 
 
 def check_pixel_size(pixel_size: Sequence[float] | None, spatial_dims: int) -> tuple[float, ...] | None:

@@ -15,9 +15,9 @@ from spoco_zoo.errors import ExportError
 from spoco_zoo.napari.layer_io import single_path
 from spoco_zoo.napari.messages import report_error
 from spoco_zoo.napari.relay import Relay
-from spoco_zoo.napari.zoo import ExportRequest, ExportSummary, export_and_validate
+from spoco_zoo.napari.zoo import ExportRequest, ExportSummary, export_and_validate, pixel_size_of
 
-__all__ = ["ExportWidget", "split_authors", "parse_shape", "parse_pixel_size", "layer_pixel_size"]
+__all__ = ["ExportWidget", "split_authors", "parse_shape", "layer_pixel_size"]
 
 ALL_FORMATS = "pytorch_state_dict,torchscript,onnx"
 
@@ -44,21 +44,6 @@ def parse_shape(text: str) -> list[int] | None:
         return [int(p) for p in parts]
     except ValueError as err:
         raise ValueError(f"test shape: {text!r} is not a list of integers like 64,64") from err
-
-
-def parse_pixel_size(text: str) -> list[float] | None:
-    """``"2, 0.5, 0.5"`` -> ``[2.0, 0.5, 0.5]``; empty -> ``None`` (the exporter checks count and sign).
-
-    >>> parse_pixel_size("0.5,0.5"), parse_pixel_size("")
-    ([0.5, 0.5], None)
-    """
-    parts = [p for p in text.split(",") if p.strip()]
-    if not parts:
-        return None
-    try:
-        return [float(p) for p in parts]
-    except ValueError as err:
-        raise ValueError(f"pixel size: {text!r} is not a list of numbers like 0.5,0.5 (micrometres)") from err
 
 
 def layer_pixel_size(viewer: Any) -> str:
@@ -136,7 +121,7 @@ class ExportWidget(Container):
             formats=self.formats.value,
             validate_package=self.validate_box.value,
             test_shape=parse_shape(self.test_shape.value),
-            pixel_size=parse_pixel_size(self.pixel_size.value),
+            pixel_size=pixel_size_of(self.pixel_size.value),
         )
 
     def start(self) -> Any:

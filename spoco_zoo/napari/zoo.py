@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ExportRequest", "CheckRow", "ExportSummary", "export_and_validate", "embedding_rgb"]
+__all__ = ["ExportRequest", "CheckRow", "ExportSummary", "export_and_validate", "pixel_size_of", "embedding_rgb"]
 
 
 class ExportRequest(BaseModel):
@@ -72,6 +72,13 @@ class ExportSummary:
             f"{'PASS' if r.passed else 'FAIL'} {r.name}" + ("" if r.passed else f": {r.message}") for r in self.rows
         ]
         return "\n".join(lines) if lines else "not validated"
+
+
+def pixel_size_of(text: str) -> list[float] | None:
+    """The form's pixel size, parsed as ``spoco-zoo export --pixel-size`` parses it."""
+    from spoco_zoo.exporters.plan import parse_pixel_size
+
+    return parse_pixel_size(text)
 
 
 def export_and_validate(request: ExportRequest, log: Callable[[str], None] | None = None) -> ExportSummary:
