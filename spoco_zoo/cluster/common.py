@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from spoco_zoo.cluster.checks import check_integer
 from spoco_zoo.devices import resolve_device
 from spoco_zoo.errors import DataError
 
@@ -292,31 +293,6 @@ def split_foreground(
     if mask is not None:
         inside &= np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask) != 0
     return rest, inside
-
-
-def check_integer(name: str, value: object, low: int) -> None:
-    """Raise :class:`~spoco_zoo.errors.DataError` unless ``value`` is an integer ``>= low`` (bools are not).
-
-    Parameters
-    ----------
-    name:
-        The parameter's name, first word of the message.
-    value:
-        The value given (an ``int``, a numpy integer or an integral float).
-    low:
-        The smallest accepted value.
-
-    Examples
-    --------
-    >>> check_integer("n_seeds", 3, 1)
-    >>> check_integer("n_seeds", 0, 1)
-    Traceback (most recent call last):
-    ...
-    spoco_zoo.errors.DataError: n_seeds: must be an integer >= 1, got 0
-    """
-    integral = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not integral or int(value) != value or value < low:  # type: ignore[call-overload, operator]
-        raise DataError(f"{name}: must be an integer >= {low}, got {value!r}")
 
 
 def check_common(min_size: int, background: str) -> None:

@@ -314,7 +314,8 @@ class Trainer:
 
         cfg = self.config
         samples = self.val_samples
-        method = cfg.recommended_clustering()["method"]
+        recommended = cfg.clustering_setting()
+        method = recommended.method
         if not samples and cfg.foreground_mode() == "mask" and method in ("graph", "mean_shift"):
             # nothing to measure on: the split that held on the real nuclei image with 4 annotated
             # nuclei (SBD 0.27 -> 0.80; docs/benchmarks.md, "Real images")
@@ -344,9 +345,8 @@ class Trainer:
         model.load_state_dict(state["model_state"])
         model.eval()
         embeddings = [self._predict_full(image, model).numpy() for image, _ in samples]
-        clustering = cfg.recommended_clustering()
         result = tune_clustering(
-            embeddings, [labels for _, labels in samples], clustering, ignore_label=cfg.data.ignore_label
+            embeddings, [labels for _, labels in samples], recommended, ignore_label=cfg.data.ignore_label
         )
         if result.method == "graph":
             update: dict[str, Any] = {"method": "graph", "min_size": result.min_size, "params": dict(result.params)}
