@@ -16,7 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spoco_zoo.cluster.clustering_config import ClusteringConfig
-from spoco_zoo.cluster.settings import DEFAULT_DELTA_VAR, ClusteringSetting
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
+from spoco_zoo.cluster.settings import DEFAULT_DELTA_VAR
 
 __all__ = [
     "ModelConfig",
@@ -312,7 +313,7 @@ class TrainConfig(_Strict):
 
     def clustering_setting(self, method: str | None = None) -> ClusteringSetting:
         """The clustering this config recommends
-        (:meth:`~spoco_zoo.cluster.settings.ClusteringSetting.from_train_config`: the loss's kernel
+        (:meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.from_train_config`: the loss's kernel
         width, the patch as block and the foreground channel's use); ``method``: another method.
 
         >>> TrainConfig().clustering_setting().foreground

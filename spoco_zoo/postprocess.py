@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from spoco_zoo.cluster.settings import INGRAPH, ClusteringSetting
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
+from spoco_zoo.cluster.settings import INGRAPH
 
 __all__ = ["embeddings_to_instances"]
 
@@ -95,9 +96,9 @@ def embeddings_to_instances(embeddings: Any, config: Any) -> np.ndarray:
         batch axis of length 1 (as a bioimage.io ``embeddings`` output); xarray-like objects
         (``.values``) are read through numpy.
     config:
-        A :class:`~spoco_zoo.cluster.settings.ClusteringSetting`, or the package's
+        A :class:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting`, or the package's
         ``config["spoco"]["clustering"]`` dict (read by
-        :meth:`~spoco_zoo.cluster.settings.ClusteringSetting.from_rdf`), e.g.
+        :meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.from_rdf`), e.g.
         ``{"method": "mean_shift", "bandwidth": 0.5, "kernel": "flat", "min_size": 16,
         "background": "largest", "seed": 0}``; or any dict containing it (``config["spoco"]``, the
         RDF ``config``, the whole RDF), in which case a missing ``bandwidth`` defaults to

@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from spoco_zoo.cluster.settings import ClusteringSetting, TrainFields
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
+from spoco_zoo.cluster.settings import TrainFields
 from spoco_zoo.config import TrainConfig
 from spoco_zoo.errors import DataError
 

@@ -14,13 +14,13 @@ import pytest
 
 from spoco_zoo.cli.segment import checkpoint_clustering, package_clustering
 from spoco_zoo.cluster import cluster_embeddings, cluster_setting
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
 from spoco_zoo.cluster.ingraph import InGraphClustering
 from spoco_zoo.cluster.settings import (
     DEFAULT_DELTA_VAR,
     INGRAPH_PARAMS,
     METHODS,
     POSTPROCESS_METHODS,
-    ClusteringSetting,
 )
 from spoco_zoo.config import ClusteringConfig, LossConfig, TrainConfig
 from spoco_zoo.errors import DataError

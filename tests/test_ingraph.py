@@ -15,8 +15,8 @@ import torch
 from scipy import ndimage as ndi
 
 from spoco_zoo.cluster import ingraph as ingraph_module
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
 from spoco_zoo.cluster.ingraph import InGraphClustering
-from spoco_zoo.cluster.settings import ClusteringSetting
 from spoco_zoo.data.synthetic import make_synthetic_sample
 from spoco_zoo.metrics.sbd import symmetric_best_dice
 

@@ -234,7 +234,7 @@ def test_segment_cli_errors_name_the_problem(tmp_path: Path, random_checkpoint_2
 
 def test_package_clustering_overrides() -> None:
     from spoco_zoo.cli.segment import package_clustering
-    from spoco_zoo.cluster.settings import ClusteringSetting
+    from spoco_zoo.cluster.clustering_setting import ClusteringSetting
 
     flat = {"method": "mean_shift", "bandwidth": 0.4, "kernel": "flat", "min_size": 10, "background": "largest"}
     overridden = package_clustering(flat, None, {"bandwidth": 0.3}, 5)

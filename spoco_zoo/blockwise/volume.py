@@ -33,10 +33,10 @@ import numpy as np
 import torch
 
 from spoco_zoo.cluster.blockwise import Block, block_grid
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
 from spoco_zoo.cluster.common import split_foreground
 from spoco_zoo.cluster.instances import WindowClustering
 from spoco_zoo.cluster.pipeline import Mapper, MemoryWindows, WindowStore, segment_blocks, serial_map
-from spoco_zoo.cluster.settings import ClusteringSetting
 from spoco_zoo.config import NormalizationConfig
 from spoco_zoo.data.normalize import channel_statistics
 from spoco_zoo.errors import DataError

@@ -7,7 +7,7 @@ Two routes:
   ``config.data.normalization``, predicted in tiles (:mod:`spoco_zoo.inference`)
   and clustered with :func:`spoco_zoo.cluster.cluster_embeddings`. Default
   clustering: the checkpoint's recommendation
-  (:meth:`spoco_zoo.cluster.settings.ClusteringSetting.from_train_config`: method, kernel width
+  (:meth:`spoco_zoo.cluster.clustering_setting.ClusteringSetting.from_train_config`: method, kernel width
   = ``bandwidth`` or ``config.loss.delta_var``, ``min_size``, ``params``).
 * ``--model ZIP`` (an exported bioimage.io package): the raw image goes through
   :func:`spoco_zoo.zoo.predict.zoo_predict` (bioimageio.core does the package's own

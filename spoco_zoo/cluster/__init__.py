@@ -15,15 +15,16 @@ Methods (all ``(embeddings, mask=None, **params) -> numpy.int32 labels``, see
 Importing this package imports the standard library only; a method's module (numpy and torch,
 and for ``"hdbscan"`` the ``hdbscan`` / scikit-learn packages) is imported on first use. Method
 names, parameter names and defaults come from :mod:`spoco_zoo.cluster.settings`
-(:class:`~spoco_zoo.cluster.settings.ClusteringSetting`).
+(:class:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
 from spoco_zoo.cluster.methods import get_method, run_method
-from spoco_zoo.cluster.settings import METHODS, ClusteringSetting
+from spoco_zoo.cluster.settings import METHODS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,8 +50,8 @@ def cluster_embeddings(
     """Cluster ``embeddings [E, *spatial]`` with ``method``; returns ``int32`` labels ``[*spatial]``.
 
     ``params`` are a clustering dict's keys, parsed once into a
-    :class:`~spoco_zoo.cluster.settings.ClusteringSetting`
-    (:meth:`~spoco_zoo.cluster.settings.ClusteringSetting.from_dict`): the method's keyword
+    :class:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting`
+    (:meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.from_dict`): the method's keyword
     parameters, where ``None`` means "the method's default" and the kernel width may be given as
     ``bandwidth`` or ``delta_var``, plus ``foreground`` and the local-clustering parameters (see
     :func:`cluster_setting`). ``ClusteringSetting.as_dict()`` can be passed as ``**params``.
@@ -77,7 +78,7 @@ def cluster_setting(embeddings: ArrayLike, setting: ClusteringSetting, mask: Arr
     ``setting.foreground`` (``"mask"`` / ``"drop"``, :func:`spoco_zoo.cluster.common.split_foreground`)
     says that the last channel of ``embeddings`` is a network's foreground logit: with ``"mask"`` only
     the pixels it calls foreground are clustered (the rest is background, 0). A local setting
-    (``block_shape`` or ``split_components``, :attr:`~spoco_zoo.cluster.settings.ClusteringSetting.local`)
+    (``block_shape`` or ``split_components``, :attr:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.local`)
     runs inside :func:`spoco_zoo.cluster.instances.segment_setting`: block by block, stitched, and with
     clusters split into connected components -- except ``"graph"``, local by construction, which
     decodes the whole image in one pass.

@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 from spoco_zoo.cluster.blockwise import Block, block_grid, largest_window
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
 from spoco_zoo.cluster.common import ArrayLike
 from spoco_zoo.cluster.pipeline import segment_blocks
-from spoco_zoo.cluster.settings import ClusteringSetting
 from spoco_zoo.errors import DataError
 
 __all__ = ["segment_embeddings", "segment_setting", "WindowClustering"]
@@ -102,7 +102,7 @@ class WindowClustering:
     :mod:`spoco_zoo.blockwise`).
 
     ``blocks``: the block grid, whose largest window sets the per-window defaults
-    (:meth:`~spoco_zoo.cluster.settings.ClusteringSetting.window_kwargs`); ``None``: one window, the
+    (:meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.window_kwargs`); ``None``: one window, the
     whole image.
     """
 
@@ -118,7 +118,7 @@ class WindowClustering:
 
 
 def segment_setting(embeddings: ArrayLike, setting: ClusteringSetting, mask: ArrayLike | None = None) -> np.ndarray:
-    """:func:`segment_embeddings` with a :class:`~spoco_zoo.cluster.settings.ClusteringSetting`
+    """:func:`segment_embeddings` with a :class:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting`
     (``foreground`` aside: the caller has split it off, :func:`spoco_zoo.cluster.cluster_setting`).
 
     Unset values take :func:`segment_embeddings`'s defaults: no blocks, no overlap, clusters split,

@@ -38,7 +38,7 @@ def run_method(
     embeddings: ArrayLike, method: str = "mean_shift", mask: ArrayLike | None = None, **params: Any
 ) -> np.ndarray:
     """One clustering method on the whole image, with its own keyword arguments only (the names of its
-    function, :meth:`~spoco_zoo.cluster.settings.ClusteringSetting.method_kwargs`; no local clustering).
+    function, :meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.method_kwargs`; no local clustering).
 
     Raises
     ------

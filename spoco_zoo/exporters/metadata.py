@@ -194,9 +194,9 @@ def default_description(config: Any, outputs: Sequence[str]) -> str:
 def clustering_config(config: Any, ingraph: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The RDF's ``config["spoco"]["clustering"]`` for a ``TrainConfig``.
 
-    Its :meth:`~spoco_zoo.cluster.settings.ClusteringSetting.as_dict` with, when the package has the
+    Its :meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.as_dict` with, when the package has the
     in-graph output, ``"ingraph"``: the constructor arguments compiled into the model. The dict is
-    read back by :meth:`~spoco_zoo.cluster.settings.ClusteringSetting.from_rdf` (and so
+    read back by :meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.from_rdf` (and so
     :func:`spoco_zoo.postprocess.embeddings_to_instances`).
     """
     setting = config.clustering_setting()
@@ -207,8 +207,8 @@ def clustering_config(config: Any, ingraph: Mapping[str, Any] | None = None) -> 
 
 def ingraph_settings(config: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Constructor arguments of the in-graph clustering: the setting of method ``"ingraph"``
-    (:meth:`~spoco_zoo.cluster.settings.ClusteringSetting.from_config`) with ``options`` on top
-    (:meth:`~spoco_zoo.cluster.settings.ClusteringSetting.ingraph_kwargs`).
+    (:meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.from_config`) with ``options`` on top
+    (:meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.ingraph_kwargs`).
 
     Raises
     ------

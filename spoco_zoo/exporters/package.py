@@ -341,7 +341,7 @@ def export_package(
         the source repository URL and a SemVer version. Maintainers need a ``github_user``.
     ingraph_options:
         Overrides for the in-graph clustering (``n_seeds``, ``max_instances``, ``kernel``, ...;
-        see :meth:`spoco_zoo.cluster.settings.ClusteringSetting.ingraph_kwargs`).
+        see :meth:`spoco_zoo.cluster.clustering_setting.ClusteringSetting.ingraph_kwargs`).
     test_shape:
         Spatial shape of the test tensors (rounded up to a valid size); default 128x128 / 48x64x64.
     halo:

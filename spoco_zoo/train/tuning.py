@@ -16,12 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from spoco_zoo.cluster.settings import (
-    DEFAULT_DELTA_VAR,
-    EDGE_THRESHOLD_FRACTION,
-    ClusteringSetting,
-    min_distance_from_size,
-)
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
+from spoco_zoo.cluster.settings import DEFAULT_DELTA_VAR, EDGE_THRESHOLD_FRACTION, min_distance_from_size
 from spoco_zoo.errors import DataError
 
 __all__ = [
