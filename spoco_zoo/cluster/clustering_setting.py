@@ -3,7 +3,8 @@
 Its rules (methods, names, defaults) are :mod:`spoco_zoo.cluster.settings`; a training config's
 clustering (:class:`~spoco_zoo.cluster.clustering_config.ClusteringConfig`), a checkpoint, a
 package's RDF, the command line's overrides and ``cluster_embeddings`` keywords become a
-:class:`ClusteringSetting` at their edge, and every consumer asks it for what it needs. Imports the
+:class:`ClusteringSetting` at their edge, and every consumer asks it for what it needs. The
+constants named below (``:data:``) are those of :mod:`spoco_zoo.cluster.settings`. Imports the
 standard library only.
 """
 
@@ -171,7 +172,7 @@ class ClusteringSetting:
             raise DataError(f"bandwidth/delta_var: conflicting kernel widths {given}")
         fields = {k: merged.pop(k) for k in SETTING_KEYS if k in merged}
         return cls(
-            method=merged.pop("method", None) or "mean_shift",
+            method=merged.pop("method") if "method" in merged else "mean_shift",
             bandwidth=next(iter(given.values()), None),
             ingraph=merged.pop("ingraph", None),
             params={k: v for k, v in merged.items() if v is not None},
@@ -472,5 +473,7 @@ class ClusteringSetting:
             spelled = self.as_dict()
             if self.method == "graph":
                 spelled["decoder"] = GRAPH_DECODER
+            elif "foreground" in spelled:  # after the method's own arguments, as packages have recorded it
+                spelled["foreground"] = spelled.pop("foreground")
         spelled.update(options or {})
         return ingraph_arguments(spelled)
