@@ -70,8 +70,8 @@ def _normalized(package: Path, image: np.ndarray) -> tuple[np.ndarray, tuple[int
     return x[None].astype(np.float32), image.shape
 
 
-def _halo(package: Path) -> int:
-    """The package's declared output halo (pixels per side)."""
+def _halo(package: Path) -> list[int]:
+    """The package's declared output halo per spatial axis (pixels per side)."""
     import zipfile
 
     import yaml
@@ -79,7 +79,8 @@ def _halo(package: Path) -> int:
     with zipfile.ZipFile(package) as zf:
         rdf_name = next(n for n in zf.namelist() if n.endswith(("rdf.yaml", "bioimageio.yaml")))
         outputs = yaml.safe_load(zf.read(rdf_name))["outputs"]
-    return max(int(a.get("halo", 0)) for t in outputs for a in t["axes"])
+    space = [a for a in outputs[0]["axes"] if a.get("type") == "space"]
+    return [max(int(b.get("halo", 0)) for t in outputs for b in t["axes"] if b.get("id") == a["id"]) for a in space]
 
 
 def _weights_file(package: Path, weight_format: str, out: Path) -> Path:
@@ -117,8 +118,8 @@ def worker(args: argparse.Namespace) -> None:
         x, _ = _normalized(Path(args.package), image)
         if args.route == "torchscript-padded":  # bioimageio.core's whole-image pass: border padded by the halo
             halo = _halo(Path(args.package))
-            x = np.pad(x, [(0, 0), (0, 0)] + [(halo, halo)] * image.ndim, mode="symmetric")
-            crop = tuple(slice(halo, halo + s) for s in image.shape)
+            x = np.pad(x, [(0, 0), (0, 0)] + [(h, h) for h in halo], mode="symmetric")
+            crop = tuple(slice(h, h + s) for h, s in zip(halo, image.shape))
         if args.route.startswith("torchscript"):
             module = torch.jit.load(
                 str(_weights_file(Path(args.package), "torchscript", Path(args.labels + ".pt")))

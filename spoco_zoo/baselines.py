@@ -8,6 +8,8 @@ SciPy; nothing is learned.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from spoco_zoo.errors import DataError
@@ -20,6 +22,7 @@ def classical_segmentation(
     sigma: float = 2.0,
     min_distance: int = 5,
     min_size: int = 16,
+    spacing: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Blur + Otsu + distance-transform watershed instance labels of a 2D or 3D image.
 
@@ -33,6 +36,10 @@ def classical_segmentation(
         Smallest distance between two markers (distance-transform maxima), in pixels.
     min_size : int
         Objects with fewer pixels are removed.
+    spacing : sequence of float, optional
+        Pixel / voxel size per axis (``z, y, x``) of an anisotropic image: the blur is ``sigma``
+        in-plane pixels wide along every axis in physical units, and the distance transform is
+        measured in them.
 
     Returns
     -------
@@ -53,11 +60,18 @@ def classical_segmentation(
     image = np.asarray(image, dtype=np.float32)
     if image.ndim not in (2, 3):
         raise DataError(f"image: expected a 2D or 3D array, got shape {image.shape}")
-    smooth = gaussian(image, sigma=sigma, preserve_range=True)
+    if spacing is not None and len(spacing) != image.ndim:
+        raise DataError(f"spacing: {list(spacing)} needs one value per axis of the image {image.shape}")
+    scale = None if spacing is None else np.asarray(spacing, np.float64) / float(min(spacing))
+    smooth = gaussian(image, sigma=sigma if scale is None else tuple(sigma / scale), preserve_range=True)
     if float(smooth.max()) == float(smooth.min()):
         return np.zeros(image.shape, dtype=np.int32)
     foreground = smooth > threshold_otsu(smooth)
     # the same split of a foreground by shape as a trained model's method="watershed" (no embeddings)
     return foreground_watershed(
-        np.zeros((1, *image.shape), np.float32), foreground, min_distance=min_distance, min_size=min_size
+        np.zeros((1, *image.shape), np.float32),
+        foreground,
+        min_distance=min_distance,
+        min_size=min_size,
+        sampling=None if scale is None else tuple(scale),
     )

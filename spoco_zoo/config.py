@@ -57,6 +57,14 @@ class ModelConfig(_Strict):
     # (soft edges, uneven background) breaks into rings and filaments (docs/benchmarks.md, "Real images").
     # Checkpoints written before this option have none (spoco_zoo.train.checkpoint).
     foreground: bool = Field(True, description="a foreground-logit output channel after the embeddings")
+    # Stacks with a z step several times the pixel size are pooled in y and x only until the voxels are
+    # near-isotropic (spoco_zoo.models.anisotropy): pooling z early throws away the few slices an object has.
+    anisotropic_levels: int | None = Field(
+        None,
+        ge=0,
+        description="3D: the first this many down-sampling steps pool y and x only; None: from data.voxel_size "
+        "(one level per halving of the z/xy spacing ratio down to below 2), set when training starts",
+    )
 
     @property
     def out_channels(self) -> int:
@@ -72,6 +80,7 @@ class ModelConfig(_Strict):
             depth=self.depth,
             base_features=self.base_features,
             norm=self.norm,
+            anisotropic_levels=int(self.anisotropic_levels or 0),
         )
 
 
@@ -218,6 +227,19 @@ class DataConfig(_Strict):
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes that draw the training patches")
     normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    voxel_size: list[float] | None = Field(
+        None,
+        description="physical size of a pixel / voxel per spatial axis (z, y, x), micrometres; None: read from the "
+        "training images' metadata (TIFF, OME-Zarr) when training starts, if they have it. With the built-in "
+        "synthetic data its ratios shape the volumes: [3, 1, 1] samples z three times coarser than y and x",
+    )
+
+    @field_validator("voxel_size")
+    @classmethod
+    def _positive_voxel(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (not value or min(value) <= 0):
+            raise ValueError(f"must be positive sizes, one per spatial axis, got {value}")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -283,7 +305,33 @@ class TrainConfig(_Strict):
             raise ValueError(
                 f"data.synthetic.shape {self.data.synthetic.shape} does not match model.spatial_dims {dims}"
             )
+        if self.data.voxel_size is not None and len(self.data.voxel_size) != dims:
+            raise ValueError(f"data.voxel_size {self.data.voxel_size} needs one value per spatial axis ({dims})")
+        levels = self.model.anisotropic_levels
+        if levels and (dims != 3 or levels > self.model.depth):
+            raise ValueError(f"model.anisotropic_levels {levels}: needs a 3D model and at most model.depth levels")
         return self
+
+    def with_voxel_size(self, voxel_size: list[float] | None) -> TrainConfig:
+        """This config with ``data.voxel_size`` (when it had none) and ``model.anisotropic_levels`` (when
+        ``None``) decided: what a training run stores, so that its checkpoint rebuilds the same network.
+
+        >>> cfg = TrainConfig(model={"spatial_dims": 3}, data={"patch_shape": [32, 64, 64],
+        ...                   "synthetic": {"shape": [32, 128, 128]}})
+        >>> cfg.with_voxel_size([2.0, 0.5, 0.5]).model.anisotropic_levels
+        2
+        >>> TrainConfig().with_voxel_size(None).model.anisotropic_levels
+        0
+        """
+        from spoco_zoo.models.anisotropy import anisotropic_levels
+
+        size = self.data.voxel_size if self.data.voxel_size is not None else voxel_size
+        levels = self.model.anisotropic_levels
+        if levels is None:
+            levels = anisotropic_levels(size, self.model.depth) if self.model.spatial_dims == 3 else 0
+        data = self.data.model_copy(update={"voxel_size": None if size is None else [float(v) for v in size]})
+        model = self.model.model_copy(update={"anisotropic_levels": levels})
+        return self.model_copy(update={"data": data, "model": model})
 
     def unannotated_pixels(self) -> str:
         """What an unannotated pixel is to the foreground channel's loss: ``"foreground"`` when the
@@ -335,8 +383,9 @@ class TrainConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-def load_config(path: Path | None = None, preset: str | None = None) -> TrainConfig:
-    """The defaults, then a preset (:mod:`spoco_zoo.presets`), then a YAML config file.
+def load_config(path: Path | None = None, preset: str | None = None, spatial_dims: int = 2) -> TrainConfig:
+    """The defaults, then a preset (:mod:`spoco_zoo.presets`; its 3D recipe for ``spatial_dims=3``), then
+    a YAML config file.
 
     >>> load_config(preset="cpu").steps
     1200
@@ -348,7 +397,7 @@ def load_config(path: Path | None = None, preset: str | None = None) -> TrainCon
     """
     from spoco_zoo.presets import merge_nested, preset_values
 
-    values: dict[str, Any] = {} if preset is None else preset_values(preset)
+    values: dict[str, Any] = preset_values(preset, spatial_dims)
     if path is None:
         return TrainConfig.model_validate(values)
     path = Path(path)

@@ -11,7 +11,7 @@ from typing import Any
 
 from spoco_zoo.errors import DataError
 
-__all__ = ["PRESETS", "preset_values", "merge_nested"]
+__all__ = ["PRESETS", "VOLUME", "PRESETS_3D", "preset_values", "merge_nested"]
 
 #: ``gpu`` is the defaults themselves; ``cpu`` trains the same network for fewer steps (1200 steps,
 #: ~7 min on 2 CPU cores: the quickstart's budget; held-out SBD ~0.8 on the synthetic data).
@@ -25,15 +25,39 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset_values(name: str) -> dict[str, Any]:
-    """The nested overrides of preset ``name``.
+#: What a 3D model changes (``spoco-zoo train --3d``): a volume network trained on random 32x64x64
+#: crops of synthetic volumes deep enough (64 slices, 80 objects: the density of 40 per 32x128x128)
+#: that a crop rarely touches a ``z`` border -- crops of 32-deep volumes all touched both, and the
+#: network leaned on them (SBD 0.54 at 32x128x128, 0.19 at 64x256x256; docs/benchmarks.md, "3D").
+VOLUME: dict[str, Any] = {
+    "model": {"spatial_dims": 3},
+    "data": {
+        "patch_shape": [32, 64, 64],
+        "batch_size": 1,
+        "synthetic": {"shape": [64, 128, 128], "n_objects": 80, "n_train": 8},
+    },
+}
+#: The 3D recipe of each preset, on top of :data:`VOLUME` and the preset itself.
+PRESETS_3D: dict[str, dict[str, Any]] = {
+    "gpu": {},
+    "cpu": {"steps": 600, "val_every": 200, "data": {"synthetic": {"n_val": 1}}},
+}
 
-    >>> preset_values("cpu")["steps"]
-    1200
+
+def preset_values(name: str | None, spatial_dims: int = 2) -> dict[str, Any]:
+    """The nested overrides of preset ``name`` (``None``: the defaults), for a 2D or a 3D model.
+
+    >>> preset_values("cpu")["steps"], preset_values("cpu", 3)["data"]["patch_shape"]
+    (1200, [32, 64, 64])
     """
-    if name not in PRESETS:
+    if name is not None and name not in PRESETS:
         raise DataError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return merge_nested({}, PRESETS[name])
+    if spatial_dims not in (2, 3):
+        raise DataError(f"spatial_dims: must be 2 or 3, got {spatial_dims}")
+    values = merge_nested({}, PRESETS[name]) if name is not None else {}
+    if spatial_dims == 3:
+        values = merge_nested(merge_nested(values, VOLUME), PRESETS_3D.get(name or "gpu", {}))
+    return values
 
 
 def merge_nested(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -145,7 +145,7 @@ def segmenter_from_state(
         from spoco_zoo.models.receptive_field import package_halo
 
         known = stored_halo(state, weights)
-        halo = (package_halo(net, dims, config.model.in_channels) if known is None else known,) * dims
+        halo = package_halo(net, dims, config.model.in_channels) if known is None else known
     clustering = checkpoint_clustering(config, method, params or {}, min_size)
     return CheckpointSegmenter(path, net, config, tuple(int(h) for h in halo), clustering)
 

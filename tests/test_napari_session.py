@@ -10,7 +10,8 @@ import pytest
 from spoco_zoo.errors import DataError
 from spoco_zoo.napari.layers import image_array, painted_labels
 from spoco_zoo.napari.sample import paint_more, sample_scene
-from spoco_zoo.napari.session import PATCH_3D, TrainRequest, training_config
+from spoco_zoo.napari.session import TrainRequest, training_config
+from spoco_zoo.presets import VOLUME
 from spoco_zoo.train.checkpoint import save_checkpoint
 
 FILES = (Path("image.tif"), Path("labels.tif"))
@@ -24,7 +25,7 @@ def test_new_run_config_follows_the_image(tmp_path: Path) -> None:
     assert flat.data.train_images == [Path("image.tif")] and flat.out_dir == tmp_path / "run"
     volume = training_config(request, FILES, (2, 40, 128, 128), "objects_and_background", resume=False)
     assert volume.model.spatial_dims == 3 and volume.model.in_channels == 2
-    assert volume.data.patch_shape == PATCH_3D
+    assert volume.data.patch_shape == VOLUME["data"]["patch_shape"]  # the preset's 3D recipe, as train --3d
     assert flat.model.base_features == 16  # the preset's
     narrow = training_config(request.model_copy(update={"base_features": 8}), FILES, (1, 64, 64), "objects_only", False)
     assert narrow.model.base_features == 8

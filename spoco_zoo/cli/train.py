@@ -55,7 +55,9 @@ def register(app: typer.Typer) -> None:
             help="objects_and_background (0 = background, -1 = not annotated; default) or objects_only "
             "(painted objects, every other pixel unknown).",
         ),
-        three_d: bool = typer.Option(False, "--3d", help="Train a 3D model (synthetic default: 3D volumes)."),
+        three_d: bool = typer.Option(
+            False, "--3d", help="Train a 3D model: the preset's 3D recipe (spoco_zoo.presets; synthetic: 3D volumes)."
+        ),
         device: str | None = typer.Option(None, help="auto | cpu | cuda | cuda:N"),
         seed: int | None = typer.Option(None),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
@@ -75,14 +77,6 @@ def register(app: typer.Typer) -> None:
         from spoco_zoo.train.trainer import Trainer
 
         sets = list(override)
-        if three_d:
-            sets += [
-                "model.spatial_dims=3",
-                "data.patch_shape=[32,64,64]",
-                "data.synthetic.shape=[32,128,128]",
-                "data.synthetic.n_objects=40",
-                "data.batch_size=1",
-            ]
         # option values are set as they are (a path is never parsed as YAML)
         values: dict[str, object] = {}
         for key, value in (
@@ -105,7 +99,7 @@ def register(app: typer.Typer) -> None:
             if files is not None:
                 values[key] = files
         try:
-            cfg = set_values(apply_overrides(load_config(config, preset), sets), values)
+            cfg = set_values(apply_overrides(load_config(config, preset, 3 if three_d else 2), sets), values)
         except ValueError as err:
             fail(str(err), 2)
 

@@ -14,6 +14,8 @@ inside exported graphs: the in-graph ``instances`` output stays mean-shift.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -30,6 +32,7 @@ def foreground_watershed(
     min_distance: int = 5,
     min_size: int = 0,
     background: str = "largest",
+    sampling: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Split the foreground ``mask`` into objects by distance-transform watershed.
 
@@ -46,6 +49,9 @@ def foreground_watershed(
     min_size, background
         Common parameters (:mod:`spoco_zoo.cluster.common`): objects with fewer pixels are
         removed; with a mask nothing is removed for being the largest.
+    sampling : sequence of float, optional
+        Voxel size per spatial axis (``z, y, x``): the distance to the background is measured in
+        physical units, so an anisotropic stack's objects are split by their true shape.
 
     Returns
     -------
@@ -77,7 +83,7 @@ def foreground_watershed(
     inside = fg.numpy()
     if not inside.any():
         return empty_labels(tuple(emb.shape))
-    distance = ndi.distance_transform_edt(inside)
+    distance = ndi.distance_transform_edt(inside, sampling=None if sampling is None else [float(s) for s in sampling])
     components = ndi.label(inside)[0]
     peaks = peak_local_max(distance, min_distance=int(min_distance), labels=components, exclude_border=False)
     markers = np.zeros(inside.shape, np.int32)

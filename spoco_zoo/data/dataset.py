@@ -18,6 +18,7 @@ from spoco_zoo.data.normalize import normalize
 from spoco_zoo.data.sparsify import sparsify
 from spoco_zoo.data.synthetic import make_synthetic_dataset
 from spoco_zoo.errors import DataError
+from spoco_zoo.models.anisotropy import anisotropy
 
 __all__ = ["SparseInstanceDataset", "build_datasets", "hold_out_objects", "DEFAULT_SAMPLES_PER_EPOCH"]
 
@@ -210,8 +211,11 @@ def _synthetic_samples(cfg: DataConfig, spatial_dims: int, seed: int) -> tuple[l
     syn = cfg.synthetic
     if len(syn.shape) != spatial_dims:
         raise DataError(f"data.synthetic.shape: {syn.shape} has {len(syn.shape)} axes, spatial_dims is {spatial_dims}")
-    train = make_synthetic_dataset(syn.n_train, syn.shape, syn.n_objects, syn.seed, style=syn.style)
-    val = make_synthetic_dataset(syn.n_val, syn.shape, syn.n_objects, syn.seed, start=syn.n_train, style=syn.style)
+    ratio = anisotropy(cfg.voxel_size) if spatial_dims == 3 else 1.0  # the z step of the volumes
+    train = make_synthetic_dataset(syn.n_train, syn.shape, syn.n_objects, syn.seed, style=syn.style, anisotropy=ratio)
+    val = make_synthetic_dataset(
+        syn.n_val, syn.shape, syn.n_objects, syn.seed, start=syn.n_train, style=syn.style, anisotropy=ratio
+    )
     train_samples = [
         (normalize(image[None], cfg.normalization), _sparsify_train(labels, cfg, seed, i))
         for i, (image, labels) in enumerate(train)

@@ -102,7 +102,7 @@ def write_label_tiff(path: str | Path, labels: np.ndarray, pixel_size: PixelSize
     metadata: dict = {"axes": "ZYX" if lab.ndim == 3 else "YX"}
     if pixel_size is not None:
         kwargs["resolution"] = (1.0 / pixel_size.x, 1.0 / pixel_size.y)
-        metadata["unit"] = pixel_size.unit
+        metadata["unit"] = pixel_size.unit.replace("µ", "\\u00B5")  # ImageJ's header is ASCII: Fiji writes µ so
         if lab.ndim == 3 and pixel_size.z is not None:
             metadata["spacing"] = pixel_size.z
     with atomic_path(path) as tmp:

@@ -19,13 +19,14 @@ from typing import Any
 
 from spoco_zoo.errors import DataError
 
-__all__ = ["open_zarr_array", "create_ome_labels", "OME_VERSION"]
+__all__ = ["open_zarr_array", "create_ome_labels", "multiscales_of", "OME_VERSION"]
 
 #: NGFF version of the stores this module writes.
 OME_VERSION = "0.5"
 
 
-def _multiscales(attrs: dict[str, Any]) -> list[dict[str, Any]] | None:
+def multiscales_of(attrs: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The ``multiscales`` list of an OME-Zarr group's attributes (NGFF 0.4, or 0.5 under ``"ome"``); ``None``."""
     if isinstance(attrs.get("ome"), dict) and "multiscales" in attrs["ome"]:
         return list(attrs["ome"]["multiscales"])
     if "multiscales" in attrs:
@@ -63,7 +64,7 @@ def open_zarr_array(path: str | Path, key: str | None = None) -> tuple[Any, str]
             raise DataError(f"{path}: key {key!r} given but the store is a single array")
         return node, ""
     axes = ""
-    multiscales = _multiscales(dict(node.attrs))
+    multiscales = multiscales_of(dict(node.attrs))
     if key is None and multiscales:
         scale = multiscales[0]
         key = str(scale["datasets"][0]["path"])

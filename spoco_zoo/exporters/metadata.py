@@ -251,7 +251,7 @@ def spoco_section(
             },
             "metrics": dict(state.get("metrics") or {}),
             "outputs": list(outputs),
-            "geometry": {"min": geometry.min_size, "step": geometry.step, "halo": geometry.halo},
+            "geometry": {"min": list(geometry.min_size), "step": geometry.step, "halo": list(geometry.halo)},
             "spoco_zoo_version": __version__,
         }
     )

@@ -89,7 +89,7 @@ class ExportResult:
         the reloaded state dict), ``onnx_exporter``, ``onnx_opset``, ``onnx_ir_version`` and
         ``torchscript_file_version`` (``None`` without that format) read them.
     halo:
-        The package halo (pixels per side).
+        The package halo per spatial axis (pixels per side).
     consumers:
         What each consumer gets, as checked at export (:func:`spoco_zoo.zoo.consumers.consumer_report`).
     seconds:
@@ -109,7 +109,7 @@ class ExportResult:
     variant: str
     outputs: tuple[str, ...]
     weights: WrittenWeights | None = None
-    halo: int = 0
+    halo: tuple[int, ...] = ()
     consumers: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     size_bytes: int = 0

@@ -183,7 +183,7 @@ class ExportPlan:
         model = self.config.model
         return (
             f"{model.spatial_dims}D U-Net depth {model.depth}, E={model.embedding_dim}, {self.weights} weights, "
-            f"variant {self.variant.name} ({', '.join(self.outputs)}), halo {self.geometry.halo}"
+            f"variant {self.variant.name} ({', '.join(self.outputs)}), halo {self.geometry.halo_text}"
         )
 
 
@@ -207,9 +207,12 @@ def plan_export(
     """Check the options, load the checkpoint and derive geometry, test shape, clustering and the
     package's name and description: the plan is final once made (frozen).
 
-    ``halo`` overrides the measured one (:func:`spoco_zoo.models.receptive_field.package_halo`);
-    ``pixel_size`` (micrometres per pixel along the spatial axes, ``z, y, x`` / ``y, x``) becomes the
-    scale of the package's space axes (:func:`check_pixel_size`);
+    ``halo`` overrides the measured one (:func:`spoco_zoo.models.receptive_field.package_halo`; the
+    measured one is lowered, per axis, until the declared minimum input fits in the training patch:
+    :func:`~spoco_zoo.exporters.common.package_geometry`);
+    ``pixel_size`` (micrometres per pixel along the spatial axes, ``z, y, x`` / ``y, x``; default: the
+    training config's ``data.voxel_size``) becomes the scale of the package's space axes
+    (:func:`check_pixel_size`);
     ``name`` and ``description`` default to ones made from the config
     (:func:`~spoco_zoo.exporters.metadata.default_name`, :func:`~spoco_zoo.exporters.metadata.default_description`).
     """
@@ -220,8 +223,14 @@ def plan_export(
     from spoco_zoo.train.checkpoint import stored_halo
 
     state, config, model_state = load_weights(checkpoint, weights)
-    scale = check_pixel_size(pixel_size, config.model.spatial_dims)
-    geometry = package_geometry(config.model.depth, _halo(config, model_state, halo, stored_halo(state, weights)))
+    given = pixel_size if pixel_size is not None else config.data.voxel_size  # the training data's, when known
+    scale = check_pixel_size(given, config.model.spatial_dims)
+    geometry = package_geometry(
+        config.model.depth,
+        _halo(config, model_state, halo, stored_halo(state, weights)),
+        config.model.spatial_dims,
+        config.data.patch_shape if halo is None else None,  # a --halo is the user's: not lowered to fit the patch
+    )
     ingraph = ingraph_settings(config, ingraph_options) if chosen.has_instances else None
     return ExportPlan(
         checkpoint=checkpoint,
@@ -245,7 +254,9 @@ def plan_export(
     )
 
 
-def _halo(config: Any, model_state: Mapping[str, Any], halo: int | None, stored: int | None) -> int:
+def _halo(
+    config: Any, model_state: Mapping[str, Any], halo: int | None, stored: tuple[int, ...] | None
+) -> tuple[int, ...]:
     """The package halo: ``halo`` rounded up to the size step, else the one ``stored`` with the
     weights at the end of training, else measured on the weights."""
     from spoco_zoo.models.receptive_field import package_halo, round_halo
@@ -253,9 +264,9 @@ def _halo(config: Any, model_state: Mapping[str, Any], halo: int | None, stored:
 
     step = 1 << int(config.model.depth)
     if halo is not None:
-        return round_halo(int(halo), step)
+        return (round_halo(int(halo), step),) * config.model.spatial_dims
     if stored is not None:
-        return int(stored)
+        return stored
     model = build_model(config)
     try:
         model.load_state_dict(dict(model_state))

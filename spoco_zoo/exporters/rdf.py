@@ -182,7 +182,9 @@ def build_model_descr(content: RdfContent) -> Any:
                 ChannelAxis(channel_names=["raw"] if c.in_channels == 1 else [f"raw{i}" for i in range(c.in_channels)]),
                 *[
                     SpaceInputAxis(
-                        id=AxisId(a), size=ParameterizedSize(min=geo.min_size, step=geo.step), **_scale(c.pixel_size, i)
+                        id=AxisId(a),
+                        size=ParameterizedSize(min=geo.min_size[i], step=geo.step),
+                        **_scale(c.pixel_size, i),
                     )
                     for i, a in enumerate(axes)
                 ],
@@ -198,7 +200,7 @@ def build_model_descr(content: RdfContent) -> Any:
                 SpaceOutputAxisWithHalo(
                     id=AxisId(a),
                     size=SizeReference(tensor_id=raw_id, axis_id=AxisId(a)),
-                    halo=geo.halo,
+                    halo=geo.halo[i],
                     **_scale(c.pixel_size, i),
                 )
                 for i, a in enumerate(axes)

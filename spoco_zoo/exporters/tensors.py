@@ -90,7 +90,7 @@ def second_shape(shape: Sequence[int], geo: PackageGeometry) -> tuple[int, ...]:
     out = []
     for i, s in enumerate(shape):
         smaller = s - geo.step * (i + 1)
-        out.append(smaller if smaller >= geo.min_size else s + geo.step * (i + 1))
+        out.append(smaller if smaller >= geo.min_size[i] else s + geo.step * (i + 1))
     return tuple(out)
 
 

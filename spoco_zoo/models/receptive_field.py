@@ -36,6 +36,7 @@ __all__ = [
     "HALO_TOLERANCE",
     "MAX_PROBE_VOXELS",
     "unet_reach",
+    "unet_reaches",
     "round_halo",
     "HaloMeasurement",
     "measure_halo",
@@ -46,11 +47,13 @@ __all__ = [
 #: Largest change of the embeddings (absolute, embedding units) that cutting the context may cause.
 HALO_TOLERANCE = 1e-3
 #: Largest probe image (pixels / voxels) :func:`package_halo` runs the network on.
-MAX_PROBE_VOXELS = 1 << 22
+#: 2^21: a 3D depth-4 network is probed up to a halo of 48 voxels (128^3 probes, about 30 s on 2 CPU cores
+#: at the end of training; 4x as long with 160^3 probes for a halo of 64). 2D probes stay far below it.
+MAX_PROBE_VOXELS = 1 << 21
 
 
-def unet_reach(depth: int, convs_per_block: int = 2, kernel_size: int = 3) -> int:
-    """Theoretical one-sided reach of the spoco-zoo U-Net, in input pixels.
+def unet_reach(depth: int, convs_per_block: int = 2, kernel_size: int = 3, unpooled_levels: int = 0) -> int:
+    """Theoretical one-sided reach of the spoco-zoo U-Net, in input pixels, along one axis.
 
     Parameters
     ----------
@@ -58,18 +61,32 @@ def unet_reach(depth: int, convs_per_block: int = 2, kernel_size: int = 3) -> in
         Down-sampling steps (``UNet.depth``).
     convs_per_block, kernel_size:
         Convolutions per block and their kernel size (2 and 3 in :class:`spoco_zoo.models.unet.UNet`).
+    unpooled_levels:
+        The first this many down-sampling steps leave this axis alone (``z`` of a network with
+        ``anisotropic_levels``).
 
     Examples
     --------
-    >>> unet_reach(4), unet_reach(2)
-    (107, 23)
+    >>> unet_reach(4), unet_reach(2), unet_reach(4, unpooled_levels=2)
+    (107, 23, 31)
     """
     per_conv = (kernel_size - 1) // 2
-    step = 1 << int(depth)
+    scales = [1 << max(0, level - int(unpooled_levels)) for level in range(int(depth) + 1)]
     # encoder + decoder blocks at levels 0..depth-1, the bottom block at level depth
-    convs = convs_per_block * per_conv * (2 * (step - 1) + step)
-    alignment = step - 1  # pooling windows and transposed convolutions: at most 2**l - 1 per level
+    convs = convs_per_block * per_conv * (2 * sum(scales[:-1]) + scales[-1])
+    alignment = scales[-1] - 1  # pooling windows and transposed convolutions: at most 2**l - 1 per level
     return convs + alignment
+
+
+def unet_reaches(depth: int, spatial_dims: int, anisotropic_levels: int = 0) -> tuple[int, ...]:
+    """:func:`unet_reach` per spatial axis (``z`` first): ``z`` of an anisotropic network reaches less.
+
+    >>> unet_reaches(4, 3, anisotropic_levels=1)
+    (55, 107, 107)
+    """
+    return tuple(
+        unet_reach(depth, unpooled_levels=anisotropic_levels if axis == 0 else 0) for axis in range(spatial_dims)
+    )
 
 
 def round_halo(halo: int, step: int) -> int:
@@ -175,18 +192,20 @@ def package_halo(
     in_channels: int,
     tolerance: float = HALO_TOLERANCE,
     seed: int = 0,
-) -> int:
-    """The halo of a spoco-zoo network: measured on two synthetic images, capped by the reach.
+) -> tuple[int, ...]:
+    """The halo of a spoco-zoo network per spatial axis: measured on two synthetic images, capped by the reach.
 
     The probe images come from :func:`spoco_zoo.data.synthetic.make_synthetic_sample` (objects of
     the training data's size), normalised to ``[0, 1]``; extra channels are scaled copies. For 3D
     networks the probe is kept below :data:`MAX_PROBE_VOXELS` voxels, which may lower the largest
-    tested halo.
+    tested halo. The halo is measured with the context cut along every axis at once; an axis that
+    reaches less (``z`` of a network with ``anisotropic_levels``) gets at most its own reach,
+    rounded up to its size step.
 
     Returns
     -------
-    int
-        A multiple of the size step, at least one step.
+    tuple of int
+        One halo per spatial axis, each a multiple of the size step, at least one step.
     """
     from spoco_zoo.data.synthetic import make_synthetic_sample
 
@@ -203,4 +222,6 @@ def package_halo(
         image = np.asarray(image, np.float32)
         image = (image - image.min()) / max(float(image.max() - image.min()), 1e-6)
         images.append(np.stack([image * (1.0 + 0.25 * c) for c in range(in_channels)]))
-    return max(step, measure_halo(model.eval(), images, step, max_halo, tolerance).halo)
+    halo = max(step, measure_halo(model.eval(), images, step, max_halo, tolerance).halo)
+    reaches = unet_reaches(depth, spatial_dims, int(getattr(model, "anisotropic_levels", 0)))
+    return tuple(min(halo, round_halo(reach, step)) for reach in reaches)

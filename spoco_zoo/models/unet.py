@@ -10,6 +10,15 @@ Valid input sizes
 Every spatial extent must be a multiple of ``2 ** depth`` (``depth`` pooling
 steps), e.g. 16 for the default ``depth=4``. Use :meth:`UNet.valid_shape` to
 round a shape up, or pad the input. The output has the input's spatial shape.
+(A 3D network with ``anisotropic_levels`` pools ``z`` fewer times; its ``z``
+extent need only be a multiple of :attr:`UNet.size_steps` ``[0]``, and
+``2 ** depth`` is valid for every axis.)
+
+Anisotropic volumes
+-------------------
+Stacks whose ``z`` step is several times the pixel size are pooled in ``y`` and
+``x`` only (``(1, 2, 2)``) for the first ``anisotropic_levels`` levels, until
+the voxels are near-isotropic, and in all three axes below.
 """
 
 from __future__ import annotations
@@ -58,12 +67,24 @@ class ConvBlock(nn.Sequential):
 
 
 class UpBlock(nn.Module):
-    """2x transposed-convolution up-sampling, concatenation with the skip, ConvBlock."""
+    """Transposed-convolution up-sampling by ``factor`` (2 per axis, or ``(1, 2, 2)``), concatenation
+    with the skip, ConvBlock."""
 
-    def __init__(self, spatial_dims: int, cin: int, cout: int, norm: str, num_groups: int) -> None:
+    def __init__(
+        self,
+        spatial_dims: int,
+        cin: int,
+        cout: int,
+        norm: str,
+        num_groups: int,
+        factor: int | tuple[int, int, int] = 2,
+    ) -> None:
         super().__init__()
-        up = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
-        self.upsample = up(cin, cout, kernel_size=2, stride=2)
+        self.upsample: nn.Module
+        if spatial_dims == 2:
+            self.upsample = nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=2)
+        else:
+            self.upsample = nn.ConvTranspose3d(cin, cout, kernel_size=factor, stride=factor)
         self.block = ConvBlock(spatial_dims, 2 * cout, cout, norm, num_groups)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -91,13 +112,21 @@ class UNet(nn.Module):
         ``"instance"`` or ``"none"``.
     num_groups:
         Groups for group normalisation (reduced to a divisor of the width).
+    anisotropic_levels:
+        3D only: the first this many down-sampling steps pool ``y`` and ``x`` only
+        (``(1, 2, 2)``), for volumes whose ``z`` step is larger than the pixel size.
 
     Examples
     --------
     >>> net = UNet(in_channels=1, out_channels=16, spatial_dims=2, depth=2, base_features=8)
     >>> net(torch.zeros(1, 1, 32, 32)).shape
     torch.Size([1, 16, 32, 32])
+    >>> net = UNet(spatial_dims=3, depth=2, base_features=4, anisotropic_levels=1)
+    >>> net.size_steps, net(torch.zeros(1, 1, 8, 16, 16)).shape
+    ((2, 4, 4), torch.Size([1, 16, 8, 16, 16]))
     """
+
+    __jit_unused_properties__ = ["size_steps"]  # TorchScript compiles properties; this one is Python's only
 
     def __init__(
         self,
@@ -108,6 +137,7 @@ class UNet(nn.Module):
         base_features: int = 16,
         norm: str = "group",
         num_groups: int = 8,
+        anisotropic_levels: int = 0,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -116,10 +146,16 @@ class UNet(nn.Module):
             raise ValueError(f"depth must be >= 1, got {depth}")
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
+        if not 0 <= anisotropic_levels <= depth or (anisotropic_levels and spatial_dims != 3):
+            raise ValueError(f"anisotropic_levels must be 0 (2D) or 0..depth (3D), got {anisotropic_levels}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.spatial_dims = spatial_dims
         self.depth = depth
+        self.anisotropic_levels = anisotropic_levels
+        factors: list[int | tuple[int, int, int]] = [
+            (1, 2, 2) if level < anisotropic_levels else 2 for level in range(depth)
+        ]
         widths = [base_features * 2**level for level in range(depth + 1)]
 
         self.encoders = nn.ModuleList()
@@ -128,18 +164,25 @@ class UNet(nn.Module):
             self.encoders.append(ConvBlock(spatial_dims, cin, width, norm, num_groups))
             cin = width
         pool = nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d
-        self.pool = pool(2)
+        self.pools = nn.ModuleList(pool(factor) for factor in factors)
 
         self.decoders = nn.ModuleList(
-            UpBlock(spatial_dims, widths[level + 1], widths[level], norm, num_groups)
+            UpBlock(spatial_dims, widths[level + 1], widths[level], norm, num_groups, factors[level])
             for level in reversed(range(depth))
         )
         self.head = _conv(spatial_dims, widths[0], out_channels, 1)
 
     @property
     def size_step(self) -> int:
-        """Every spatial extent of the input must be a multiple of this."""
+        """A multiple of this is a valid extent along every spatial axis (``2 ** depth``)."""
         return 1 << self.depth
+
+    @property
+    def size_steps(self) -> tuple[int, ...]:
+        """The smallest size step per spatial axis: ``z`` of an anisotropic network is pooled fewer times."""
+        steps = [1 << self.depth] * self.spatial_dims
+        steps[0] = 1 << (self.depth - self.anisotropic_levels)
+        return tuple(steps)
 
     def valid_shape(self, shape: Sequence[int]) -> list[int]:
         """Round each spatial extent in ``shape`` up to the next valid size."""
@@ -148,11 +191,11 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips: list[torch.Tensor] = []
-        for i, encoder in enumerate(self.encoders):
+        for encoder, pool in zip(self.encoders, self.pools):
             x = encoder(x)
-            if i < self.depth:
-                skips.append(x)
-                x = self.pool(x)
+            skips.append(x)
+            x = pool(x)
+        x = self.encoders[-1](x)
         for i, decoder in enumerate(self.decoders):
             x = decoder(x, skips[len(skips) - 1 - i])
         return self.head(x)

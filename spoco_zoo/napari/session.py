@@ -43,8 +43,6 @@ __all__ = [
 
 #: Sub-folder of the output folder with the annotation files a run trained on.
 ANNOTATIONS = "annotations"
-#: Patch of 3D runs when the preset has a 2D one (as ``spoco-zoo train --3d``).
-PATCH_3D = [32, 64, 64]
 
 
 class TrainRequest(BaseModel):
@@ -152,7 +150,7 @@ def training_config(
         A config the library refuses (named key and problem).
     """
     spatial_dims, in_channels = len(image_shape) - 1, image_shape[0]
-    base = apply_overrides(load_config(request.config, request.preset), request.overrides)
+    base = apply_overrides(load_config(request.config, request.preset, spatial_dims), request.overrides)
     values: dict[str, Any] = {
         "out_dir": str(request.out_dir),
         "device": request.device,
@@ -180,8 +178,6 @@ def training_config(
     values.update({"steps": request.steps, "model.spatial_dims": spatial_dims, "model.in_channels": in_channels})
     if request.base_features is not None:
         values["model.base_features"] = request.base_features
-    if spatial_dims == 3 and len(base.data.patch_shape) != 3:
-        values["data.patch_shape"] = PATCH_3D
     return set_values(base, values)
 
 

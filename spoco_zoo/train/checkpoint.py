@@ -284,12 +284,26 @@ def build_model(config: TrainConfig) -> UNet:
     return UNet(**config.model.unet_kwargs())
 
 
-def stored_halo(state: Mapping[str, Any], weights: str = "student") -> int | None:
-    """The halo a checkpoint ``state`` stores for its student weights (written at the end of
-    training); ``None`` when it has none or ``weights`` is the teacher: then measure it with
-    :func:`spoco_zoo.models.receptive_field.package_halo`."""
+def stored_halo(state: Mapping[str, Any], weights: str = "student") -> tuple[int, ...] | None:
+    """The halo per spatial axis a checkpoint ``state`` stores for its student weights (written at
+    the end of training; checkpoints before per-axis halos stored one number for every axis);
+    ``None`` when it has none or ``weights`` is the teacher: then measure it with
+    :func:`spoco_zoo.models.receptive_field.package_halo`.
+
+    >>> stored_halo({"halo": 64, "config": {"model": {"spatial_dims": 3}}}), stored_halo({"halo": [16, 64, 64]})
+    ((64, 64, 64), (16, 64, 64))
+    """
     halo = state.get("halo") if weights == "student" else None
-    return None if halo is None else int(halo)
+    if halo is None:
+        return None
+    if isinstance(halo, (list, tuple)):
+        return tuple(int(h) for h in halo)
+    config = state.get("config")
+    if isinstance(config, Mapping):
+        dims = int((config.get("model") or {}).get("spatial_dims", 2))
+    else:
+        dims = int(getattr(getattr(config, "model", None), "spatial_dims", 2))
+    return (int(halo),) * dims
 
 
 def load_model(

@@ -137,9 +137,14 @@ class Trainer:
     def setup(self) -> None:
         """Build data, student, EMA teacher, optimiser and loss (``fit`` calls it; benchmarks may too)."""
         from spoco_zoo.data.dataset import build_datasets
+        from spoco_zoo.data.voxel_size import first_voxel_size
         from spoco_zoo.losses.spoco import SpocoLoss
 
-        cfg = self.config
+        # the voxel size (given, or read from the first training image that stores one) decides how the
+        # network pools an anisotropic volume; the stored config keeps both, so the checkpoint rebuilds it
+        data, dims = self.config.data, self.config.model.spatial_dims
+        found = first_voxel_size(data.train_images, dims) if data.voxel_size is None else None
+        self.config = cfg = self.config.with_voxel_size(found)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         self.train_set, self.val_samples = build_datasets(
@@ -310,7 +315,7 @@ class Trainer:
         """
         from spoco_zoo.cluster.settings import uses_kernel_width
         from spoco_zoo.models.receptive_field import package_halo
-        from spoco_zoo.train.tuning import tune_clustering
+        from spoco_zoo.train.tuning import TUNE_MAX_VOXELS, centre_crop, tune_clustering
 
         cfg = self.config
         samples = self.val_samples
@@ -345,8 +350,13 @@ class Trainer:
         model.load_state_dict(state["model_state"])
         model.eval()
         embeddings = [self._predict_full(image, model).numpy() for image, _ in samples]
+        # the grid decodes every image some 30 times: large validation volumes are tuned on their centre
+        views = [centre_crop(labels.shape, TUNE_MAX_VOXELS) for _, labels in samples]
         result = tune_clustering(
-            embeddings, [labels for _, labels in samples], recommended, ignore_label=cfg.data.ignore_label
+            [emb[(slice(None),) + view] for emb, view in zip(embeddings, views)],
+            [labels[view] for (_, labels), view in zip(samples, views)],
+            recommended,
+            ignore_label=cfg.data.ignore_label,
         )
         if result.method == "graph":
             update: dict[str, Any] = {"method": "graph", "min_size": result.min_size, "params": dict(result.params)}

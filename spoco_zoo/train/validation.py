@@ -80,7 +80,7 @@ def validation_scores(
 
 
 def store_tuning(
-    best: Path, also: Sequence[Path], clustering: ClusteringConfig, table: Any, halo: int | None = None
+    best: Path, also: Sequence[Path], clustering: ClusteringConfig, table: Any, halo: Sequence[int] | None = None
 ) -> None:
     """Write the post-processing chosen at the end of training into the checkpoints, one rewrite each.
 
@@ -94,5 +94,5 @@ def store_tuning(
         stored["config"] = stored["config"].model_copy(update={"clustering": clustering})
         stored["tuning"] = table
         if halo is not None and path == best:
-            stored["halo"] = int(halo)
+            stored["halo"] = [int(h) for h in halo]
         save_checkpoint(path, stored)

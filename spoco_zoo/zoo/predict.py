@@ -118,15 +118,19 @@ def package_config(descr: Any) -> dict[str, Any]:
     return dict(spoco) if isinstance(spoco, dict) else {}
 
 
-def _geometry(descr: Any) -> tuple[int, int, int]:
+def _geometry(descr: Any) -> tuple[tuple[int, ...], int, tuple[int, ...]]:
+    """Minimum extent and halo per spatial axis of the input (largest halo of any output), and the step."""
     from bioimageio.spec.model import v0_5
 
     raw = descr.inputs[0]
-    size = next(a.size for a in raw.axes if getattr(a, "type", None) == "space")
-    halo = max((getattr(a, "halo", 0) for t in descr.outputs for a in t.axes), default=0)
-    if not isinstance(size, v0_5.ParameterizedSize):
+    space = [a for a in raw.axes if getattr(a, "type", None) == "space"]
+    if not all(isinstance(a.size, v0_5.ParameterizedSize) for a in space):
         raise ValueError("spoco-zoo packages have parameterized spatial sizes")
-    return int(size.min), int(size.step), int(halo)
+    halos = []
+    for axis in space:
+        found = [int(getattr(a, "halo", 0) or 0) for t in descr.outputs for a in t.axes if str(a.id) == str(axis.id)]
+        halos.append(max(found, default=0))
+    return tuple(int(a.size.min) for a in space), int(space[0].size.step), tuple(halos)
 
 
 def zoo_predict(
@@ -241,11 +245,11 @@ def zoo_predict(
         else:
             # the single-output 'instances' variant: bioimageio.core's blocks (core + 2 * halo), which pad the
             # sample's border by the halo; an axis shorter than a block is padded (symmetric) to one block
-            shape = [max(f, c + 2 * halo) for f, c in zip(full, cores)]
+            shape = [max(f, c + 2 * h) for f, c, h in zip(full, cores, halo)]
             data = pad_to_shape(data, shape, mode="symmetric")
             padded = Sample(members={MemberId("raw"): Tensor.from_numpy(data, dims=raw_dims)}, stat=sample.stat, id=0)
             block = {AxisId("batch"): 1, AxisId("channel"): channels}
-            block.update({AxisId(a): max(min_size, c + 2 * halo) for a, c in zip(axes, cores)})
+            block.update({AxisId(a): max(m, c + 2 * h) for a, c, m, h in zip(axes, cores, min_size, halo)})
             with warnings.catch_warnings():
                 # unfilled int32 'instances' blocks start as NaN -> harmless cast warning
                 warnings.simplefilter("ignore", RuntimeWarning)

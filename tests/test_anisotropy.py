@@ -1,0 +1,203 @@
+"""3D geometry: anisotropic volumes, the voxel size end to end, per-axis halo and package sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import calibrate_batch_norm
+
+from spoco_zoo.config import TrainConfig
+from spoco_zoo.data.synthetic import make_synthetic_sample
+from spoco_zoo.data.voxel_size import first_voxel_size, read_voxel_size
+from spoco_zoo.errors import DataError
+from spoco_zoo.models.receptive_field import package_halo, unet_reaches
+from spoco_zoo.models.unet import UNet
+from spoco_zoo.train.checkpoint import build_model, save_checkpoint
+
+
+def _input_reach(net: torch.nn.Module, shape: tuple[int, int, int]) -> list[int]:
+    """Farthest input voxel (one side) with a non-zero gradient on the centre output, per axis."""
+    x = torch.randn((1, 1, *shape), generator=torch.Generator().manual_seed(0), requires_grad=True)
+    centre = tuple(s // 2 for s in shape)
+    net(x)[(0, slice(None), *centre)].sum().backward()
+    assert x.grad is not None
+    grad = x.grad[0, 0].abs()
+    out = []
+    for axis in range(3):
+        profile = grad.sum(dim=[a for a in range(3) if a != axis])
+        reached = torch.nonzero(profile > 0).flatten()
+        out.append(int(max(centre[axis] - reached[0], reached[-1] - centre[axis])))
+    return out
+
+
+def test_anisotropic_unet_pools_z_later_keeps_the_shape_and_scripts() -> None:
+    net = UNet(spatial_dims=3, depth=3, base_features=4, anisotropic_levels=2).eval()
+    assert net.size_steps == (2, 8, 8) and net.size_step == 8
+    x = torch.randn(1, 1, 6, 24, 32)  # z a multiple of 2 only: the network pools it once
+    out = net(x)
+    assert out.shape == (1, 16, 6, 24, 32)
+    assert torch.allclose(torch.jit.script(net)(x), out, atol=1e-5)
+    # z reaches less than y and x, as the receptive-field rule says (its bound is reached in z, within
+    # the pooling-grid alignment in y and x); without normalisation the gradient shows the reach exactly
+    bound = unet_reaches(3, 3, anisotropic_levels=2)
+    assert bound == (17, 51, 51)
+    torch.manual_seed(0)
+    plain = UNet(spatial_dims=3, depth=3, base_features=4, anisotropic_levels=2, norm="none").eval()
+    z, y, x = _input_reach(plain, (48, 112, 112))
+    assert z == bound[0] and bound[1] - 7 <= y <= bound[1] and bound[2] - 7 <= x <= bound[2]  # 7: pooling grid
+    with pytest.raises(ValueError, match="anisotropic_levels"):
+        UNet(spatial_dims=2, anisotropic_levels=1)
+
+
+def test_old_state_dicts_load_into_the_new_unet() -> None:
+    """Pooling has no weights: an isotropic network's state dict keys and shapes are unchanged."""
+    net = UNet(spatial_dims=3, depth=2, base_features=4)
+    keys = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert keys["decoders.0.upsample.weight"] == (16, 8, 2, 2, 2)
+    assert not any(k.startswith("pool") for k in keys)
+    aniso = UNet(spatial_dims=3, depth=2, base_features=4, anisotropic_levels=1).state_dict()
+    assert tuple(aniso["decoders.1.upsample.weight"].shape) == (8, 4, 1, 2, 2)  # the first level: (1, 2, 2)
+
+
+def test_the_voxel_size_decides_the_pooling_and_is_stored() -> None:
+    base = {"model": {"spatial_dims": 3}, "data": {"patch_shape": [16, 64, 64], "synthetic": {"shape": [48, 128, 128]}}}
+    cfg = TrainConfig.model_validate(base)
+    assert cfg.model.anisotropic_levels is None
+    for voxel, levels in (([1.0, 1.0, 1.0], 0), ([3.0, 1.0, 1.0], 1), ([2.0, 0.5, 0.5], 2), (None, 0)):
+        decided = cfg.with_voxel_size(voxel)
+        assert decided.model.anisotropic_levels == levels and decided.data.voxel_size == voxel
+        assert build_model(decided).anisotropic_levels == levels
+    given = TrainConfig.model_validate({**base, "data": {**base["data"], "voxel_size": [4, 1, 1]}})
+    assert given.with_voxel_size([1.0, 1.0, 1.0]).data.voxel_size == [4.0, 1.0, 1.0]  # the config's wins
+    fixed = TrainConfig.model_validate({**base, "model": {"spatial_dims": 3, "anisotropic_levels": 0}})
+    assert fixed.with_voxel_size([5.0, 1.0, 1.0]).model.anisotropic_levels == 0  # an explicit choice stays
+    with pytest.raises(ValueError, match="voxel_size"):
+        TrainConfig.model_validate({**base, "data": {**base["data"], "voxel_size": [1, 1]}})
+    with pytest.raises(ValueError, match="anisotropic_levels"):
+        TrainConfig.model_validate({"model": {"anisotropic_levels": 1}})
+
+
+def test_anisotropic_synthetic_volumes_have_flat_objects() -> None:
+    iso_image, iso = make_synthetic_sample((24, 96, 96), 24, seed=3)
+    image, labels = make_synthetic_sample((24, 96, 96), 72, seed=3, anisotropy=3)
+    assert image.shape == labels.shape == (24, 96, 96) and image.dtype == np.float32
+    assert np.array_equal(np.unique(labels), np.arange(labels.max() + 1)) and labels.max() > 30
+
+    def extent_ratio(lab: np.ndarray) -> float:
+        from scipy import ndimage as ndi
+
+        boxes = [b for b in ndi.find_objects(lab) if b is not None]
+        return float(np.median([(b[0].stop - b[0].start) / (b[1].stop - b[1].start) for b in boxes]))
+
+    assert 0.6 < extent_ratio(iso) < 1.25  # cubic voxels: about as deep as wide (some cut by the z borders)
+    assert 0.2 < extent_ratio(labels) < 0.5  # a z step of 3 pixels: a third as many slices
+    again, _ = make_synthetic_sample((24, 96, 96), 72, seed=3, anisotropy=3)
+    assert np.array_equal(again, image)
+    with pytest.raises(DataError, match="anisotropy"):
+        make_synthetic_sample((64, 64), 8, seed=0, anisotropy=2)
+    with pytest.raises(DataError, match="anisotropy"):
+        make_synthetic_sample((8, 64, 64), 8, seed=0, anisotropy=0.5)
+
+
+def test_voxel_size_is_read_from_tiff_and_ome_zarr(tmp_path: Path) -> None:
+    import zarr
+
+    from spoco_zoo.data.imagej import PixelSize, write_label_tiff
+
+    tiff = write_label_tiff(tmp_path / "stack.tif", np.ones((4, 8, 8), np.uint16), PixelSize(0.2, 0.2, 0.6, "µm"))
+    assert read_voxel_size(tiff, 3) == pytest.approx([0.6, 0.2, 0.2])
+    flat = write_label_tiff(tmp_path / "flat.tif", np.ones((8, 8), np.uint16))
+    assert read_voxel_size(flat, 2) is None
+
+    store = tmp_path / "image.ome.zarr"
+    group = zarr.open_group(str(store), mode="w")
+    group.create_array("0", shape=(4, 8, 8), dtype="uint16")
+    axes = [{"name": a, "type": "space", "unit": "nanometer"} for a in "zyx"]
+    datasets = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [900.0, 300.0, 300.0]}]}]
+    group.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets}]}
+    assert read_voxel_size(store, 3) == pytest.approx([0.9, 0.3, 0.3])  # nanometres -> micrometres
+    assert first_voxel_size([flat, store], 3) == pytest.approx([0.9, 0.3, 0.3])
+    assert first_voxel_size(None, 3) is None
+
+
+def test_training_reads_the_voxel_size_of_its_images(tmp_path: Path) -> None:
+    """A stack with a z step 3x its pixel size trains an anisotropic network; the checkpoint keeps both."""
+    import tifffile
+    from tiny_training import tiny_train_sets
+    from typer.testing import CliRunner
+
+    from spoco_zoo.cli.main import app
+    from spoco_zoo.data.imagej import write_label_tiff
+    from spoco_zoo.train.checkpoint import load_checkpoint
+
+    image, labels = make_synthetic_sample((16, 64, 64), 36, seed=1, anisotropy=3)
+    metadata = {"axes": "ZYX", "spacing": 1.5, "unit": "um"}  # Fiji's hyperstack: 0.5 µm pixels, 1.5 µm z step
+    tifffile.imwrite(tmp_path / "raw.tif", image, imagej=True, resolution=(2.0, 2.0), metadata=metadata)
+    write_label_tiff(tmp_path / "labels.tif", labels.astype(np.uint16))
+    sets = tiny_train_sets("model.spatial_dims=3", "data.patch_shape=[16,32,32]", "data.synthetic.shape=[16,64,64]")
+    args = ["train", "--images", str(tmp_path / "raw.tif"), "--labels", str(tmp_path / "labels.tif")]
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--steps", "2", "--no-progress", *sets])
+    assert result.exit_code == 0, result.output
+    config = load_checkpoint(out / "last.pt")["config"]
+    assert config.data.voxel_size == pytest.approx([1.5, 0.5, 0.5])
+    assert config.model.anisotropic_levels == 1
+    stored = yaml.safe_load((out / "config.yaml").read_text())
+    assert stored["model"]["anisotropic_levels"] == 1
+
+
+@pytest.fixture(scope="module")
+def anisotropic_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random anisotropic 3D checkpoint: z step 3x, trained on 16x32x32 patches."""
+    config = TrainConfig.model_validate(
+        {
+            "model": {"spatial_dims": 3, "depth": 2, "base_features": 4, "embedding_dim": 8},
+            "data": {"patch_shape": [16, 32, 32], "voxel_size": [1.5, 0.5, 0.5], "synthetic": {"shape": [16, 32, 32]}},
+        }
+    ).with_voxel_size(None)
+    torch.manual_seed(0)
+    model = build_model(config)
+    calibrate_batch_norm(model, 3, [16, 32, 32])
+    path = tmp_path_factory.mktemp("aniso") / "aniso.pt"
+    state = {"config": config, "step": 0, "model_state": model.state_dict(), "teacher_state": model.state_dict()}
+    save_checkpoint(path, state)
+    return path
+
+
+def test_the_halo_follows_each_axis(anisotropic_checkpoint: Path) -> None:
+    from spoco_zoo.train.checkpoint import load_model
+
+    model, config = load_model(anisotropic_checkpoint)
+    assert model.anisotropic_levels == 1 and config.model.anisotropic_levels == 1
+    halo = package_halo(model, 3, 1)
+    reaches = unet_reaches(2, 3, anisotropic_levels=1)  # (13, 23, 23)
+    assert reaches[0] < reaches[1] and halo[0] <= halo[1] == halo[2]
+    assert all(h % 4 == 0 and h <= -(-r // 4) * 4 for h, r in zip(halo, reaches))
+
+
+def test_an_anisotropic_package_declares_its_scales_and_fits_its_training_patch(
+    anisotropic_checkpoint: Path, tmp_path: Path
+) -> None:
+    from spoco_zoo.exporters.package import export_package
+
+    result = export_package(
+        anisotropic_checkpoint, tmp_path / "aniso.zip", variant="embeddings", formats="pytorch_state_dict"
+    )
+    import zipfile
+
+    with zipfile.ZipFile(result.path) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+    space = [a for a in rdf["inputs"][0]["axes"] if a.get("type") == "space"]
+    assert [(a["id"], a["scale"], a["unit"]) for a in space] == [
+        ("z", 1.5, "micrometer"),
+        ("y", 0.5, "micrometer"),
+        ("x", 0.5, "micrometer"),
+    ]  # the training config's voxel size, without --pixel-size
+    halos = [a["halo"] for a in rdf["outputs"][0]["axes"] if a.get("type") == "space"]
+    assert tuple(halos) == result.halo
+    for axis, halo, patch in zip(space, halos, (16, 32, 32)):
+        assert axis["size"]["min"] - 2 * halo >= 1 and axis["size"]["min"] <= patch  # a training patch runs unpadded
