@@ -171,12 +171,13 @@ def segment(checkpoint: Path, image: np.ndarray, device: str) -> np.ndarray:
         from spoco_zoo.blockwise.volume import segment_volume
 
         out = np.zeros(image.shape, np.int32)
+        clustering = segmenter.clustering
         segment_volume(
             segmenter.net,
             image[None],
             segmenter.config.data.normalization,
-            segmenter.method,
-            dict(segmenter.kwargs),
+            clustering.method,
+            {k: v for k, v in clustering.as_dict().items() if k != "method"},
             out,
             channel_axis=True,
             halo=segmenter.halo,

@@ -35,10 +35,11 @@ TARGET_RSS_GB = 4.0
 
 
 def _recommended(config: Any) -> tuple[str, dict]:
-    """Method and keyword arguments of a checkpoint config's recommended clustering."""
+    """Method and clustering dict of a checkpoint config's recommended clustering."""
     from spoco_zoo.cli.segment import checkpoint_clustering
 
-    return checkpoint_clustering(config, None, {}, None)
+    setting = checkpoint_clustering(config, None, {}, None)
+    return setting.method, setting.as_dict()
 
 
 def prepare(checkpoint: Path, shape: tuple[int, ...], folder: Path, threads: int) -> None:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spoco_zoo.cluster.clustering_config import ClusteringConfig
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
 from spoco_zoo.cluster.settings import DEFAULT_DELTA_VAR
 
 __all__ = [
@@ -358,22 +359,24 @@ class TrainConfig(_Strict):
             return self.clustering.foreground
         return "mask" if self.data.label_convention == "objects_and_background" else "drop"
 
-    def recommended_clustering(self, method: str | None = None) -> dict[str, Any]:
-        """The clustering this config recommends (:func:`spoco_zoo.cluster.settings.recommended_clustering`
-        with the loss's kernel width, the patch as block and the foreground channel's use).
+    def clustering_setting(self, method: str | None = None) -> ClusteringSetting:
+        """The clustering this config recommends
+        (:meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.from_train_config`: the loss's kernel
+        width, the patch as block and the foreground channel's use); ``method``: another method.
 
-        >>> TrainConfig().recommended_clustering()["foreground"]
+        >>> TrainConfig().clustering_setting().foreground
         'mask'
         """
-        from spoco_zoo.cluster.settings import recommended_clustering
+        return ClusteringSetting.from_train_config(self, method)
 
-        return recommended_clustering(
-            self.clustering,
-            self.loss,
-            method=method,
-            patch_shape=self.data.patch_shape,
-            foreground=self.foreground_mode(),
-        )
+    def recommended_clustering(self, method: str | None = None) -> dict[str, Any]:
+        """:meth:`clustering_setting` as a clustering dict (the keyword arguments of
+        :func:`spoco_zoo.cluster.cluster_embeddings`).
+
+        >>> TrainConfig().recommended_clustering()["method"]
+        'graph'
+        """
+        return self.clustering_setting(method).as_dict()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/YAML-safe dictionary (paths as strings)."""

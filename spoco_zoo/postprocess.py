@@ -16,18 +16,15 @@ See ``docs/instances.md`` for the config schema and the in-graph alternative.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from spoco_zoo.cluster.settings import INGRAPH, POSTPROCESS_METHODS, fill_kernel_width, ingraph_kwargs
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
+from spoco_zoo.cluster.settings import INGRAPH
 
 __all__ = ["embeddings_to_instances"]
-
-#: Keys of a clustering config that are not parameters of the method ("tune" is a training setting).
-_META_KEYS = ("method", "params", "ingraph", "description", "tune")
 
 
 def _as_array(embeddings: Any) -> np.ndarray | torch.Tensor:
@@ -80,56 +77,10 @@ def _squeeze_batch(emb: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     return emb
 
 
-def _clustering_section(config: Any) -> tuple[dict[str, Any], float | None]:
-    """``(clustering dict, loss delta_var or None)`` from a clustering dict or an RDF (``spoco``) config."""
-    if hasattr(config, "model_dump"):  # a pydantic ClusteringConfig / TrainConfig
-        config = config.model_dump(mode="json")
-    if not isinstance(config, Mapping):
-        raise ValueError(f"config: expected a dict, got {type(config).__name__}")
-    delta_var: float | None = None
-    node: Mapping[str, Any] = config
-    if "method" not in node and isinstance(node.get("config"), Mapping):
-        node = node["config"]  # the whole RDF
-    if "method" not in node and isinstance(node.get("spoco"), Mapping):
-        node = node["spoco"]  # RDF config
-    if "method" not in node and isinstance(node.get("clustering"), Mapping):
-        loss = node.get("loss")
-        if isinstance(loss, Mapping) and loss.get("delta_var") is not None:
-            delta_var = float(loss["delta_var"])
-        node = node["clustering"]
-    if "method" not in node:
-        raise ValueError(
-            "config: no clustering method found; expected the RDF config['spoco']['clustering'] dict "
-            f"(with a 'method' key) or a config containing it, got keys {sorted(node)}"
-        )
-    return dict(node), delta_var
-
-
-def _resolve(config: Any) -> tuple[str, dict[str, Any]]:
-    """Method name and its keyword arguments (``params`` merged in first, ``bandwidth`` resolved)."""
-    clustering, delta_var = _clustering_section(config)
-    method = clustering.get("method")
-    if method not in POSTPROCESS_METHODS:
-        raise ValueError(f"config: unknown clustering method {method!r}; expected one of {POSTPROCESS_METHODS}")
-    params = clustering.get("params") or {}
-    if not isinstance(params, Mapping):
-        raise ValueError(f"config.params: expected a dict, got {type(params).__name__}")
-    kwargs: dict[str, Any] = dict(params)
-    kwargs.update({k: v for k, v in clustering.items() if k not in _META_KEYS})
-    if method == INGRAPH and clustering.get("ingraph") is not None:
-        # the exporter's record of the arguments compiled into the model: use exactly those
-        kwargs = clustering["ingraph"]
-        if not isinstance(kwargs, Mapping):
-            raise ValueError(f"config.ingraph: expected a dict, got {type(kwargs).__name__}")
-        kwargs = dict(kwargs)
-    # the kernel width defaults to the training pull margin (spoco_zoo.cluster.settings)
-    return method, fill_kernel_width(method, kwargs, delta_var)
-
-
-def _run_ingraph(emb: np.ndarray | torch.Tensor, kwargs: dict[str, Any]) -> np.ndarray:
+def _run_ingraph(emb: np.ndarray | torch.Tensor, setting: ClusteringSetting) -> np.ndarray:
     from spoco_zoo.cluster.graph_method import ingraph_module
 
-    module = ingraph_module(ingraph_kwargs(kwargs))
+    module = ingraph_module(setting.ingraph_kwargs())
     tensor = torch.as_tensor(emb).detach().to(device="cpu", dtype=torch.float32)
     with torch.no_grad():
         return module(tensor[None])[0, 0].numpy().astype(np.int32)
@@ -145,7 +96,9 @@ def embeddings_to_instances(embeddings: Any, config: Any) -> np.ndarray:
         batch axis of length 1 (as a bioimage.io ``embeddings`` output); xarray-like objects
         (``.values``) are read through numpy.
     config:
-        The package's ``config["spoco"]["clustering"]`` dict, e.g.
+        A :class:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting`, or the package's
+        ``config["spoco"]["clustering"]`` dict (read by
+        :meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.from_rdf`), e.g.
         ``{"method": "mean_shift", "bandwidth": 0.5, "kernel": "flat", "min_size": 16,
         "background": "largest", "seed": 0}``; or any dict containing it (``config["spoco"]``, the
         RDF ``config``, the whole RDF), in which case a missing ``bandwidth`` defaults to
@@ -173,16 +126,16 @@ def embeddings_to_instances(embeddings: Any, config: Any) -> np.ndarray:
     >>> embeddings_to_instances(emb, {"method": "ingraph", "n_seeds": 16})[0].tolist()
     [0, 0, 0, 1, 1, 1]
     """
-    method, kwargs = _resolve(config)
+    setting = config if isinstance(config, ClusteringSetting) else ClusteringSetting.from_rdf(config)
     emb = _squeeze_batch(_as_array(embeddings))
-    if method == INGRAPH:
-        return _run_ingraph(emb, kwargs)
-    if method == "hdbscan" and importlib.util.find_spec("hdbscan") is None:
+    if setting.method == INGRAPH:
+        return _run_ingraph(emb, setting)
+    if setting.method == "hdbscan" and importlib.util.find_spec("hdbscan") is None:
         raise ImportError(
             "clustering method 'hdbscan' needs the `hdbscan` package (pip install hdbscan); "
             "methods 'mean_shift', 'consistency' and 'ingraph' need numpy and torch only"
         )
     # the dispatcher used by training, evaluation and `spoco-zoo segment`: same code, same instances
-    from spoco_zoo.cluster import cluster_embeddings
+    from spoco_zoo.cluster import cluster_setting
 
-    return np.asarray(cluster_embeddings(emb, method, **kwargs), dtype=np.int32)
+    return np.asarray(cluster_setting(emb, setting), dtype=np.int32)

@@ -12,7 +12,6 @@ napari plugin's Segment widget, so both give the same labels.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from spoco_zoo.cluster.settings import GENERIC_PARAMS
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
+from spoco_zoo.cluster.settings import TrainFields
 from spoco_zoo.config import TrainConfig
 from spoco_zoo.errors import DataError
 
@@ -37,49 +37,33 @@ __all__ = [
 
 
 def checkpoint_clustering(
-    config: Any, method: str | None, params: Mapping[str, Any], min_size: int | None
-) -> tuple[str, dict[str, Any]]:
-    """Method and ``cluster_embeddings`` keyword arguments for a checkpoint's ``TrainConfig``.
+    config: TrainFields, method: str | None, params: Mapping[str, Any], min_size: int | None
+) -> ClusteringSetting:
+    """The clustering of a checkpoint's ``TrainConfig`` with ``--method``, ``--param`` and ``--min-size``.
 
-    Defaults come from :func:`spoco_zoo.cluster.settings.recommended_clustering` (a
-    different ``method`` keeps ``min_size`` and gets the kernel width
-    ``config.loss.delta_var``); ``params`` and ``min_size`` override.
+    Defaults: :meth:`ClusteringSetting.from_train_config` (a different ``method`` keeps ``min_size``
+    and the local clustering and gets the kernel width ``config.loss.delta_var``); ``params`` and
+    ``min_size`` override (:meth:`ClusteringSetting.updated`).
     """
-    kwargs = config.recommended_clustering(method)
-    chosen = kwargs.pop("method")
-    kwargs.update(params)
-    if min_size is not None:
-        kwargs["min_size"] = int(min_size)
-    return chosen, kwargs
+    return ClusteringSetting.from_train_config(config, method).updated(params, min_size)
 
 
 def package_clustering(
     config: Mapping[str, Any], method: str | None, params: Mapping[str, Any], min_size: int | None
-) -> dict[str, Any]:
-    """A package clustering config with overrides applied, for ``embeddings_to_instances``.
+) -> ClusteringSetting:
+    """A package's clustering with ``--method``, ``--param`` and ``--min-size`` applied
+    (:meth:`ClusteringSetting.from_rdf`), for ``embeddings_to_instances``.
 
-    ``config`` is the clustering dict returned by ``zoo_embeddings`` (or any dict
-    containing it under ``config`` / ``spoco`` / ``clustering``, so that
-    ``spoco.loss.delta_var`` still provides the default bandwidth).
+    ``config`` is the clustering dict returned by ``zoo_embeddings`` (or any dict containing it
+    under ``config`` / ``spoco`` / ``clustering``, so that ``spoco.loss.delta_var`` still provides
+    the default kernel width).
+
+    Raises
+    ------
+    DataError
+        The package config has no clustering method and ``method`` is ``None``, or a bad value.
     """
-    merged = copy.deepcopy(dict(config))
-    node: dict[str, Any] = merged
-    for key in ("config", "spoco", "clustering"):
-        if "method" not in node and isinstance(node.get(key), Mapping):
-            node[key] = dict(node[key])
-            node = node[key]
-    if "method" not in node:
-        if method is None:
-            raise ValueError(f"the package config has no clustering method (keys {sorted(node)}); pass --method")
-        node["method"] = method
-    if method is not None and method != node["method"]:
-        kept = {k: node[k] for k in (*GENERIC_PARAMS, "foreground") if k in node}
-        node.clear()
-        node.update(kept, method=method)
-    node.update(params)
-    if min_size is not None:
-        node["min_size"] = int(min_size)
-    return merged
+    return ClusteringSetting.from_rdf(config, method=method, params=params, min_size=min_size)
 
 
 @dataclass
@@ -96,16 +80,15 @@ class CheckpointSegmenter:
         The checkpoint's :class:`~spoco_zoo.config.TrainConfig`.
     halo:
         Context per side of a tile, per spatial axis.
-    method, kwargs:
-        Clustering method and its keyword arguments (:func:`checkpoint_clustering`).
+    clustering:
+        The clustering to apply (:func:`checkpoint_clustering`).
     """
 
     source: Path
     net: Any
     config: TrainConfig
     halo: tuple[int, ...]
-    method: str
-    kwargs: dict[str, Any]
+    clustering: ClusteringSetting
 
 
 def load_segmenter(
@@ -163,8 +146,8 @@ def segmenter_from_state(
 
         known = stored_halo(state, weights)
         halo = package_halo(net, dims, config.model.in_channels) if known is None else known
-    chosen, kwargs = checkpoint_clustering(config, method, params or {}, min_size)
-    return CheckpointSegmenter(path, net, config, tuple(int(h) for h in halo), chosen, kwargs)
+    clustering = checkpoint_clustering(config, method, params or {}, min_size)
+    return CheckpointSegmenter(path, net, config, tuple(int(h) for h in halo), clustering)
 
 
 def segment_with_checkpoint(
@@ -191,7 +174,7 @@ def segment_with_checkpoint(
     DataError
         The image's channel count is not the model's (names ``source``).
     """
-    from spoco_zoo.cluster import cluster_embeddings
+    from spoco_zoo.cluster import cluster_setting
     from spoco_zoo.data.normalize import normalize
     from spoco_zoo.inference import automatic_tile_shape, predict_embeddings
 
@@ -204,7 +187,7 @@ def segment_with_checkpoint(
     normalized = normalize(image, config.data.normalization)
     tiles = tile_shape or automatic_tile_shape(normalized.shape[1:], net.size_step)  # bounded memory
     emb = predict_embeddings(net, normalized, tiles, segmenter.halo, net.size_step, device, progress)
-    return np.asarray(cluster_embeddings(emb, segmenter.method, **segmenter.kwargs)), emb
+    return np.asarray(cluster_setting(emb, segmenter.clustering)), emb
 
 
 def package_weight_format(
@@ -265,5 +248,5 @@ def segment_with_package(
                 "images only (drop --tile, or export --variant full)"
             )
         return np.asarray(pred.instances), None
-    merged = package_clustering(pred.clustering or {}, method, params or {}, min_size)
-    return embeddings_to_instances(pred.embeddings, merged), pred.embeddings
+    clustering = package_clustering(pred.clustering or {}, method, params or {}, min_size)
+    return embeddings_to_instances(pred.embeddings, clustering), pred.embeddings

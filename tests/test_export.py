@@ -8,6 +8,7 @@ the default export.
 from __future__ import annotations
 
 import ast
+import hashlib
 import io
 import socket
 import zipfile
@@ -296,6 +297,9 @@ def test_rdf_2d(package_2d: ExportResult, random_checkpoint_2d: Path) -> None:
         readme = zf.read("README.md").decode()
     assert {"cover.png", "README.md", "spoco_unet_instances.py"} <= names
     assert "## Validation" in readme and "embeddings_to_instances" in readme and "${" not in readme
+    # the description, built before the card, records the card (with the consumer rows), not the placeholder
+    assert rdf["documentation"]["sha256"] == hashlib.sha256(readme.encode()).hexdigest()
+    assert "| ilastik |" in readme and "| deepImageJ |" in readme
 
 
 def test_validate_cli_2d_offline(package_2d: ExportResult, no_network: list[Any]) -> None:

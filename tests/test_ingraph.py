@@ -15,8 +15,8 @@ import torch
 from scipy import ndimage as ndi
 
 from spoco_zoo.cluster import ingraph as ingraph_module
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
 from spoco_zoo.cluster.ingraph import InGraphClustering
-from spoco_zoo.cluster.settings import ingraph_kwargs
 from spoco_zoo.data.synthetic import make_synthetic_sample
 from spoco_zoo.metrics.sbd import symmetric_best_dice
 
@@ -259,7 +259,7 @@ def test_quality_matches_python_mean_shift_on_realistic_embeddings() -> None:
     from spoco_zoo.cluster.mean_shift import mean_shift
 
     params: dict[str, Any] = {"method": "mean_shift", "bandwidth": 0.5, "kernel": "flat", "min_size": 16}
-    module = InGraphClustering(**ingraph_kwargs(params))
+    module = InGraphClustering(**ClusteringSetting.from_dict(params).ingraph_kwargs())
     ours, python = [], []
     for seed in (9001, 9002, 9003):  # never used for training
         emb, labels = realistic((128, 128), 15, seed)
@@ -282,7 +282,8 @@ def test_quality_matches_python_mean_shift_on_trained_model(request: pytest.Fixt
 
     model, config = load_model(checkpoint)
     bandwidth = config.clustering.bandwidth or config.loss.delta_var
-    module = InGraphClustering(**ingraph_kwargs({"bandwidth": bandwidth, "min_size": config.clustering.min_size}))
+    setting = ClusteringSetting(bandwidth=bandwidth, min_size=config.clustering.min_size)
+    module = InGraphClustering(**setting.ingraph_kwargs())
     synthetic = config.data.synthetic
     ours, python = [], []
     for seed in (424_242, 424_243, 424_244):  # held out: training uses (seed, index) pairs
@@ -316,7 +317,7 @@ def test_ingraph_kwargs_maps_clustering_configs() -> None:
         "seed": 3,
         "params": {"n_seeds": 1024, "n_iter": 12},
     }
-    kwargs = ingraph_kwargs(cfg)
+    kwargs = ClusteringSetting.from_dict(cfg).ingraph_kwargs()
     assert kwargs == {
         "bandwidth": 0.4,
         "gaussian": True,
@@ -326,13 +327,20 @@ def test_ingraph_kwargs_maps_clustering_configs() -> None:
         "n_iter": 12,
     }
     InGraphClustering(**kwargs)
-    assert ingraph_kwargs({"method": "consistency", "bandwidth": None, "delta_var": 0.3}) == {"bandwidth": 0.3}
-    assert ingraph_kwargs({"bandwidth": None, "min_size": 0, "params": {}}) == {"min_size": 0}
+    # an older package's delta_var is the kernel width
+    old = ClusteringSetting.from_dict({"method": "consistency", "bandwidth": None, "delta_var": 0.3})
+    assert old.ingraph_kwargs() == {"bandwidth": 0.3}
+    assert ClusteringSetting.from_dict({"bandwidth": None, "min_size": 0, "params": {}}).ingraph_kwargs() == {
+        "min_size": 0
+    }
+    # a package's record of the compiled-in arguments is used as it is (the kernel width filled in)
+    record = {"method": "ingraph", "bandwidth": 0.3, "ingraph": {"n_seeds": 64, "gaussian": True}}
+    assert ClusteringSetting.from_dict(record).ingraph_kwargs() == {"n_seeds": 64, "gaussian": True, "bandwidth": 0.3}
     for bad in ({"kernel": "epanechnikov"}, {"background": "smallest"}, {"n_samples_total": 3}, {"n_seeds": 1.5}):
         with pytest.raises(ValueError):
-            ingraph_kwargs(bad)
+            ClusteringSetting.from_dict(bad).ingraph_kwargs()
     with pytest.raises(ValueError):
-        ingraph_kwargs(["bandwidth", 0.5])  # type: ignore[arg-type]
+        ClusteringSetting.from_dict(["bandwidth", 0.5])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("kwargs", [{"bandwidth": 0}, {"n_seeds": 0}, {"max_instances": 0}, {"min_seeds": 0}])

@@ -234,19 +234,17 @@ def test_segment_cli_errors_name_the_problem(tmp_path: Path, random_checkpoint_2
 
 def test_package_clustering_overrides() -> None:
     from spoco_zoo.cli.segment import package_clustering
+    from spoco_zoo.cluster.clustering_setting import ClusteringSetting
 
     flat = {"method": "mean_shift", "bandwidth": 0.4, "kernel": "flat", "min_size": 10, "background": "largest"}
-    assert package_clustering(flat, None, {"bandwidth": 0.3}, 5) == {**flat, "bandwidth": 0.3, "min_size": 5}
+    overridden = package_clustering(flat, None, {"bandwidth": 0.3}, 5)
+    assert overridden == ClusteringSetting("mean_shift", 0.3, 5, "largest", params={"kernel": "flat"})
     # another method drops the method-specific keys, keeps min_size / background
-    assert package_clustering(flat, "consistency", {}, None) == {
-        "min_size": 10,
-        "background": "largest",
-        "method": "consistency",
-    }
+    assert package_clustering(flat, "consistency", {}, None) == ClusteringSetting("consistency", 0.5, 10, "largest")
     rdf = {"spoco": {"clustering": {"method": "mean_shift", "min_size": 4}, "loss": {"delta_var": 0.3}}}
     merged = package_clustering(rdf, None, {"kernel": "gaussian"}, None)
-    assert merged["spoco"]["clustering"] == {"method": "mean_shift", "min_size": 4, "kernel": "gaussian"}
-    assert merged["spoco"]["loss"] == {"delta_var": 0.3} and "kernel" not in rdf["spoco"]["clustering"]
+    assert merged == ClusteringSetting("mean_shift", 0.3, 4, params={"kernel": "gaussian"})
+    assert "kernel" not in rdf["spoco"]["clustering"]
 
 
 def test_segment_cli_model_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from spoco_zoo.cluster.blockwise import Block, block_grid, largest_window
+from spoco_zoo.cluster.blockwise import Block, block_grid
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
 from spoco_zoo.cluster.common import split_foreground
-from spoco_zoo.cluster.methods import run_method
+from spoco_zoo.cluster.instances import WindowClustering
 from spoco_zoo.cluster.pipeline import Mapper, MemoryWindows, WindowStore, segment_blocks, serial_map
-from spoco_zoo.cluster.settings import window_kwargs
 from spoco_zoo.config import NormalizationConfig
 from spoco_zoo.data.normalize import channel_statistics
 from spoco_zoo.errors import DataError
@@ -174,23 +174,16 @@ class TilePredictor:
 
 
 class WindowClusterer:
-    """Cluster labels of one block's window of the stored embeddings (every cluster kept)."""
+    """Cluster labels of one block's window of the stored embeddings (every cluster kept; picklable)."""
 
-    def __init__(
-        self,
-        embeddings: Any,
-        blocks: Sequence[Block],
-        method: str,
-        params: dict[str, Any],
-        foreground: str | None = None,
-    ) -> None:
-        self.embeddings, self.blocks, self.method, self.foreground = embeddings, blocks, method, foreground
-        self.params = {**window_kwargs(method, params, largest_window(blocks)), "background": "none", "min_size": 0}
+    def __init__(self, embeddings: Any, blocks: Sequence[Block], setting: ClusteringSetting) -> None:
+        self.embeddings, self.blocks, self.foreground = embeddings, blocks, setting.foreground
+        self.cluster = WindowClustering(setting, blocks)
 
     def __call__(self, index: int) -> np.ndarray:
         window = np.asarray(self.embeddings[(slice(None),) + tuple(self.blocks[index].window)])
         window, mask = split_foreground(window, None, self.foreground)  # type: ignore[assignment]
-        return run_method(window, self.method, mask, **self.params)
+        return self.cluster(window, mask)
 
 
 class ZarrWindows:
@@ -334,14 +327,9 @@ def label_embeddings(
         A ``dask.distributed.Client`` and a folder its workers see (default: a temporary one).
     """
     shape = tuple(int(s) for s in embeddings.shape[1:])
-    params = dict(clustering)
-    block = effective_block(params.pop("block_shape", None), shape, 1)
-    overlap = params.pop("overlap", None) or 0
-    split = bool(params.pop("split_components", True))
-    min_size = int(params.pop("min_size", 0) or 0)
-    background = str(params.pop("background", "largest"))
-    foreground = params.pop("foreground", None)
-    blocks = block_grid(shape, block, overlap)
+    setting = ClusteringSetting.from_dict({**clustering, "method": method})
+    block = effective_block(setting.block_shape, shape, 1)
+    blocks = block_grid(shape, block, setting.overlap or 0)
     mapper: Mapper = serial_map if client is None else dask_mapper(client)
     temp = Path(tempfile.mkdtemp(prefix="spoco-labels-", dir=work_dir)) if client is not None else None
     try:
@@ -357,15 +345,15 @@ def label_embeddings(
         return segment_blocks(
             shape,
             blocks,
-            WindowClusterer(embeddings, blocks, method, params, foreground),
+            WindowClusterer(embeddings, blocks, setting),
             components,
             out,
             windows=windows,
             mapper=mapper,
-            masked=foreground == "mask",
-            background=background,
-            split_components=split,
-            min_size=min_size,
+            masked=setting.foreground == "mask",
+            background=setting.background or "largest",
+            split_components=setting.split_components is not False,
+            min_size=setting.min_size or 0,
         )
     finally:
         if temp is not None:

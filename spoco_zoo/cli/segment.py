@@ -7,7 +7,7 @@ Two routes:
   ``config.data.normalization``, predicted in tiles (:mod:`spoco_zoo.inference`)
   and clustered with :func:`spoco_zoo.cluster.cluster_embeddings`. Default
   clustering: the checkpoint's recommendation
-  (:func:`spoco_zoo.cluster.settings.recommended_clustering`: method, kernel width
+  (:meth:`spoco_zoo.cluster.clustering_setting.ClusteringSetting.from_train_config`: method, kernel width
   = ``bandwidth`` or ``config.loss.delta_var``, ``min_size``, ``params``).
 * ``--model ZIP`` (an exported bioimage.io package): the raw image goes through
   :func:`spoco_zoo.zoo.predict.zoo_predict` (bioimageio.core does the package's own
@@ -254,7 +254,8 @@ def register(app: typer.Typer) -> None:
             except CheckpointError as err:
                 fail(str(err))
             net, config, halo_shape = segmenter.net, segmenter.config, segmenter.halo
-            chosen, kwargs = segmenter.method, segmenter.kwargs
+            chosen = segmenter.clustering.method
+            kwargs = {k: v for k, v in segmenter.clustering.as_dict().items() if k != "method"}
             if blockwise or zarr_out or scheduler is not None:  # spoco_zoo.blockwise: any size, Zarr, Dask
                 from spoco_zoo.blockwise.run import segment_files
 

@@ -14,15 +14,17 @@ Methods (all ``(embeddings, mask=None, **params) -> numpy.int32 labels``, see
 
 Importing this package imports the standard library only; a method's module (numpy and torch,
 and for ``"hdbscan"`` the ``hdbscan`` / scikit-learn packages) is imported on first use. Method
-names, parameter names and defaults come from :mod:`spoco_zoo.cluster.settings`.
+names, parameter names and defaults come from :mod:`spoco_zoo.cluster.settings`
+(:class:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
 from spoco_zoo.cluster.methods import get_method, run_method
-from spoco_zoo.cluster.settings import LOCAL_PARAMS, METHODS
+from spoco_zoo.cluster.settings import METHODS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,7 +32,16 @@ if TYPE_CHECKING:
     from spoco_zoo.cluster.common import ArrayLike
 
 # ``mean_shift`` is not re-exported: ``spoco_zoo.cluster.mean_shift`` is the module of that name.
-__all__ = ["METHODS", "cluster_embeddings", "run_method", "get_method", "hdbscan_cluster", "anchor_cluster"]
+__all__ = [
+    "METHODS",
+    "ClusteringSetting",
+    "cluster_embeddings",
+    "cluster_setting",
+    "run_method",
+    "get_method",
+    "hdbscan_cluster",
+    "anchor_cluster",
+]
 
 
 def cluster_embeddings(
@@ -38,21 +49,12 @@ def cluster_embeddings(
 ) -> np.ndarray:
     """Cluster ``embeddings [E, *spatial]`` with ``method``; returns ``int32`` labels ``[*spatial]``.
 
-    ``params`` are the method's keyword parameters. Values ``None`` mean "the method's default"
-    (so a ``ClusteringConfig`` with ``bandwidth=None`` can be passed as is). The kernel width may
-    be given under either name, ``bandwidth`` or ``delta_var``; it is passed on under the method's
-    own name (:func:`spoco_zoo.cluster.settings.method_kwargs`). The dict of
-    :func:`spoco_zoo.cluster.settings.recommended_clustering` can be passed as ``**params``.
-
-    ``foreground`` (``"mask"`` / ``"drop"``, :func:`spoco_zoo.cluster.common.split_foreground`) says
-    that the last channel of ``embeddings`` is a network's foreground logit: with ``"mask"`` only the
-    pixels it calls foreground are clustered (the rest is background, 0).
-
-    With any of the local-clustering parameters (``block_shape``, ``overlap``,
-    ``split_components=True``; :data:`spoco_zoo.cluster.settings.LOCAL_PARAMS`) the method runs
-    inside :func:`spoco_zoo.cluster.instances.segment_embeddings`: block by block, stitched, and
-    with clusters split into connected components -- except ``"graph"``, local by construction,
-    which decodes the whole image in one pass.
+    ``params`` are a clustering dict's keys, parsed once into a
+    :class:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting`
+    (:meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.from_dict`): the method's keyword
+    parameters, where ``None`` means "the method's default" and the kernel width may be given as
+    ``bandwidth`` or ``delta_var``, plus ``foreground`` and the local-clustering parameters (see
+    :func:`cluster_setting`). ``ClusteringSetting.as_dict()`` can be passed as ``**params``.
 
     Raises
     ------
@@ -67,27 +69,35 @@ def cluster_embeddings(
     >>> cluster_embeddings(emb, "mean_shift", bandwidth=0.5, device="cpu")[0].tolist()
     [0, 0, 0, 0, 1, 1]
     """
+    return cluster_setting(embeddings, ClusteringSetting.from_dict({**params, "method": method}), mask)
+
+
+def cluster_setting(embeddings: ArrayLike, setting: ClusteringSetting, mask: ArrayLike | None = None) -> np.ndarray:
+    """Cluster ``embeddings [E, *spatial]`` as ``setting`` says; returns ``int32`` labels ``[*spatial]``.
+
+    ``setting.foreground`` (``"mask"`` / ``"drop"``, :func:`spoco_zoo.cluster.common.split_foreground`)
+    says that the last channel of ``embeddings`` is a network's foreground logit: with ``"mask"`` only
+    the pixels it calls foreground are clustered (the rest is background, 0). A local setting
+    (``block_shape`` or ``split_components``, :attr:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.local`)
+    runs inside :func:`spoco_zoo.cluster.instances.segment_setting`: block by block, stitched, and with
+    clusters split into connected components -- except ``"graph"``, local by construction, which
+    decodes the whole image in one pass.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> emb = np.zeros((2, 4, 6), np.float32); emb[0, :, 4:] = 3.0
+    >>> cluster_setting(emb, ClusteringSetting("consistency", 0.5, params={"device": "cpu"}))[0].tolist()
+    [0, 0, 0, 0, 1, 1]
+    """
     from spoco_zoo.cluster.common import split_foreground
 
-    embeddings, mask = split_foreground(embeddings, mask, params.pop("foreground", None))
-    local = {key: params.pop(key) for key in LOCAL_PARAMS if key in params}
-    block_shape = local.get("block_shape")
-    split = local.get("split_components")
-    if method == "graph":  # local by construction: whole images in one pass (blocks serve spoco_zoo.blockwise)
-        return run_method(embeddings, method, mask, **params)
-    if block_shape is not None or split:
-        from spoco_zoo.cluster.instances import segment_embeddings
+    embeddings, mask = split_foreground(embeddings, mask, setting.foreground)
+    if setting.local:
+        from spoco_zoo.cluster.instances import segment_setting
 
-        return segment_embeddings(
-            embeddings,
-            method,
-            mask,
-            block_shape=block_shape,
-            overlap=local.get("overlap") or 0,
-            split_components=True if split is None else bool(split),
-            **params,
-        )
-    return run_method(embeddings, method, mask, **params)
+        return segment_setting(embeddings, setting, mask)
+    return run_method(embeddings, setting.method, mask, **setting.method_kwargs())
 
 
 def __getattr__(name: str) -> Any:

@@ -23,7 +23,8 @@ class ClusteringConfig(BaseModel):
     ``bandwidth`` (the kernel width of mean-shift and anchor clustering) defaults (None) to the
     loss's pull margin ``delta_var``; ``params`` are further keyword arguments of the method.
     Its rules live beside it, in :mod:`spoco_zoo.cluster.settings`
-    (:func:`~spoco_zoo.cluster.settings.recommended_clustering` and the helpers it uses);
+    (:class:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting`, built from it by
+    :meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.from_config`);
     :class:`spoco_zoo.config.TrainConfig` holds one.
     """
 

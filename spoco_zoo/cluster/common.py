@@ -28,11 +28,13 @@ starts with the argument name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 
+from spoco_zoo.cluster.checks import check_integer
 from spoco_zoo.devices import resolve_device
 from spoco_zoo.errors import DataError
 
@@ -52,12 +54,63 @@ __all__ = [
     "check_common",
     "check_integer",
     "split_foreground",
+    "METHOD_DOC_PARTS",
+    "method_docstring",
 ]
 
 ArrayLike = np.ndarray | torch.Tensor
 
 #: Accepted values of the ``background`` parameter.
 BACKGROUND_MODES = ("largest", "none")
+
+#: Docstring parts every clustering method shares, by the placeholder line that stands for each
+#: (:func:`method_docstring`).
+METHOD_DOC_PARTS: dict[str, str] = {
+    "{embeddings and mask}": """embeddings:
+    ``[E, y, x]`` or ``[E, z, y, x]`` numpy array or torch tensor.
+mask:
+    Optional ``[*spatial]`` foreground mask; pixels outside get 0 and are not clustered.""",
+    "{min_size and background}": """min_size, background:
+    Common post-processing, see :mod:`spoco_zoo.cluster.common`.""",
+    "{device}": """device:
+    Torch device; ``None`` -> CUDA when available, else CPU.""",
+    "{labels}": """Returns
+-------
+numpy.ndarray
+    ``int32`` labels ``[*spatial]``: 0 background, objects ``1..K``.""",
+    "{errors}": """Raises
+------
+DataError
+    Invalid input (see :func:`spoco_zoo.cluster.common.to_points`) or parameters.""",
+}
+
+_Method = TypeVar("_Method", bound=Callable[..., np.ndarray])
+
+
+def method_docstring(method: _Method) -> _Method:
+    """Decorator: the shared parts into a clustering method's docstring -- a line that holds only a
+    placeholder of :data:`METHOD_DOC_PARTS` becomes that part, at the line's indentation.
+
+    >>> @method_docstring
+    ... def cluster(embeddings, mask=None):
+    ...     \"\"\"Labels.
+    ...
+    ...     {device}
+    ...     \"\"\"
+    >>> cluster.__doc__.splitlines()[2:4]
+    ['    device:', '        Torch device; ``None`` -> CUDA when available, else CPU.']
+    """
+    lines = []
+    for line in (method.__doc__ or "").splitlines():
+        part = METHOD_DOC_PARTS.get(line.strip())
+        if part is None:
+            lines.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        lines.extend(indent + text if text else text for text in part.splitlines())
+    method.__doc__ = "\n".join(lines)
+    return method
+
 
 #: Bytes one distance block may take (rows x columns x 4); keeps every method memory-bounded.
 BLOCK_BYTES = 64 * 1024 * 1024
@@ -292,31 +345,6 @@ def split_foreground(
     if mask is not None:
         inside &= np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask) != 0
     return rest, inside
-
-
-def check_integer(name: str, value: object, low: int) -> None:
-    """Raise :class:`~spoco_zoo.errors.DataError` unless ``value`` is an integer ``>= low`` (bools are not).
-
-    Parameters
-    ----------
-    name:
-        The parameter's name, first word of the message.
-    value:
-        The value given (an ``int``, a numpy integer or an integral float).
-    low:
-        The smallest accepted value.
-
-    Examples
-    --------
-    >>> check_integer("n_seeds", 3, 1)
-    >>> check_integer("n_seeds", 0, 1)
-    Traceback (most recent call last):
-    ...
-    spoco_zoo.errors.DataError: n_seeds: must be an integer >= 1, got 0
-    """
-    integral = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not integral or int(value) != value or value < low:  # type: ignore[call-overload, operator]
-        raise DataError(f"{name}: must be an integer >= {low}, got {value!r}")
 
 
 def check_common(min_size: int, background: str) -> None:

@@ -39,6 +39,7 @@ from spoco_zoo.cluster.common import (
     check_integer,
     empty_labels,
     finalize,
+    method_docstring,
     sq_norms,
     to_points,
 )
@@ -75,6 +76,7 @@ def _centre(start: torch.Tensor, data: torch.Tensor, radius2: float, steps: int)
     return c
 
 
+@method_docstring
 def anchor_cluster(
     embeddings: ArrayLike,
     mask: ArrayLike | None = None,
@@ -94,10 +96,7 @@ def anchor_cluster(
 
     Parameters
     ----------
-    embeddings:
-        ``[E, y, x]`` or ``[E, z, y, x]`` numpy array or torch tensor.
-    mask:
-        Optional ``[*spatial]`` foreground mask; pixels outside get 0 and are not clustered.
+    {embeddings and mask}
     delta_var:
         Pull margin of training; the kernel is 0.5 at this distance.
     threshold:
@@ -110,22 +109,14 @@ def anchor_cluster(
     min_members:
         An anchor whose instance would have fewer pixels is an outlier: its pixels become
         leftovers instead of a new instance.
-    min_size, background:
-        Common post-processing, see :mod:`spoco_zoo.cluster.common`.
-    device:
-        Torch device; ``None`` -> CUDA when available, else CPU.
+    {min_size and background}
+    {device}
     seed:
         Seed of the anchor candidates.
 
-    Returns
-    -------
-    numpy.ndarray
-        ``int32`` labels ``[*spatial]``: 0 background, objects ``1..K``.
+    {labels}
 
-    Raises
-    ------
-    DataError
-        Invalid input (see :func:`spoco_zoo.cluster.common.to_points`) or parameters.
+    {errors}
 
     Examples
     --------

@@ -25,6 +25,7 @@ from spoco_zoo.cluster.common import (
     check_integer,
     empty_labels,
     finalize,
+    method_docstring,
     to_points,
 )
 from spoco_zoo.errors import DataError
@@ -46,6 +47,7 @@ def _run_hdbscan(x: np.ndarray, min_cluster_size: int, min_samples: int | None) 
     return model.fit(x).labels_
 
 
+@method_docstring
 def hdbscan_cluster(
     embeddings: ArrayLike,
     mask: ArrayLike | None = None,
@@ -62,10 +64,7 @@ def hdbscan_cluster(
 
     Parameters
     ----------
-    embeddings:
-        ``[E, y, x]`` or ``[E, z, y, x]`` numpy array or torch tensor.
-    mask:
-        Optional ``[*spatial]`` foreground mask; pixels outside get 0 and are not clustered.
+    {embeddings and mask}
     min_cluster_size, min_samples:
         HDBSCAN parameters, counted in *sampled* pixels (``min_samples=None``: equal to
         ``min_cluster_size``). Objects with fewer sampled pixels than ``min_cluster_size``
@@ -75,8 +74,7 @@ def hdbscan_cluster(
     assign:
         ``"centroid"``: every pixel goes to the nearest cluster mean; ``"sample"``: to the cluster
         of the nearest clustered (non-noise) sample.
-    min_size, background:
-        Common post-processing, see :mod:`spoco_zoo.cluster.common`.
+    {min_size and background}
     seed:
         Seed of the pixel sample.
 
@@ -87,16 +85,12 @@ def hdbscan_cluster(
         cluster (all samples noise) all clustered pixels form one cluster (which, without a mask
         and with ``background="largest"``, is background: all zeros).
 
-    Raises
-    ------
-    DataError
-        Invalid input (see :func:`spoco_zoo.cluster.common.to_points`) or parameters.
+    {errors}
     """
     for name, value in (("min_cluster_size", min_cluster_size), ("n_samples", n_samples)):
         check_integer(name, value, 2)
-    bad_min_samples = isinstance(min_samples, bool) or (min_samples is not None and int(min_samples) != min_samples)
-    if bad_min_samples or (min_samples is not None and min_samples < 1):
-        raise DataError(f"min_samples: must be None or an integer >= 1, got {min_samples!r}")
+    if min_samples is not None:
+        check_integer("min_samples", min_samples, 1)
     if assign not in ("centroid", "sample"):
         raise DataError(f"assign: must be 'centroid' or 'sample', got {assign!r}")
     check_common(min_size, background)

@@ -17,20 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from spoco_zoo.cluster.checks import check_integer
 from spoco_zoo.cluster.common import ArrayLike, check_common, empty_labels, relabel_sequential, validate_inputs
+from spoco_zoo.cluster.settings import GRAPH_DECODER
 from spoco_zoo.devices import resolve_device
 from spoco_zoo.errors import DataError
 
 __all__ = ["graph_segmentation", "ingraph_module", "GRAPH_DECODER"]
-
-#: Value of the in-graph kwarg ``decoder`` that selects :class:`~spoco_zoo.cluster.graph.GraphInstances`.
-GRAPH_DECODER = "graph"
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise DataError(f"{name}: must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def graph_segmentation(
@@ -86,12 +79,18 @@ def graph_segmentation(
     from spoco_zoo.cluster.graph import GraphInstances
 
     check_common(min_size, background)
-    if split not in ("embedding", "shape"):
-        raise DataError(f"split: must be 'embedding' or 'shape', got {split!r}")
-    if not float(edge_threshold) > 0:
-        raise DataError(f"edge_threshold: must be positive, got {edge_threshold!r}")
-    min_distance = _positive_int("min_distance", min_distance)
-    n_iter = _positive_int("n_iter", n_iter)
+    try:  # the decoder checks its own parameters (it ships in packages)
+        module = GraphInstances(
+            split=split,
+            edge_threshold=edge_threshold,
+            min_distance=check_integer("min_distance", min_distance, 1),
+            min_size=int(min_size),
+            n_iter=check_integer("n_iter", n_iter, 1),
+            foreground="mask",
+            background_largest=background == "largest",
+        )
+    except ValueError as err:
+        raise DataError(f"graph: {err}") from err
     emb, fg = validate_inputs(embeddings, mask)
     if not bool(torch.isfinite(emb).all()):
         raise DataError("embeddings: contain NaN or infinite values")
@@ -102,15 +101,6 @@ def graph_segmentation(
         )
     if fg is not None and not bool(fg.any()):
         return empty_labels(tuple(emb.shape))
-    module = GraphInstances(
-        split=split,
-        edge_threshold=float(edge_threshold),
-        min_distance=min_distance,
-        min_size=int(min_size),
-        n_iter=n_iter,
-        foreground="mask",
-        background_largest=background == "largest",
-    )
     dev = resolve_device(device)
     inside = torch.ones(emb.shape[1:], dtype=torch.bool) if fg is None else fg.bool()
     with torch.no_grad():

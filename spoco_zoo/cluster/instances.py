@@ -33,13 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from spoco_zoo.cluster.blockwise import block_grid, largest_window
+from spoco_zoo.cluster.blockwise import Block, block_grid, largest_window
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
 from spoco_zoo.cluster.common import ArrayLike
 from spoco_zoo.cluster.pipeline import segment_blocks
-from spoco_zoo.cluster.settings import window_kwargs
 from spoco_zoo.errors import DataError
 
-__all__ = ["segment_embeddings"]
+__all__ = ["segment_embeddings", "segment_setting", "WindowClustering"]
 
 
 def segment_embeddings(
@@ -92,12 +92,41 @@ def segment_embeddings(
     >>> int(labels.max()), int(labels[1, 2]), int(labels[1, 9])
     (2, 1, 2)
     """
-    from spoco_zoo.cluster.methods import run_method
+    local = {"block_shape": block_shape, "overlap": overlap, "split_components": split_components}
+    generic = {"method": method, "background": background, "min_size": min_size}
+    return segment_setting(embeddings, ClusteringSetting.from_dict({**params, **local, **generic}), mask)
 
-    if background not in ("largest", "none"):
-        raise DataError(f"background: must be 'largest' or 'none', got {background!r}")
-    if min_size < 0:
-        raise DataError(f"min_size: must be >= 0, got {min_size}")
+
+class WindowClustering:
+    """The method of a local clustering on one window, every cluster kept (picklable: a task of
+    :mod:`spoco_zoo.blockwise`).
+
+    ``blocks``: the block grid, whose largest window sets the per-window defaults
+    (:meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.window_kwargs`); ``None``: one window, the
+    whole image.
+    """
+
+    def __init__(self, setting: ClusteringSetting, blocks: Sequence[Block] | None = None) -> None:
+        self.method = setting.method
+        self.kwargs = setting.window_kwargs(None if blocks is None else largest_window(blocks))
+
+    def __call__(self, window: ArrayLike, mask: ArrayLike | None = None) -> np.ndarray:
+        """Labels of ``window [E, *W]`` (``mask``: its foreground), 0 outside the mask."""
+        from spoco_zoo.cluster.methods import run_method
+
+        return run_method(window, self.method, mask, **self.kwargs)
+
+
+def segment_setting(embeddings: ArrayLike, setting: ClusteringSetting, mask: ArrayLike | None = None) -> np.ndarray:
+    """:func:`segment_embeddings` with a :class:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting`
+    (``foreground`` aside: the caller has split it off, :func:`spoco_zoo.cluster.cluster_setting`).
+
+    Unset values take :func:`segment_embeddings`'s defaults: no blocks, no overlap, clusters split,
+    ``background="largest"``, ``min_size=0``.
+    """
+    block_shape = setting.block_shape
+    min_size = setting.min_size or 0
+    background = setting.background or "largest"
     emb = embeddings if isinstance(embeddings, np.ndarray) else np.asarray(embeddings.detach().cpu())
     mask_array = None if mask is None else np.asarray(mask) != 0
 
@@ -106,13 +135,9 @@ def segment_embeddings(
     spatial = tuple(int(s) for s in emb.shape[1:])
     if mask_array is not None and mask_array.shape != spatial:
         raise DataError(f"mask: shape {mask_array.shape} does not match the spatial shape {spatial} of the embeddings")
+    overlap = setting.overlap or 0
     grid = block_grid(spatial, spatial if block_shape is None else block_shape, 0 if block_shape is None else overlap)
-    # every cluster is kept per window; the windows of a block grid get the per-window defaults
-    per_window = dict(params) if block_shape is None else window_kwargs(method, params, largest_window(grid))
-    per_window["background"] = "none"
-
-    def cluster(window: np.ndarray, window_mask: np.ndarray | None) -> np.ndarray:
-        return run_method(window, method, window_mask, min_size=0, **per_window)
+    cluster = WindowClustering(setting, None if block_shape is None else grid)
 
     def cluster_window(index: int) -> np.ndarray:
         window = grid[index].window
@@ -126,7 +151,7 @@ def segment_embeddings(
         labels,
         masked=mask_array is not None,
         background=background,
-        split_components=split_components,
+        split_components=setting.split_components is not False,
         min_size=int(min_size),
     )
     return labels

@@ -52,6 +52,7 @@ from spoco_zoo.cluster.common import (
     check_integer,
     empty_labels,
     finalize,
+    method_docstring,
     rows_per_block,
     sq_norms,
     to_points,
@@ -303,6 +304,7 @@ def find_modes(
     return centres
 
 
+@method_docstring
 def mean_shift(
     embeddings: ArrayLike,
     mask: ArrayLike | None = None,
@@ -324,10 +326,7 @@ def mean_shift(
 
     Parameters
     ----------
-    embeddings:
-        ``[E, y, x]`` or ``[E, z, y, x]`` numpy array or torch tensor.
-    mask:
-        Optional ``[*spatial]`` foreground mask; pixels outside get 0 and are not clustered.
+    {embeddings and mask}
     bandwidth:
         Kernel radius in embedding units; the training pull margin ``delta_var`` (0.5).
     kernel:
@@ -342,22 +341,14 @@ def mean_shift(
     bin_seeding, min_bin_freq:
         Seed from grid cells of size ``bandwidth`` holding at least ``min_bin_freq`` samples
         (else from random samples).
-    min_size, background:
-        Common post-processing, see :mod:`spoco_zoo.cluster.common`.
-    device:
-        Torch device; ``None`` -> CUDA when available, else CPU.
+    {min_size and background}
+    {device}
     seed:
         Seed of the pixel sample (results are deterministic for a seed and device).
 
-    Returns
-    -------
-    numpy.ndarray
-        ``int32`` labels ``[*spatial]``: 0 background, objects ``1..K``.
+    {labels}
 
-    Raises
-    ------
-    DataError
-        Invalid input (see :func:`spoco_zoo.cluster.common.to_points`) or parameters.
+    {errors}
 
     Examples
     --------

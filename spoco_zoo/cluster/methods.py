@@ -9,7 +9,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from spoco_zoo.cluster.settings import check_method, method_kwargs
+from spoco_zoo.cluster.settings import check_method
 from spoco_zoo.errors import DataError
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ def get_method(method: str) -> Callable[..., np.ndarray]:
 def run_method(
     embeddings: ArrayLike, method: str = "mean_shift", mask: ArrayLike | None = None, **params: Any
 ) -> np.ndarray:
-    """One clustering method on the whole image, with its own parameters only (no local clustering).
+    """One clustering method on the whole image, with its own keyword arguments only (the names of its
+    function, :meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.method_kwargs`; no local clustering).
 
     Raises
     ------
@@ -45,7 +46,7 @@ def run_method(
         Unknown ``method`` or parameters the method does not take.
     """
     func = get_method(method)
-    given = method_kwargs(method, params)
+    given = dict(params)
     accepted = [p.name for p in inspect.signature(func).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
     unknown = sorted(set(given) - set(accepted))
     if unknown:

@@ -1,19 +1,23 @@
 """The clustering rules, in one place: methods, parameter names and defaults from the loss margins.
 
-Everyone who turns a training config (or a package's RDF) into a clustering call asks this
-module: the trainer's validation, ``spoco-zoo segment``, the exporter (the RDF's
-``config["spoco"]["clustering"]`` and the in-graph stage), :mod:`spoco_zoo.postprocess` and the
-dispatcher :func:`spoco_zoo.cluster.cluster_embeddings`.
+They are read through one object, :class:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting`:
+everyone who turns a training config, a checkpoint, a package's RDF or command-line overrides into a
+clustering call parses them once, at that edge, into a setting and asks it for what its consumer
+needs -- the trainer's validation and tuning, ``spoco-zoo segment``, the exporter (the RDF's
+``config["spoco"]["clustering"]`` and the in-graph stage, :func:`ingraph_arguments`),
+:mod:`spoco_zoo.postprocess`, the block-wise route and :func:`spoco_zoo.cluster.cluster_embeddings`.
 
 Rules
 -----
 * Methods: :data:`METHODS` (``ClusteringConfig.method``, ``--method``), plus ``"ingraph"`` for
   Python consumers of a package (:data:`POSTPROCESS_METHODS`).
-* Kernel width: one config name, ``bandwidth``. It defaults to the training pull margin
+* Kernel width: one name, ``bandwidth``. It defaults to the training pull margin
   ``loss.delta_var`` (the SPOCO Gaussian kernel is 0.5 at that distance), and
   :data:`DEFAULT_DELTA_VAR` when no loss config is known. Each method receives it under its own
   parameter name (:data:`KERNEL_WIDTH_PARAM`: mean-shift ``bandwidth``, anchor clustering
-  ``delta_var``; HDBSCAN has none).
+  ``delta_var``; HDBSCAN has none), translated by ``ClusteringSetting.method_kwargs`` only.
+  A clustering dict (an older package's RDF, ``cluster_embeddings`` keywords) may still spell it
+  ``delta_var``: ``ClusteringSetting.from_dict`` accepts that and refuses two different widths.
 * Generic parameters of every method: ``min_size`` and ``background`` (``"largest"``).
 * Local clustering (:data:`LOCAL_PARAMS`, applied by
   :func:`spoco_zoo.cluster.instances.segment_embeddings`): ``block_shape`` defaults to the
@@ -21,9 +25,9 @@ Rules
   the scale to cluster at -- ``overlap`` to :func:`default_overlap` of it, and every cluster is
   split into connected components (``split_components``).
 
-A new clustering option (say, a block size and overlap for tiled clustering) is added here: its
-default in :func:`recommended_clustering`, its name in :data:`GENERIC_PARAMS` when every method
-takes it, and its in-graph spelling in :func:`ingraph_kwargs`.
+A new clustering option is added here and in the setting: a field of ``ClusteringSetting`` (when
+more than one method reads it, its name in :data:`SETTING_KEYS`), its default in
+``ClusteringSetting.from_config``, and its in-graph spelling in :func:`ingraph_arguments`.
 
 Imports the standard library only.
 """
@@ -34,11 +38,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol, get_args
 
+from spoco_zoo.cluster.checks import check_choice, check_integer
 from spoco_zoo.errors import DataError
 
 __all__ = [
     "ClusteringFields",
     "PullMargin",
+    "TrainFields",
+    "pull_margin",
+    "rdf_clustering",
     "ClusteringMethod",
     "METHODS",
     "INGRAPH",
@@ -47,11 +55,15 @@ __all__ = [
     "KERNEL_WIDTH_PARAM",
     "GENERIC_PARAMS",
     "LOCAL_PARAMS",
+    "NOTE_KEYS",
+    "SETTING_KEYS",
+    "BACKGROUND_MODES",
+    "SPLIT_MODES",
+    "GRAPH_DECODER",
     "default_overlap",
     "min_distance_from_size",
     "WINDOW_SAMPLE_SHARE",
     "WINDOW_SAMPLES_MIN",
-    "window_kwargs",
     "DEFAULT_MIN_SIZE",
     "FOREGROUND_MODES",
     "min_size_from_objects",
@@ -62,12 +74,9 @@ __all__ = [
     "INGRAPH_PARAMS",
     "check_method",
     "uses_kernel_width",
-    "kernel_width",
-    "recommended_clustering",
-    "method_kwargs",
-    "fill_kernel_width",
-    "ingraph_kwargs",
-    "recommended_ingraph",
+    "INGRAPH_IGNORED",
+    "GRAPH_IGNORED",
+    "ingraph_arguments",
 ]
 
 #: Clustering methods of a training config (``ClusteringConfig.method``) and of ``--method``.
@@ -90,8 +99,6 @@ KERNEL_WIDTH_PARAM: dict[str, str | None] = {
     "graph": None,
     INGRAPH: "bandwidth",
 }
-#: Names under which a config may give the kernel width.
-WIDTH_NAMES = ("bandwidth", "delta_var")
 #: Values of the clustering parameter ``foreground`` for a network with a foreground-logit channel
 #: (the last one): ``"mask"`` clusters only the pixels it calls foreground, ``"drop"`` ignores it
 #: (:func:`spoco_zoo.cluster.common.split_foreground`). Absent (``None``): no such channel.
@@ -141,8 +148,6 @@ INGRAPH_PARAMS = (
     "n_jumps",
     "foreground",
 )
-_INGRAPH_IGNORED = ("method", "seed", "device", "delta_var", "ingraph", "description", "min_distance", *LOCAL_PARAMS)
-_INGRAPH_INTS = ("n_seeds", "n_samples", "n_iter", "max_instances", "min_size", "min_seeds", "n_jumps")
 
 
 class ClusteringFields(Protocol):
@@ -173,6 +178,62 @@ class PullMargin(Protocol):
     def delta_var(self) -> float: ...
 
 
+class TrainFields(Protocol):
+    """What ``ClusteringSetting.from_train_config`` reads of a :class:`spoco_zoo.config.TrainConfig`."""
+
+    @property
+    def clustering(self) -> ClusteringFields: ...
+    @property
+    def loss(self) -> PullMargin: ...
+    @property
+    def data(self) -> Any: ...
+    def foreground_mode(self) -> str | None: ...
+
+
+def pull_margin(loss: PullMargin | Mapping[str, Any] | None) -> float:
+    """The loss's pull margin ``delta_var`` (the default kernel width), else :data:`DEFAULT_DELTA_VAR`.
+
+    >>> pull_margin({"delta_var": 0.3}), pull_margin(None)
+    (0.3, 0.5)
+    """
+    if loss is None:
+        return DEFAULT_DELTA_VAR
+    value = loss.get("delta_var") if isinstance(loss, Mapping) else loss.delta_var
+    return DEFAULT_DELTA_VAR if value is None else float(value)
+
+
+def rdf_clustering(rdf: Any) -> tuple[Mapping[str, Any], float | None]:
+    """Where a package keeps its clustering: ``(the clustering dict, the loss's delta_var or None)`` of
+    the RDF's ``config["spoco"]["clustering"]`` or of any dict containing it (``config["spoco"]``, the
+    RDF ``config``, the whole RDF); a dict with a ``method`` key is the clustering dict itself, a
+    pydantic config (``model_dump``) is read as its dict.
+
+    >>> rdf_clustering({"config": {"spoco": {"clustering": {"method": "hdbscan"}, "loss": {"delta_var": 0.3}}}})
+    ({'method': 'hdbscan'}, 0.3)
+
+    Raises
+    ------
+    DataError
+        Not a dict.
+    """
+    if hasattr(rdf, "model_dump"):  # a pydantic ClusteringConfig / TrainConfig
+        rdf = rdf.model_dump(mode="json")
+    if not isinstance(rdf, Mapping):
+        raise DataError(f"config: expected a dict, got {type(rdf).__name__}")
+    margin: float | None = None
+    node: Mapping[str, Any] = rdf
+    if "method" not in node and isinstance(node.get("config"), Mapping):
+        node = node["config"]  # the whole RDF
+    if "method" not in node and isinstance(node.get("spoco"), Mapping):
+        node = node["spoco"]  # RDF config
+    if "method" not in node and isinstance(node.get("clustering"), Mapping):
+        loss = node.get("loss")
+        if isinstance(loss, Mapping) and loss.get("delta_var") is not None:
+            margin = float(loss["delta_var"])
+        node = node["clustering"]
+    return node, margin
+
+
 def default_method(foreground: str | None) -> str:
     """The method of a config that names none: ``"graph"`` (the local decoder every exported package
     compiles in) for models whose foreground channel masks the background, else ``"mean_shift"``.
@@ -197,23 +258,6 @@ def check_method(method: Any, allowed: tuple[str, ...] = METHODS) -> str:
 def uses_kernel_width(method: str) -> bool:
     """Whether ``method`` has a kernel width (mean-shift, anchor and in-graph clustering do, HDBSCAN not)."""
     return KERNEL_WIDTH_PARAM.get(method) is not None
-
-
-def _delta_var(loss: PullMargin | Mapping[str, Any] | None) -> float:
-    if loss is None:
-        return DEFAULT_DELTA_VAR
-    value = loss.get("delta_var") if isinstance(loss, Mapping) else loss.delta_var
-    return DEFAULT_DELTA_VAR if value is None else float(value)
-
-
-def kernel_width(clustering: ClusteringFields, loss: PullMargin | Mapping[str, Any] | None = None) -> float:
-    """``clustering.bandwidth``, else the loss's pull margin ``delta_var`` (else :data:`DEFAULT_DELTA_VAR`).
-
-    >>> from spoco_zoo.config import ClusteringConfig, LossConfig
-    >>> kernel_width(ClusteringConfig(), LossConfig(delta_var=0.4))
-    0.4
-    """
-    return float(clustering.bandwidth) if clustering.bandwidth else _delta_var(loss)
 
 
 def min_size_from_objects(object_sizes: Sequence[int]) -> int:
@@ -255,280 +299,75 @@ def default_overlap(block_shape: Sequence[int]) -> list[int]:
     return [max(MIN_OVERLAP, int(size) // 4) for size in block_shape]
 
 
-def window_kwargs(method: str, params: Mapping[str, Any], window_pixels: int) -> dict[str, Any]:
-    """Keyword arguments of ``method`` for the windows of local clustering (at most ``window_pixels``
-    pixels each): ``params`` plus the per-window defaults (mean-shift: a sample of
-    :data:`WINDOW_SAMPLE_SHARE` of the window's pixels, at least :data:`WINDOW_SAMPLES_MIN`,
-    unless ``n_samples`` is given).
+#: Keys of a clustering dict that are notes, not parameters (``tune`` is a training setting).
+NOTE_KEYS = ("description", "tune")
+#: The fields of :class:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting` a clustering dict
+#: spells as they are.
+SETTING_KEYS = (
+    "bandwidth",
+    "min_size",
+    "background",
+    *LOCAL_PARAMS,
+    "foreground",
+    *GRAPH_PARAMS,
+)
+#: Values of the generic parameter ``background``.
+BACKGROUND_MODES = ("largest", "none")
+#: Values of method ``"graph"``'s ``split``.
+SPLIT_MODES = ("embedding", "shape")
+#: Value of the in-graph argument ``decoder`` that selects :class:`~spoco_zoo.cluster.graph.GraphInstances`.
+GRAPH_DECODER = "graph"
 
-    >>> window_kwargs("mean_shift", {"bandwidth": 0.3}, 384 * 384)
-    {'bandwidth': 0.3, 'n_samples': 4096}
-    >>> window_kwargs("mean_shift", {}, 256 * 256), window_kwargs("mean_shift", {}, 64 * 96 * 96)
-    ({'n_samples': 4000}, {'n_samples': 16384})
-    >>> window_kwargs("mean_shift", {"n_samples": 9000}, 10**6)["n_samples"], window_kwargs("hdbscan", {}, 10**6)
-    (9000, {})
+
+#: Keys of a clustering dict that the in-graph mean-shift does not take (its own seeds; no blocks).
+INGRAPH_IGNORED = ("method", "seed", "device", "ingraph", "min_distance", *LOCAL_PARAMS)
+#: Keys of a clustering dict that the in-graph local decoder does not take (no kernel, no blocks).
+GRAPH_IGNORED = ("method", "decoder", "seed", "device", "bandwidth", "ingraph", *LOCAL_PARAMS)
+#: Constructor parameters of :class:`~spoco_zoo.cluster.graph.GraphInstances`.
+_GRAPH_ARGS = ("min_size", "background_largest", "foreground", *GRAPH_PARAMS)
+_INGRAPH_INTS = ("n_seeds", "n_samples", "n_iter", "max_instances", "min_size", "min_seeds", "n_jumps", "min_distance")
+_INGRAPH_FLOATS = ("bandwidth", "merge_radius", "max_distance", "edge_threshold")
+
+
+def ingraph_arguments(spelled: Mapping[str, Any]) -> dict[str, Any]:
+    """The in-graph stage's constructor arguments spelled as a clustering dict: ``kernel`` and
+    ``background`` in their in-graph spelling (``gaussian``, ``background_largest``), keys the stage
+    does not take dropped (:data:`INGRAPH_IGNORED`) or refused, values given their types.
+    ``decoder="graph"``: :class:`~spoco_zoo.cluster.graph.GraphInstances`, else
+    :class:`~spoco_zoo.cluster.ingraph.InGraphClustering`. Asked by
+    :meth:`spoco_zoo.cluster.clustering_setting.ClusteringSetting.ingraph_kwargs`.
+
+    >>> ingraph_arguments({"method": "mean_shift", "bandwidth": 0.4, "kernel": "gaussian", "seed": 0})
+    {'bandwidth': 0.4, 'gaussian': True}
+    >>> ingraph_arguments({"decoder": "graph", "background": "none", "n_iter": 6.0})
+    {'decoder': 'graph', 'background_largest': False, 'n_iter': 6, 'foreground': 'none'}
     """
-    out = dict(params)
-    if method == "mean_shift" and out.get("n_samples") is None:
-        out["n_samples"] = max(WINDOW_SAMPLES_MIN, round(WINDOW_SAMPLE_SHARE * int(window_pixels)))
-    return out
-
-
-def recommended_clustering(
-    clustering: ClusteringFields,
-    loss: PullMargin | Mapping[str, Any] | None = None,
-    *,
-    method: str | None = None,
-    patch_shape: Sequence[int] | None = None,
-    foreground: str | None = None,
-) -> dict[str, Any]:
-    """The recommended clustering of a training config, as a clustering dict.
-
-    Parameters
-    ----------
-    clustering, loss:
-        ``TrainConfig.clustering`` and ``TrainConfig.loss`` (the loss only provides ``delta_var``).
-    method:
-        Another method than ``clustering.method``: its kernel width is then ``loss.delta_var`` and
-        ``clustering.bandwidth`` / ``clustering.params`` (meant for the configured method) are dropped;
-        ``min_size``, ``background`` and the local-clustering settings are kept.
-    patch_shape:
-        The training patch shape (``TrainConfig.data.patch_shape``): the block size of local
-        clustering unless ``clustering.block_shape`` is set; with neither, the image is clustered
-        in one piece.
-    foreground:
-        What the network's foreground channel is for (:data:`FOREGROUND_MODES`; ``None``: the
-        network has none): ``TrainConfig.foreground_mode()``.
-
-    Returns
-    -------
-    dict
-        ``{"method", "bandwidth" (methods with a kernel width), "min_size", "background": "largest",
-        "block_shape", "overlap", "split_components", "foreground" (with a foreground channel),
-        **clustering.params}`` -- the RDF's
-        ``config["spoco"]["clustering"]`` and, as keyword arguments, what
-        :func:`spoco_zoo.cluster.cluster_embeddings` takes.
-
-    Examples
-    --------
-    >>> from spoco_zoo.config import ClusteringConfig, LossConfig
-    >>> recommended_clustering(ClusteringConfig(params={"kernel": "flat"}), LossConfig(delta_var=0.4))
-    ... # doctest: +NORMALIZE_WHITESPACE
-    {'method': 'mean_shift', 'bandwidth': 0.4, 'min_size': 16, 'background': 'largest',
-     'block_shape': None, 'overlap': None, 'split_components': True, 'kernel': 'flat'}
-    >>> recommended_clustering(ClusteringConfig(), None, patch_shape=[256, 256])["overlap"]
-    [64, 64]
-    >>> recommended_clustering(ClusteringConfig(bandwidth=0.3), None, method="consistency")["bandwidth"]
-    0.5
-    """
-    configured = clustering.method or default_method(foreground)
-    chosen = check_method(method or configured)
-    same = chosen == configured
-    out: dict[str, Any] = {"method": chosen}
-    if uses_kernel_width(chosen):
-        out["bandwidth"] = kernel_width(clustering, loss) if same else _delta_var(loss)
-    out["min_size"] = DEFAULT_MIN_SIZE if clustering.min_size is None else int(clustering.min_size)
-    out["background"] = "largest"
-    block = clustering.block_shape or (list(patch_shape) if patch_shape is not None else None)
-    out["block_shape"] = None if block is None else [int(b) for b in block]
-    if block is None:
-        out["overlap"] = None
-    else:
-        out["overlap"] = list(clustering.overlap) if clustering.overlap is not None else default_overlap(block)
-    out["split_components"] = bool(clustering.split_components)
-    dims = len(patch_shape) if patch_shape is not None else 2
-    if chosen in ("watershed", "graph"):  # object centres at least the radius of a min_size disk (ball) apart
-        out["min_distance"] = min_distance_from_size(out["min_size"], dims)
-    if chosen == "graph":  # local by construction: components are its output (blocks: block-wise route only)
-        out["split_components"] = False
-        out["split"] = "embedding"
-        out["edge_threshold"] = round(EDGE_THRESHOLD_FRACTION * _delta_var(loss), 6)
-        out["n_iter"] = GRAPH_ITERATIONS
-    if foreground is not None:
-        if foreground not in FOREGROUND_MODES:
-            raise DataError(f"foreground: must be one of {FOREGROUND_MODES} or None, got {foreground!r}")
-        out["foreground"] = foreground
-    if same:
-        out.update(clustering.params)
-    return out
-
-
-def method_kwargs(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of ``method``'s function from clustering parameters.
-
-    ``None`` values are dropped (the method's default applies) and the kernel width, given as
-    ``bandwidth`` or ``delta_var``, is passed under the method's own name (dropped for HDBSCAN).
-
-    Raises
-    ------
-    DataError
-        Unknown method, or ``bandwidth`` and ``delta_var`` given with different values.
-
-    >>> method_kwargs("consistency", {"bandwidth": 0.4, "min_size": 4, "seed": None})
-    {'min_size': 4, 'delta_var': 0.4}
-    """
-    check_method(method, POSTPROCESS_METHODS)
-    given = {k: v for k, v in params.items() if v is not None}
-    widths = {k: given.pop(k) for k in WIDTH_NAMES if k in given}
-    target = KERNEL_WIDTH_PARAM[method]
-    if target is not None and widths:
-        values = {float(v) for v in widths.values()}
-        if len(values) > 1:
-            raise DataError(f"bandwidth/delta_var: conflicting kernel widths {widths} for method {method!r}")
-        given[target] = values.pop()
-    return given
-
-
-def fill_kernel_width(method: str, params: Mapping[str, Any], delta_var: float | None = None) -> dict[str, Any]:
-    """``params`` with ``bandwidth = delta_var`` added when ``method`` has a kernel width and none is given.
-
-    >>> fill_kernel_width("mean_shift", {"min_size": 4}, 0.3)
-    {'min_size': 4, 'bandwidth': 0.3}
-    >>> fill_kernel_width("hdbscan", {"min_size": 4}, 0.3)
-    {'min_size': 4}
-    """
-    out = dict(params)
-    if uses_kernel_width(method) and all(out.get(name) is None for name in WIDTH_NAMES):
-        out["bandwidth"] = DEFAULT_DELTA_VAR if delta_var is None else float(delta_var)
-    return out
-
-
-def _ingraph_mask_kwargs(key: str, value: Any) -> dict[str, Any]:
-    """The in-graph spelling of ``foreground`` / ``background`` (shared by both in-graph stages)."""
-    if key == "foreground":
-        if value not in FOREGROUND_MODES:
-            raise DataError(f"clustering.foreground must be one of {FOREGROUND_MODES}, got {value!r}")
-        return {"foreground": str(value)}
-    if value not in ("largest", "none"):
-        raise DataError(f"clustering.background must be 'largest' or 'none', got {value!r}")
-    return {"background_largest": value == "largest"}
-
-
-def ingraph_kwargs(clustering: Mapping[str, Any]) -> dict[str, Any]:
-    """Constructor kwargs of :class:`~spoco_zoo.cluster.ingraph.InGraphClustering` for a clustering config.
-
-    ``clustering`` is a ``ClusteringConfig``-like dict (the RDF's
-    ``config["spoco"]["clustering"]``): ``bandwidth`` (or ``delta_var``; ``None`` -> the
-    constructor's default, :data:`DEFAULT_DELTA_VAR`), ``kernel`` ("flat"/"gaussian"),
-    ``min_size``, ``background`` ("largest"/"none"), optional ``params`` (merged first, top
-    level wins), and any constructor argument by name (:data:`INGRAPH_PARAMS`). ``method`` and
-    ``seed`` are ignored (the in-graph stage is deterministic and always mean-shift).
-
-    Raises
-    ------
-    DataError
-        Unknown keys or values of the wrong kind (a ``ValueError``).
-
-    >>> ingraph_kwargs({"method": "mean_shift", "bandwidth": 0.4, "kernel": "gaussian", "min_size": 16})
-    {'bandwidth': 0.4, 'gaussian': True, 'min_size': 16}
-    """
-    if not isinstance(clustering, Mapping):
-        raise DataError(f"clustering: expected a dict, got {type(clustering).__name__}")
-    merged: dict[str, Any] = dict(clustering.get("params") or {})
-    merged.update({k: v for k, v in clustering.items() if k != "params"})
-    if merged.get("method") == "graph" or merged.get("decoder") == "graph":
-        return _graph_ingraph_kwargs(merged)
-    out: dict[str, Any] = {}
-    for key, value in merged.items():
-        if key in _INGRAPH_IGNORED or value is None:
+    graph = spelled.get("decoder") == GRAPH_DECODER
+    ignored, known = (GRAPH_IGNORED, _GRAPH_ARGS) if graph else (INGRAPH_IGNORED, INGRAPH_PARAMS)
+    out: dict[str, Any] = {"decoder": GRAPH_DECODER} if graph else {}
+    for key, value in spelled.items():
+        if key in ignored or value is None:
             continue
-        if key == "kernel":
+        if key == "kernel" and not graph:
             if value not in ("flat", "gaussian"):
                 raise DataError(f"clustering.kernel must be 'flat' or 'gaussian', got {value!r}")
             out["gaussian"] = value == "gaussian"
-        elif key in ("foreground", "background"):
-            out.update(_ingraph_mask_kwargs(key, value))
-        elif key in INGRAPH_PARAMS:
+        elif key == "background":
+            out["background_largest"] = check_choice("background", value, BACKGROUND_MODES) == "largest"
+        elif key in known:
             out[key] = value
         else:
-            raise DataError(
-                f"clustering.{key}: not a parameter of the in-graph clustering (known: {list(INGRAPH_PARAMS)})"
-            )
-    if "bandwidth" not in out and merged.get("delta_var") is not None:
-        out["bandwidth"] = float(merged["delta_var"])
-    for key in ("bandwidth", "merge_radius", "max_distance"):
-        if key in out:
+            stage = "in-graph local decoder" if graph else "in-graph clustering"
+            raise DataError(f"clustering.{key}: not a parameter of the {stage} (known: {list(known)})")
+    for key in out:
+        if key in _INGRAPH_INTS:
+            out[key] = check_integer(f"clustering.{key}", out[key])
+        elif key in _INGRAPH_FLOATS:
             out[key] = float(out[key])
-    for key in _INGRAPH_INTS:
-        if key in out:
-            if isinstance(out[key], bool) or int(out[key]) != out[key]:
-                raise DataError(f"clustering.{key} must be an integer, got {out[key]!r}")
-            out[key] = int(out[key])
-    for key in ("gaussian", "background_largest"):
-        if key in out:
+        elif key in ("gaussian", "background_largest"):
             out[key] = bool(out[key])
+    if "foreground" in out:
+        out["foreground"] = check_choice("clustering.foreground", out["foreground"], ("none", *FOREGROUND_MODES))
+    elif graph:
+        out["foreground"] = "none"
     return out
-
-
-#: Keys of a clustering dict that the in-graph local decoder does not take (it has no blocks).
-_GRAPH_IGNORED = ("method", "decoder", "seed", "device", "bandwidth", "delta_var", "ingraph", "description", "tune")
-
-
-def _graph_ingraph_kwargs(merged: Mapping[str, Any]) -> dict[str, Any]:
-    """Constructor kwargs of :class:`~spoco_zoo.cluster.graph.GraphInstances` (``decoder="graph"``)."""
-    out: dict[str, Any] = {"decoder": "graph"}
-    for key, value in merged.items():
-        if key in _GRAPH_IGNORED or key in LOCAL_PARAMS or value is None:
-            continue
-        if key in ("foreground", "background"):
-            out.update(_ingraph_mask_kwargs(key, value))
-        elif key == "split":
-            if value not in ("embedding", "shape"):
-                raise DataError(f"clustering.split must be 'embedding' or 'shape', got {value!r}")
-            out["split"] = str(value)
-        elif key == "edge_threshold":
-            out["edge_threshold"] = float(value)
-        elif key in ("min_distance", "n_iter", "min_size"):
-            if isinstance(value, bool) or int(value) != value:
-                raise DataError(f"clustering.{key} must be an integer, got {value!r}")
-            out[key] = int(value)
-        elif key == "background_largest":
-            out[key] = bool(value)
-        else:
-            raise DataError(
-                f"clustering.{key}: not a parameter of the in-graph local decoder "
-                f"(known: {['foreground', 'background', 'min_size', *GRAPH_PARAMS]})"
-            )
-    out.setdefault("foreground", "none")
-    return out
-
-
-def recommended_ingraph(
-    clustering: ClusteringFields,
-    loss: PullMargin | Mapping[str, Any] | None = None,
-    options: Mapping[str, Any] | None = None,
-    foreground: str | None = None,
-    patch_shape: Sequence[int] | None = None,
-) -> dict[str, Any]:
-    """Constructor kwargs of the in-graph clustering compiled into an exported package.
-
-    A model whose foreground channel masks the background (``foreground="mask"``) gets the local
-    decoder (``decoder="graph"``, :class:`~spoco_zoo.cluster.graph.GraphInstances`) with the
-    parameters of method ``"graph"`` of :func:`recommended_clustering` -- the tuned ones when that
-    is the configured method, else its defaults with the configured ``min_size``. Other models get
-    the global mean-shift (:class:`~spoco_zoo.cluster.ingraph.InGraphClustering`): the kernel width
-    (:func:`kernel_width`), ``min_size``, ``background="largest"`` and a ``kernel`` from
-    ``clustering.params``. ``options`` (``n_iter``, ``n_seeds``, ...) go on top; see
-    :func:`ingraph_kwargs`.
-
-    >>> from spoco_zoo.config import ClusteringConfig
-    >>> recommended_ingraph(ClusteringConfig(min_size=8), {"delta_var": 0.4}, {"n_seeds": 256})
-    {'bandwidth': 0.4, 'min_size': 8, 'background_largest': True, 'n_seeds': 256}
-    >>> recommended_ingraph(ClusteringConfig(min_size=80), None, foreground="mask")["split"]
-    'embedding'
-    """
-    if foreground == "mask":
-        graph = recommended_clustering(clustering, loss, method="graph", patch_shape=patch_shape, foreground=foreground)
-        return ingraph_kwargs({**graph, **dict(options or {})})
-    base: dict[str, Any] = {
-        "bandwidth": kernel_width(clustering, loss),
-        "min_size": DEFAULT_MIN_SIZE if clustering.min_size is None else int(clustering.min_size),
-        "background": "largest",
-    }
-    kernel = clustering.params.get("kernel")
-    if kernel in ("flat", "gaussian"):
-        base["kernel"] = kernel
-    if foreground is not None:
-        base["foreground"] = foreground
-    base.update(dict(options or {}))
-    return ingraph_kwargs(base)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from spoco_zoo.cluster.settings import recommended_ingraph
+from spoco_zoo.cluster.settings import INGRAPH
 from spoco_zoo.errors import ExportError
 from spoco_zoo.exporters.common import PackageGeometry, json_safe
 
@@ -194,18 +194,21 @@ def default_description(config: Any, outputs: Sequence[str]) -> str:
 def clustering_config(config: Any, ingraph: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The RDF's ``config["spoco"]["clustering"]`` for a ``TrainConfig``.
 
-    :func:`spoco_zoo.cluster.settings.recommended_clustering` plus, when the package has the
-    in-graph output, ``"ingraph"``: the constructor arguments compiled into the model. The dict
-    is accepted as is by :func:`spoco_zoo.postprocess.embeddings_to_instances`.
+    Its :meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.as_dict` with, when the package has the
+    in-graph output, ``"ingraph"``: the constructor arguments compiled into the model. The dict is
+    read back by :meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.from_rdf` (and so
+    :func:`spoco_zoo.postprocess.embeddings_to_instances`).
     """
-    out = config.recommended_clustering()
+    setting = config.clustering_setting()
     if ingraph is not None:
-        out["ingraph"] = dict(ingraph)
-    return json_safe(out)
+        setting = replace(setting, ingraph=dict(ingraph))
+    return json_safe(setting.as_dict())
 
 
 def ingraph_settings(config: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Constructor arguments of the in-graph clustering (:func:`~spoco_zoo.cluster.settings.recommended_ingraph`).
+    """Constructor arguments of the in-graph clustering: the setting of method ``"ingraph"``
+    (:meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.from_config`) with ``options`` on top
+    (:meth:`~spoco_zoo.cluster.clustering_setting.ClusteringSetting.ingraph_kwargs`).
 
     Raises
     ------
@@ -213,13 +216,7 @@ def ingraph_settings(config: Any, options: Mapping[str, Any] | None = None) -> d
         ``options`` holds an unknown parameter or a value of the wrong kind.
     """
     try:
-        return recommended_ingraph(
-            config.clustering,
-            config.loss,
-            options,
-            foreground=config.foreground_mode(),
-            patch_shape=config.data.patch_shape,
-        )
+        return config.clustering_setting(INGRAPH).ingraph_kwargs(options)
     except ValueError as err:
         raise ExportError(f"in-graph clustering options: {err}") from err
 

@@ -14,7 +14,7 @@ Exporter choice (torch >= 2.9 defaults to ``dynamo=True``):
   or writes a higher opset than asked for.
 
 Both have been verified with ONNX Runtime at spatial sizes other than the
-traced one (see :func:`onnx_parity`, which the package exporter always runs).
+traced one (see :func:`write_onnx`, whose parity check the package exporter always runs).
 
 Version limits (deepImageJ)
 ---------------------------
@@ -43,7 +43,6 @@ import torch
 from torch import nn
 
 from spoco_zoo.errors import ExportError
-from spoco_zoo.exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
 from spoco_zoo.exporters.weight_record import WeightJob, WrittenWeight
 
 __all__ = [
@@ -55,7 +54,6 @@ __all__ = [
     "export_onnx",
     "lower_ir_version",
     "run_onnx",
-    "onnx_parity",
 ]
 
 #: Lowest opset we write (bioimage.io accepts >= 7; we need >= 17 for the ops used).
@@ -96,12 +94,20 @@ def _quiet():
             lg.setLevel(level)
 
 
-def _export_dynamo(model, example, path, spatial_dims, step, output_names, opset) -> None:
-    from torch.export import Dim
+def _export_with(name: str, model, example, path, spatial_dims, step, output_names, opset) -> None:
+    """One ``torch.onnx.export`` call with exporter ``name`` (``"dynamo"`` or ``"legacy"``) and its
+    spelling of the dynamic batch and spatial axes."""
+    mode: dict[str, Any]
+    if name == "dynamo":
+        from torch.export import Dim
 
-    shapes: dict[int, object] = {0: Dim("batch", min=1, max=4096)}
-    for i, axis in enumerate(_AXES[-spatial_dims:]):
-        shapes[2 + i] = step * Dim(f"{axis}_blocks", min=1, max=1 << 16)
+        shapes: dict[int, object] = {0: Dim("batch", min=1, max=4096)}
+        for i, axis in enumerate(_AXES[-spatial_dims:]):
+            shapes[2 + i] = step * Dim(f"{axis}_blocks", min=1, max=1 << 16)
+        mode = dict(dynamo=True, dynamic_shapes=(shapes,), external_data=False, optimize=True, verbose=False)
+    else:
+        axes = {0: "batch", **{2 + i: a for i, a in enumerate(_AXES[-spatial_dims:])}}
+        mode = dict(dynamo=False, dynamic_axes={n: axes for n in ["raw", *output_names]}, do_constant_folding=True)
     torch.onnx.export(
         model,
         (example,),
@@ -109,26 +115,7 @@ def _export_dynamo(model, example, path, spatial_dims, step, output_names, opset
         input_names=["raw"],
         output_names=list(output_names),
         opset_version=opset,
-        dynamo=True,
-        dynamic_shapes=(shapes,),
-        external_data=False,
-        optimize=True,
-        verbose=False,
-    )
-
-
-def _export_legacy(model, example, path, spatial_dims, output_names, opset) -> None:
-    axes = {0: "batch", **{2 + i: a for i, a in enumerate(_AXES[-spatial_dims:])}}
-    torch.onnx.export(
-        model,
-        (example,),
-        str(path),
-        input_names=["raw"],
-        output_names=list(output_names),
-        opset_version=opset,
-        dynamo=False,
-        dynamic_axes={name: axes for name in ["raw", *output_names]},
-        do_constant_folding=True,
+        **mode,
     )
 
 
@@ -182,10 +169,7 @@ def export_onnx(
             path.unlink()
         try:
             with _quiet(), torch.no_grad():
-                if name == "dynamo":
-                    _export_dynamo(model, example, path, spatial_dims, step, output_names, opset)
-                else:
-                    _export_legacy(model, example, path, spatial_dims, output_names, opset)
+                _export_with(name, model, example, path, spatial_dims, step, output_names, opset)
         except Exception as err:  # exporters raise many types
             errors.append(f"{name}: {type(err).__name__}: {str(err).strip()[:2000]}")
             continue
@@ -239,19 +223,6 @@ def run_onnx(path: Path, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]
     return [list(session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})) for x in inputs]
 
 
-def onnx_parity(
-    path: Path,
-    reference: Sequence[Sequence[np.ndarray]],
-    inputs: Sequence[np.ndarray],
-    tolerance: float = EMBEDDINGS_TOLERANCE,
-    label_ppm: float = LABEL_MISMATCH_PPM,
-) -> ParityResult:
-    """Compare ONNX Runtime outputs with the eager ``reference`` outputs on ``inputs``."""
-    return run_and_compare(
-        "onnx", run_onnx, path, reference, inputs, tolerance, label_ppm, "ONNX Runtime cannot run the exported model"
-    )
-
-
 def write_onnx(job: WeightJob) -> WrittenWeight:
     """Export ``job.model`` to ``weights.onnx`` (:func:`export_onnx`) and check it in ONNX Runtime.
 
@@ -271,10 +242,7 @@ def write_onnx(job: WeightJob) -> WrittenWeight:
         opset=options.opset,
         exporter=options.onnx_exporter,
     )
-    parity = onnx_parity(
-        info.path, job.tensors.reference, job.tensors.inputs, options.tolerance, options.label_mismatch_ppm
-    )
-    parity.raise_if_failed()
+    parity = job.check_parity("onnx", run_onnx, info.path, "ONNX Runtime cannot run the exported model")
     notes = (f"ONNX: fell back to the {info.exporter} exporter ({info.notes})",) if info.notes else ()
     return WrittenWeight(
         "onnx",

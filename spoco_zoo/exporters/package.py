@@ -14,11 +14,14 @@
    eager PyTorch (``max |diff| < 1e-4`` on two inputs of different sizes, else
    :class:`~spoco_zoo.errors.ExportError`);
 6. :func:`write_cover` -- input | PCA of the embeddings | instances (recommended clustering);
-7. :func:`~spoco_zoo.exporters.card.card_values` + :func:`~spoco_zoo.exporters.card.render_model_card`
-   -- the model card;
-8. :func:`~spoco_zoo.exporters.rdf.build_model_descr` -- the description, built with
-   ``bioimageio.spec``;
-9. :func:`write_zip` -- the package, written atomically (:func:`spoco_zoo.atomic.atomic_path`).
+7. :func:`~spoco_zoo.exporters.rdf.build_model_descr` -- the description, built once with
+   ``bioimageio.spec`` (its ``README.md`` is a placeholder until step 9);
+8. :func:`~spoco_zoo.zoo.consumers.consumer_report` -- what ilastik and deepImageJ get, checked on
+   the description and the weight files;
+9. :func:`~spoco_zoo.exporters.card.card_values` + :func:`~spoco_zoo.exporters.card.render_model_card`
+   -- the model card, with the consumer rows; :func:`~spoco_zoo.exporters.rdf.set_documentation`
+   then records it in the description (the entry holds the file's sha256);
+10. :func:`write_zip` -- the package, written atomically (:func:`spoco_zoo.atomic.atomic_path`).
 
 Validation with bioimageio.core is separate (:mod:`spoco_zoo.zoo.validate`); the
 ``spoco-zoo export`` command runs it by default.
@@ -46,6 +49,7 @@ from spoco_zoo.exporters.metadata import (
 )
 from spoco_zoo.exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult
 from spoco_zoo.exporters.plan import ExportPlan, WeightOptions, plan_export
+from spoco_zoo.exporters.rdf import set_documentation
 from spoco_zoo.exporters.tensors import ExportTensors, make_tensors
 from spoco_zoo.exporters.variants import get_variant
 from spoco_zoo.exporters.weights import WrittenWeights, write_weights
@@ -341,7 +345,7 @@ def export_package(
         the source repository URL and a SemVer version. Maintainers need a ``github_user``.
     ingraph_options:
         Overrides for the in-graph clustering (``n_seeds``, ``max_instances``, ``kernel``, ...;
-        see :func:`spoco_zoo.cluster.settings.ingraph_kwargs`).
+        see :meth:`spoco_zoo.cluster.clustering_setting.ClusteringSetting.ingraph_kwargs`).
     test_shape:
         Spatial shape of the test tensors (rounded up to a valid size); default 128x128 / 48x64x64.
     halo:
@@ -425,7 +429,8 @@ def export_package(
         descr = describe_package(stage, plan, model, tensors, written)
         result.consumers = consumer_report(descr, written, stage)
         write_card(card, plan, model, tensors, written, result.consumers, card_template)
-        write_zip(describe_package(stage, plan, model, tensors, written), plan.output)
+        set_documentation(descr, card)  # the description recorded the placeholder's sha256
+        write_zip(descr, plan.output)
         for line in publication_notes(publication):
             result.notes.append(line)
     result.size_bytes = plan.output.stat().st_size

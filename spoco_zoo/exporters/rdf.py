@@ -33,7 +33,7 @@ from typing import Any
 from spoco_zoo.errors import ExportError
 from spoco_zoo.exporters.common import PAPER_ARXIV_DOI, PAPER_CITATION, PAPER_DOI, PackageGeometry
 
-__all__ = ["WeightsFiles", "RdfContent", "build_model_descr", "SPATIAL_AXES"]
+__all__ = ["WeightsFiles", "RdfContent", "build_model_descr", "set_documentation", "SPATIAL_AXES"]
 
 SPATIAL_AXES = {2: ("y", "x"), 3: ("z", "y", "x")}
 
@@ -330,3 +330,25 @@ def build_model_descr(content: RdfContent) -> Any:
     except Exception as err:  # pydantic ValidationError and friends
         raise ExportError(f"bioimage.io model description rejected: {err}") from err
     return descr
+
+
+def set_documentation(descr: Any, path: Path) -> None:
+    """Point the description's ``documentation`` at ``path`` as the file is now.
+
+    A ``FileDescr`` records its file's sha256 when it is built, so a documentation file rewritten
+    after :func:`build_model_descr` no longer matches the description (saving the package fails
+    with a sha256 mismatch). The entry is replaced in place; ``bioimageio.spec`` validates the
+    assignment (``.md`` suffix, the card's validation section) and nothing else in the description
+    depends on the file.
+
+    Raises
+    ------
+    ExportError
+        The spec rejects the file (the message is included).
+    """
+    from bioimageio.spec.model.v0_5 import FileDescr
+
+    try:
+        descr.documentation = FileDescr(source=path)
+    except Exception as err:  # pydantic ValidationError and friends
+        raise ExportError(f"{path}: bioimage.io documentation rejected: {err}") from err

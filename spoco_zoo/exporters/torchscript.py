@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from spoco_zoo.errors import ExportError
-from spoco_zoo.exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult, run_and_compare
 from spoco_zoo.exporters.weight_record import WeightJob, WrittenWeight
 
 __all__ = [
@@ -32,7 +31,6 @@ __all__ = [
     "save_torchscript",
     "file_format_version",
     "run_torchscript",
-    "torchscript_parity",
 ]
 
 
@@ -130,26 +128,6 @@ def run_torchscript(path: Path, inputs: Sequence[np.ndarray]) -> list[list[np.nd
     return results
 
 
-def torchscript_parity(
-    path: Path,
-    reference: Sequence[Sequence[np.ndarray]],
-    inputs: Sequence[np.ndarray],
-    tolerance: float = EMBEDDINGS_TOLERANCE,
-    label_ppm: float = LABEL_MISMATCH_PPM,
-) -> ParityResult:
-    """Reload the saved file (as a consumer would) and compare with the eager ``reference`` outputs."""
-    return run_and_compare(
-        "torchscript",
-        run_torchscript,
-        path,
-        reference,
-        inputs,
-        tolerance,
-        label_ppm,
-        "saved TorchScript module cannot be run",
-    )
-
-
 def write_torchscript(job: WeightJob) -> WrittenWeight:
     """Script ``job.model`` to ``weights_torchscript.pt`` and check it on both test inputs.
 
@@ -165,10 +143,7 @@ def write_torchscript(job: WeightJob) -> WrittenWeight:
     example = torch.from_numpy(job.tensors.inputs[0])
     scripted = to_torchscript(job.model, example, method=options.torchscript_method, freeze=False)
     path = save_torchscript(scripted, job.stage / "weights_torchscript.pt")
-    parity = torchscript_parity(
-        path, job.tensors.reference, job.tensors.inputs, options.tolerance, options.label_mismatch_ppm
-    )
-    parity.raise_if_failed()
+    parity = job.check_parity("torchscript", run_torchscript, path, "saved TorchScript module cannot be run")
     version = file_format_version(path)
     return WrittenWeight(
         "torchscript",

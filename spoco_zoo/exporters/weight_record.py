@@ -9,12 +9,14 @@ asks for. Imports the standard library only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from spoco_zoo.exporters.parity import ParityResult
     from spoco_zoo.exporters.plan import ExportPlan
     from spoco_zoo.exporters.tensors import ExportTensors
@@ -45,6 +47,31 @@ class WeightJob:
     cls: type
     model: Any
     tensors: ExportTensors
+
+    def check_parity(
+        self,
+        name: str,
+        run: Callable[[Path, Sequence[np.ndarray]], list[list[np.ndarray]]],
+        path: Path,
+        cannot_run: str,
+    ) -> ParityResult:
+        """Run the saved weights at ``path`` with ``run`` on the parity inputs (as a consumer would) and
+        compare with the eager outputs within the plan's limits
+        (:func:`spoco_zoo.exporters.parity.run_and_compare`).
+
+        Raises
+        ------
+        spoco_zoo.errors.ExportError
+            The file cannot be run (``"{path}: {cannot_run}: ..."``) or its outputs differ.
+        """
+        from spoco_zoo.exporters.parity import run_and_compare
+
+        options = self.plan.options
+        tensors = self.tensors
+        limits = (options.tolerance, options.label_mismatch_ppm)
+        parity = run_and_compare(name, run, path, tensors.reference, tensors.inputs, *limits, cannot_run)
+        parity.raise_if_failed()
+        return parity
 
 
 @dataclass(frozen=True)

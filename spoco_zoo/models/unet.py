@@ -77,11 +77,14 @@ class UpBlock(nn.Module):
         cout: int,
         norm: str,
         num_groups: int,
-        factor: tuple[int, ...] | int = 2,
+        factor: int | tuple[int, int, int] = 2,
     ) -> None:
         super().__init__()
-        up = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
-        self.upsample = up(cin, cout, kernel_size=factor, stride=factor)
+        self.upsample: nn.Module
+        if spatial_dims == 2:
+            self.upsample = nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=2)
+        else:
+            self.upsample = nn.ConvTranspose3d(cin, cout, kernel_size=factor, stride=factor)
         self.block = ConvBlock(spatial_dims, 2 * cout, cout, norm, num_groups)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -150,7 +153,9 @@ class UNet(nn.Module):
         self.spatial_dims = spatial_dims
         self.depth = depth
         self.anisotropic_levels = anisotropic_levels
-        factors = [(1, 2, 2) if level < anisotropic_levels else 2 for level in range(depth)]
+        factors: list[int | tuple[int, int, int]] = [
+            (1, 2, 2) if level < anisotropic_levels else 2 for level in range(depth)
+        ]
         widths = [base_features * 2**level for level in range(depth + 1)]
 
         self.encoders = nn.ModuleList()

@@ -281,7 +281,7 @@ class TrainingSession:
 
     def preview(self) -> np.ndarray:
         """The image's instances with the current student and the run's recommended clustering."""
-        from spoco_zoo.cluster import cluster_embeddings
+        from spoco_zoo.cluster import cluster_setting
         from spoco_zoo.data.normalize import normalize
         from spoco_zoo.train.validation import predict_whole
 
@@ -291,9 +291,7 @@ class TrainingSession:
         student = trainer.student
         student.eval()  # the next train_step puts it back in training mode
         emb = predict_whole(student, normalize(self.image, config.data.normalization), trainer.device)
-        clustering = config.recommended_clustering()
-        method = clustering.pop("method")
-        return np.asarray(cluster_embeddings(emb.numpy(), method, **clustering))
+        return np.asarray(cluster_setting(emb.numpy(), config.clustering_setting()))
 
     def _on_step(self, step: int, terms: dict[str, float]) -> None:
         if self.report is None or self.trainer is None:

@@ -319,7 +319,8 @@ class Trainer:
 
         cfg = self.config
         samples = self.val_samples
-        method = cfg.recommended_clustering()["method"]
+        recommended = cfg.clustering_setting()
+        method = recommended.method
         if not samples and cfg.foreground_mode() == "mask" and method in ("graph", "mean_shift"):
             # nothing to measure on: the split that held on the real nuclei image with 4 annotated
             # nuclei (SBD 0.27 -> 0.80; docs/benchmarks.md, "Real images")
@@ -351,11 +352,10 @@ class Trainer:
         embeddings = [self._predict_full(image, model).numpy() for image, _ in samples]
         # the grid decodes every image some 30 times: large validation volumes are tuned on their centre
         views = [centre_crop(labels.shape, TUNE_MAX_VOXELS) for _, labels in samples]
-        clustering = cfg.recommended_clustering()
         result = tune_clustering(
-            [emb[(slice(None), *view)] for emb, view in zip(embeddings, views)],
+            [emb[(slice(None),) + view] for emb, view in zip(embeddings, views)],
             [labels[view] for (_, labels), view in zip(samples, views)],
-            clustering,
+            recommended,
             ignore_label=cfg.data.ignore_label,
         )
         if result.method == "graph":

@@ -11,11 +11,13 @@ them on its dense validation images when training ends
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from spoco_zoo.cluster.clustering_setting import ClusteringSetting
+from spoco_zoo.cluster.settings import DEFAULT_DELTA_VAR, EDGE_THRESHOLD_FRACTION, min_distance_from_size
 from spoco_zoo.errors import DataError
 
 __all__ = [
@@ -120,7 +122,7 @@ def score_segmentation(pred: np.ndarray, labels: np.ndarray, ignore_label: int =
 def tune_clustering(
     embeddings: Sequence[np.ndarray],
     labels: Sequence[np.ndarray],
-    clustering: Mapping[str, Any],
+    clustering: ClusteringSetting | Mapping[str, Any],
     bandwidth_factors: Sequence[float] = BANDWIDTH_FACTORS,
     min_size_factors: Sequence[float] = MIN_SIZE_FACTORS,
     ignore_label: int = -1,
@@ -136,9 +138,9 @@ def tune_clustering(
         Ground-truth labels ``[*S]`` of the same images: dense (scored by SBD + mAP), or sparse
         with ``ignore_label`` pixels (objects set aside from the training annotations, scored by
         :func:`spoco_zoo.metrics.partial.partial_score`).
-    clustering : mapping
-        The recommended clustering (:func:`spoco_zoo.cluster.settings.recommended_clustering`)
-        with a kernel width: the grid is centred on its ``bandwidth`` and ``min_size``.
+    clustering : ClusteringSetting or mapping
+        The recommended clustering (:meth:`spoco_zoo.config.TrainConfig.clustering_setting`, or its
+        dict) with a kernel width: the grid is centred on its ``bandwidth`` and ``min_size``.
     bandwidth_factors, min_size_factors : sequence of float
         Multiples of the configured values to try.
     ignore_label : int
@@ -155,38 +157,35 @@ def tune_clustering(
     DataError
         No images, or a method without a kernel width.
     """
-    from spoco_zoo.cluster import cluster_embeddings
+    from spoco_zoo.cluster import cluster_setting
     from spoco_zoo.cluster.common import relabel_sequential
     from spoco_zoo.cluster.components import absorb_small_components
 
     if not embeddings or len(embeddings) != len(labels):
         raise DataError(f"tuning: need the same positive number of embeddings and labels, got {len(embeddings)}")
-    if clustering.get("method") == "graph":
-        return _tune_graph(embeddings, labels, clustering, min_size_factors, ignore_label)
-    if clustering.get("bandwidth") is None:
-        raise DataError(f"tuning: method {clustering.get('method')!r} has no kernel width to tune")
-    base_bandwidth = float(clustering["bandwidth"])
-    base_min_size = int(clustering.get("min_size") or 0)
+    setting = clustering if isinstance(clustering, ClusteringSetting) else ClusteringSetting.from_dict(clustering)
+    if setting.method == "graph":
+        return _tune_graph(embeddings, labels, setting, min_size_factors, ignore_label)
+    if setting.bandwidth is None:
+        raise DataError(f"tuning: method {setting.method!r} has no kernel width to tune")
+    base_bandwidth = setting.bandwidth
+    base_min_size = setting.min_size or 0
     bandwidths = sorted({round(base_bandwidth * f, 4) for f in bandwidth_factors} | {base_bandwidth})
     min_sizes = sorted({int(round(base_min_size * f)) for f in min_size_factors} | {base_min_size})
-    params = dict(clustering)
-    params["split_components"] = True
-    method = str(params.get("method", "mean_shift"))
-    candidates: list[tuple[dict[str, Any], dict[str, Any]]] = [
-        ({"method": method, "bandwidth": bandwidth}, {**params, "bandwidth": bandwidth}) for bandwidth in bandwidths
+    base = replace(setting, split_components=True, min_size=0)  # min_size: applied to the raw labels below
+    method = setting.method
+    candidates: list[tuple[dict[str, Any], ClusteringSetting]] = [
+        ({"method": method, "bandwidth": bandwidth}, replace(base, bandwidth=bandwidth)) for bandwidth in bandwidths
     ]
-    if params.get("foreground") == "mask" and method != "watershed":
-        from spoco_zoo.cluster.settings import min_distance_from_size
-
+    if setting.foreground == "mask" and method != "watershed":
         dims = int(np.asarray(embeddings[0]).ndim) - 1
-        shape_params = {key: value for key, value in params.items() if key not in ("bandwidth", "method")}
         derived = min_distance_from_size(base_min_size, dims)
         for distance in sorted({max(1, int(round(derived * f))) for f in MIN_DISTANCE_FACTORS}):
             chosen = {"method": "watershed", "min_distance": distance}
-            candidates.append((chosen, {**shape_params, **chosen}))
+            candidates.append((chosen, replace(base, bandwidth=None, method="watershed", min_distance=distance)))
     table: list[dict[str, Any]] = []
     for chosen, call in candidates:
-        raw = [cluster_embeddings(emb, **{**call, "min_size": 0}).astype(np.int64) for emb in embeddings]
+        raw = [cluster_setting(emb, call).astype(np.int64) for emb in embeddings]
         for min_size in min_sizes:
             results = [
                 score_segmentation(relabel_sequential(absorb_small_components(pred, min_size)), gt, ignore_label)
@@ -216,25 +215,24 @@ def tune_clustering(
 def _tune_graph(
     embeddings: Sequence[np.ndarray],
     labels: Sequence[np.ndarray],
-    clustering: Mapping[str, Any],
+    setting: ClusteringSetting,
     min_size_factors: Sequence[float],
     ignore_label: int,
 ) -> TuningResult:
     """Grid of method ``"graph"``: split ``"embedding"`` x ``edge_threshold`` and, with a foreground
     mask, split ``"shape"`` x ``min_distance``; each x ``min_size`` (merged inside the decoder)."""
-    from spoco_zoo.cluster import cluster_embeddings
-    from spoco_zoo.cluster.settings import DEFAULT_DELTA_VAR, EDGE_THRESHOLD_FRACTION, min_distance_from_size
+    from spoco_zoo.cluster import cluster_setting
 
-    base_min_size = int(clustering.get("min_size") or 0)
-    base_edge = float(clustering.get("edge_threshold") or EDGE_THRESHOLD_FRACTION * DEFAULT_DELTA_VAR)
+    base_min_size = setting.min_size or 0
+    base_edge = setting.edge_threshold or EDGE_THRESHOLD_FRACTION * DEFAULT_DELTA_VAR
     dims = int(np.asarray(embeddings[0]).ndim) - 1
-    base_distance = int(clustering.get("min_distance") or min_distance_from_size(base_min_size, dims))
+    base_distance = setting.min_distance or min_distance_from_size(base_min_size, dims)
     min_sizes = sorted({int(round(base_min_size * f)) for f in min_size_factors} | {base_min_size})
     choices: list[dict[str, Any]] = [
         {"split": "embedding", "edge_threshold": edge}
         for edge in sorted({round(base_edge * f, 4) for f in EDGE_THRESHOLD_FACTORS} | {base_edge})
     ]
-    if clustering.get("foreground") == "mask":
+    if setting.foreground == "mask":
         choices += [
             {"split": "shape", "min_distance": distance}
             for distance in sorted({max(1, int(round(base_distance * f))) for f in MIN_DISTANCE_FACTORS})
@@ -242,13 +240,12 @@ def _tune_graph(
     table: list[dict[str, Any]] = []
     for choice in choices:
         for min_size in min_sizes:
-            call = {**clustering, **choice, "min_size": min_size}
+            call = replace(setting, **choice, min_size=min_size)
             results = [
-                score_segmentation(cluster_embeddings(emb, **call), gt, ignore_label)
-                for emb, gt in zip(embeddings, labels)
+                score_segmentation(cluster_setting(emb, call), gt, ignore_label) for emb, gt in zip(embeddings, labels)
             ]
             table.append(_table_row({"method": "graph", **choice, "min_size": float(min_size)}, results))
-    configured = clustering.get("split", "embedding")
+    configured = setting.split or "embedding"
 
     def rank(row: dict[str, Any]) -> tuple[float, bool, bool, bool, bool]:
         return (

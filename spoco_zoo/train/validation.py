@@ -49,14 +49,14 @@ def validation_scores(
     the partial scores (:func:`spoco_zoo.metrics.partial.partial_scores`) on sparse ones.
 
     ``embed(image)`` gives the embeddings ``[E, *S]``; images are segmented with the recommended
-    clustering of ``config`` (:func:`spoco_zoo.cluster.settings.recommended_clustering`).
+    clustering of ``config`` (:meth:`spoco_zoo.config.TrainConfig.clustering_setting`).
     """
-    from spoco_zoo.cluster import cluster_embeddings
+    from spoco_zoo.cluster import cluster_setting
     from spoco_zoo.losses.discriminative import embedding_loss
     from spoco_zoo.train.tuning import score_segmentation
 
     loss = config.loss
-    clustering = config.recommended_clustering()
+    clustering = config.clustering_setting()
     scores: dict[str, list[float]] = {"val_embedding_loss": []}
     for image, labels in samples:
         emb = embed(image)
@@ -73,7 +73,7 @@ def validation_scores(
             background_as_instance=loss.background_as_instance,
         )
         scores["val_embedding_loss"].append(float(value))
-        pred = cluster_embeddings(emb.numpy(), **clustering)
+        pred = cluster_setting(emb.numpy(), clustering)
         for key, score in score_segmentation(pred, labels, config.data.ignore_label).items():
             scores.setdefault(key, []).append(float(score))
     return {k: float(np.mean(v)) for k, v in scores.items() if v}
