@@ -201,3 +201,31 @@ def test_an_anisotropic_package_declares_its_scales_and_fits_its_training_patch(
     assert tuple(halos) == result.halo
     for axis, halo, patch in zip(space, halos, (16, 32, 32)):
         assert axis["size"]["min"] - 2 * halo >= 1 and axis["size"]["min"] <= patch  # a training patch runs unpadded
+
+
+def test_an_axis_without_halo_is_a_plain_output_axis(tmp_path: Path) -> None:
+    """A training patch one size step deep leaves z no halo: the spec's halo is >= 1, so the package
+    declares a plain output axis there, and the package still validates (the export checks it)."""
+    from spoco_zoo.exporters.package import export_package
+
+    config = TrainConfig.model_validate(
+        {
+            "model": {"spatial_dims": 3, "depth": 3, "base_features": 4, "embedding_dim": 8},
+            "data": {"patch_shape": [8, 64, 64], "synthetic": {"shape": [8, 64, 64]}},
+        }
+    ).with_voxel_size(None)
+    torch.manual_seed(0)
+    model = build_model(config)
+    calibrate_batch_norm(model, 3, [8, 64, 64])
+    path = tmp_path / "thin.pt"
+    save_checkpoint(path, {"config": config, "step": 0, "model_state": model.state_dict(), "halo": [24, 24, 24]})
+    result = export_package(path, tmp_path / "thin.zip", variant="embeddings", formats="pytorch_state_dict")
+    assert result.halo == (0, 24, 24)
+    import zipfile
+
+    with zipfile.ZipFile(result.path) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+    z_out = next(a for a in rdf["outputs"][0]["axes"] if a.get("id") == "z")
+    assert "halo" not in z_out or z_out["halo"] == 0
+    z_in = next(a for a in rdf["inputs"][0]["axes"] if a.get("id") == "z")
+    assert z_in["size"] == {"min": 8, "step": 8}

@@ -160,6 +160,7 @@ def build_model_descr(content: RdfContent) -> Any:
         ReproducibilityTolerance,
         SizeReference,
         SpaceInputAxis,
+        SpaceOutputAxis,
         SpaceOutputAxisWithHalo,
         TensorId,
         TorchscriptWeightsDescr,
@@ -196,15 +197,16 @@ def build_model_descr(content: RdfContent) -> Any:
         )
 
         def space_out() -> list[Any]:
-            return [
-                SpaceOutputAxisWithHalo(
-                    id=AxisId(a),
-                    size=SizeReference(tensor_id=raw_id, axis_id=AxisId(a)),
-                    halo=geo.halo[i],
-                    **_scale(c.pixel_size, i),
-                )
-                for i, a in enumerate(axes)
-            ]
+            out: list[Any] = []
+            for i, a in enumerate(axes):
+                size = SizeReference(tensor_id=raw_id, axis_id=AxisId(a))
+                if geo.halo[i]:
+                    out.append(
+                        SpaceOutputAxisWithHalo(id=AxisId(a), size=size, halo=geo.halo[i], **_scale(c.pixel_size, i))
+                    )
+                else:  # the spec's halo is >= 1: an axis without one is a plain output axis
+                    out.append(SpaceOutputAxis(id=AxisId(a), size=size, **_scale(c.pixel_size, i)))
+            return out
 
         outputs = []
         tolerances = []
