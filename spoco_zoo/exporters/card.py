@@ -286,6 +286,14 @@ def card_values(
             "clustering below (`spoco_zoo.postprocess.embeddings_to_instances`)."
         )
         limits = ""
+    if len(set(geo.halo)) > 1:  # the patch rule lowered some axis's halo (docs/design.md, "Sizes and halo")
+        axes_text = spatial.split(", ")
+        limits += (
+            f"- The declared halo is {geo.halo_text} ({', '.join(axes_text)}): along an axis where the training "
+            "patch was thin, the halo is lowered so that an input as small as a training patch runs unpadded "
+            f"(patch {'x'.join(str(p) for p in config.data.patch_shape)}). Tiles split along such an axis get "
+            "less context than the network uses there; predict whole volumes along it, or tile the other axes.\n"
+        )
     instances_row = "\n".join(out_rows) + "\n"
     consumer_rows = "\n".join(f"| {k} | {v} |" for k, v in (consumers or {}).items()) or "| - | not checked |"
     versions = "\n".join(f"- `{k}`: {v}" for k, v in (weight_comments or {}).items())
