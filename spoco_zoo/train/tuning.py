@@ -53,7 +53,7 @@ def centre_crop(shape: Sequence[int], max_voxels: int) -> tuple[slice, ...]:
     when it is that small); the axes are shrunk in proportion.
 
     >>> centre_crop((64, 128, 128), 1 << 19)
-    (slice(6, 57, None), slice(13, 114, None), slice(13, 114, None))
+    (slice(7, 57, None), slice(13, 114, None), slice(13, 114, None))
     >>> centre_crop((256, 256), 1 << 20)
     (slice(0, 256, None), slice(0, 256, None))
     """
