@@ -57,6 +57,9 @@ ANISOTROPIC = [
 VOLUME_SIZES = [((32, 256, 256), 160), ((64, 128, 128), 80), ((64, 256, 256), 320), ((128, 512, 512), 2560)]
 #: Volumes at least this large are segmented block-wise (``spoco-zoo segment --blockwise``'s route).
 BLOCKWISE_VOXELS = 32 * 1024 * 1024
+#: Largest grid the synthetic generator makes a held-out volume on (an anisotropic volume is made on a grid
+#: ``anisotropy`` times deeper): the 128x512x512 volume at z step 3 would need 384x512x512 (over 24 GB).
+MAX_GENERATED_VOXELS = 1 << 26
 
 
 @dataclass
@@ -362,6 +365,9 @@ def volume_size_rows(rows: dict[str, dict[str, Any]], args: argparse.Namespace) 
             continue
         for shape, n_objects in VOLUME_SIZES:
             if max(shape) > args.max_size_3d:
+                continue
+            if np.prod(shape) * anisotropy > MAX_GENERATED_VOXELS:
+                print(f"[{name}] {shape}: skipped (its synthetic volume needs a grid {anisotropy:g}x as deep)")
                 continue
             image, truth = make_synthetic_sample(
                 shape, round(n_objects * anisotropy), (TEST_SEED, *shape), anisotropy=anisotropy
