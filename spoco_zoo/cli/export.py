@@ -141,7 +141,7 @@ def register(app: typer.Typer) -> None:
                 console.print(
                     f"parity {fmt}: max |diff| vs eager PyTorch {parity.max_abs:.2e} (< {parity.tolerance:.0e})"
                 )
-        halo_text = "x".join(str(h) for h in result.halo)
+        halo_text = str(result.halo[0]) if len(set(result.halo)) == 1 else "x".join(str(h) for h in result.halo)
         console.print(
             f"package: {result.path} ({result.size_bytes / 1e6:.2f} MB, variant {result.variant}: outputs "
             f"{', '.join(result.outputs)}; {', '.join(result.formats)}; halo {halo_text}) in {result.seconds:.1f} s"
