@@ -229,3 +229,29 @@ def test_an_axis_without_halo_is_a_plain_output_axis(tmp_path: Path) -> None:
     assert "halo" not in z_out or z_out["halo"] == 0
     z_in = next(a for a in rdf["inputs"][0]["axes"] if a.get("id") == "z")
     assert z_in["size"] == {"min": 8, "step": 8}
+
+
+def test_a_short_3d_training_segments_an_easy_volume(tmp_path: Path) -> None:
+    """Issue 20's floor: 100 steps on two 32x64x64 volumes of 10 objects (every object annotated) segment
+    a fresh volume at SBD >= 0.6 (0.81 measured on 2 CPU cores, about 45 s)."""
+    from spoco_zoo.metrics import evaluate_instances
+    from spoco_zoo.segmentation import load_segmenter, segment_with_checkpoint
+    from spoco_zoo.train.trainer import Trainer
+
+    synthetic = {"n_train": 2, "n_val": 1, "shape": [32, 64, 64], "n_objects": 10, "seed": 3}
+    config = TrainConfig.model_validate(
+        {
+            "model": {"spatial_dims": 3, "depth": 2, "base_features": 8, "embedding_dim": 8},
+            "data": {"patch_shape": [16, 32, 32], "object_fraction": 1.0, "synthetic": synthetic},
+            "steps": 100,
+            "val_every": 100,
+            "checkpoint_every": 100,
+            "warmup_steps": 10,
+            "out_dir": str(tmp_path / "run"),
+            "device": "cpu",
+        }
+    )
+    Trainer(config, progress=False).fit()
+    image, truth = make_synthetic_sample((32, 64, 64), 10, seed=99)
+    labels, _ = segment_with_checkpoint(load_segmenter(tmp_path / "run" / "best.pt"), image[None])
+    assert evaluate_instances(labels, truth)["sbd"] >= 0.6
