@@ -44,14 +44,15 @@ TUNE_SEED = 777
 #: (73 nuclei in 512x256, about 22 px across); 36 per 256x256 test image.
 NUCLEI_OBJECTS = 144
 NUCLEI = ["data.synthetic.style=nuclei", f"data.synthetic.n_objects={NUCLEI_OBJECTS}"]
-#: Anisotropic volumes: z step 3x the pixel size. Training volumes of 48 slices (144 deep in pixels) hold
-#: 180 objects, the isotropic density (80 per 64x128x128); patches of 16 slices (48 pixels deep).
+#: Anisotropic volumes: z step 3x the pixel size. Training volumes of 64 slices (192 deep in pixels) hold
+#: 240 objects, the isotropic density (80 per 64x128x128); patches of 32 slices (96 pixels deep), so a crop
+#: rarely touches a z border (16-slice crops of 48-slice volumes scored 0.588 / 0.139 at 10 %).
 ANISOTROPY = 3.0
 ANISOTROPIC = [
     f"data.voxel_size=[{ANISOTROPY:g},1,1]",
-    "data.patch_shape=[16,64,64]",
-    "data.synthetic.shape=[48,128,128]",
-    "data.synthetic.n_objects=180",
+    "data.patch_shape=[32,64,64]",
+    "data.synthetic.shape=[64,128,128]",
+    "data.synthetic.n_objects=240",
 ]
 #: Held-out volumes (shape, objects) of the size rows: the isotropic density, 40 objects per 32x128x128.
 VOLUME_SIZES = [((32, 256, 256), 160), ((64, 128, 128), 80), ((64, 256, 256), 320), ((128, 512, 512), 2560)]
