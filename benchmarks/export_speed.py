@@ -26,6 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    from spoco_zoo.exporters.options import ExportOptions
     from spoco_zoo.exporters.package import export_package
     from spoco_zoo.zoo.validate import validate_package
 
@@ -39,7 +40,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        result = export_package(args.checkpoint, Path(tmp) / "model.zip", variant=args.variant, log=log)
+        result = export_package(args.checkpoint, Path(tmp) / "model.zip", ExportOptions(variant=args.variant), log=log)
         exported = time.perf_counter()
         report = validate_package(result.path, devices=["cpu"], measure_errors=False)  # as `spoco-zoo export` does
         validated = time.perf_counter()

@@ -182,10 +182,13 @@ def test_the_halo_follows_each_axis(anisotropic_checkpoint: Path) -> None:
 def test_an_anisotropic_package_declares_its_scales_and_fits_its_training_patch(
     anisotropic_checkpoint: Path, tmp_path: Path
 ) -> None:
+    from spoco_zoo.exporters.options import ExportOptions
     from spoco_zoo.exporters.package import export_package
 
     result = export_package(
-        anisotropic_checkpoint, tmp_path / "aniso.zip", variant="embeddings", formats="pytorch_state_dict"
+        anisotropic_checkpoint,
+        tmp_path / "aniso.zip",
+        ExportOptions(variant="embeddings", formats="pytorch_state_dict"),
     )
     import zipfile
 
@@ -206,6 +209,7 @@ def test_an_anisotropic_package_declares_its_scales_and_fits_its_training_patch(
 def test_an_axis_without_halo_is_a_plain_output_axis(tmp_path: Path) -> None:
     """A training patch one size step deep leaves z no halo: the spec's halo is >= 1, so the package
     declares a plain output axis there, and the package still validates (the export checks it)."""
+    from spoco_zoo.exporters.options import ExportOptions
     from spoco_zoo.exporters.package import export_package
 
     config = TrainConfig.model_validate(
@@ -219,7 +223,9 @@ def test_an_axis_without_halo_is_a_plain_output_axis(tmp_path: Path) -> None:
     calibrate_batch_norm(model, 3, [8, 64, 64])
     path = tmp_path / "thin.pt"
     save_checkpoint(path, {"config": config, "step": 0, "model_state": model.state_dict(), "halo": [24, 24, 24]})
-    result = export_package(path, tmp_path / "thin.zip", variant="embeddings", formats="pytorch_state_dict")
+    result = export_package(
+        path, tmp_path / "thin.zip", ExportOptions(variant="embeddings", formats="pytorch_state_dict")
+    )
     assert result.halo == (0, 24, 24)
     import zipfile
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from spoco_zoo.errors import ExportError
+from spoco_zoo.exporters.options import ExportOptions
 from spoco_zoo.exporters.package import ExportResult, export_package
 from spoco_zoo.zoo.consumers import ilastik_problems, onnx_problems
 
@@ -23,7 +24,7 @@ FAST_INGRAPH = {"n_iter": 2, "min_size": 0}  # random weights: every fragment an
 def ilastik_package(random_checkpoint_2d: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
     out = tmp_path_factory.mktemp("ilastik") / "spoco_instances.zip"
     return export_package(
-        random_checkpoint_2d, out, variant="instances", test_shape=(64, 64), ingraph_options=FAST_INGRAPH
+        random_checkpoint_2d, out, ExportOptions(variant="instances", test_shape=(64, 64), ingraph=FAST_INGRAPH)
     )
 
 
@@ -79,9 +80,7 @@ def test_two_output_package_is_flagged_for_ilastik(tmp_path: Path, random_checkp
     result = export_package(
         random_checkpoint_2d,
         tmp_path / "full.zip",
-        formats="pytorch_state_dict",
-        test_shape=(64, 64),
-        ingraph_options=FAST_INGRAPH,
+        ExportOptions(formats="pytorch_state_dict", test_shape=(64, 64), ingraph=FAST_INGRAPH),
     )
     problems = ilastik_problems(_load(result.path))
     assert problems == ["ilastik supports only models with one output tensor, this one has 2"]
@@ -134,16 +133,18 @@ def test_publishable_metadata_passes_bioimageio_test_without_warnings(
     result = export_package(
         random_checkpoint_2d,
         tmp_path / "published.zip",
-        variant="embeddings",
-        formats="pytorch_state_dict,torchscript",
-        test_shape=(64, 64),
-        name="SPOCO nuclei test model",
-        description="A test of the publishing fields.",
-        authors=["Ada Tester;affiliation=Test Lab;orcid=0000-0002-1825-0097"],
-        maintainers=["Ada Tester;github_user=spoco-tester"],
-        license="CC-BY-4.0",
-        git_repo="https://github.com/spoco-tester/spoco-model",
-        version="1.2.0",
+        ExportOptions(
+            variant="embeddings",
+            formats="pytorch_state_dict,torchscript",
+            test_shape=(64, 64),
+            name="SPOCO nuclei test model",
+            description="A test of the publishing fields.",
+            authors=["Ada Tester;affiliation=Test Lab;orcid=0000-0002-1825-0097"],
+            maintainers=["Ada Tester;github_user=spoco-tester"],
+            license="CC-BY-4.0",
+            git_repo="https://github.com/spoco-tester/spoco-model",
+            version="1.2.0",
+        ),
     )
     assert result.notes == []  # nothing missing for bioimage.io
     with zipfile.ZipFile(result.path) as zf:
@@ -163,9 +164,7 @@ def test_default_export_says_what_bioimageio_still_needs(tmp_path: Path, random_
     result = export_package(
         random_checkpoint_2d,
         tmp_path / "m.zip",
-        variant="embeddings",
-        formats="pytorch_state_dict",
-        test_shape=(64, 64),
+        ExportOptions(variant="embeddings", formats="pytorch_state_dict", test_shape=(64, 64)),
     )
     assert any("--maintainer" in n for n in result.notes) and any("--author" in n for n in result.notes)
 
@@ -184,5 +183,5 @@ def test_bad_publishing_options_name_the_option(
     random_checkpoint_2d: Path, tmp_path: Path, kwargs: dict, message: str
 ) -> None:
     with pytest.raises(ExportError, match=message.replace("(", r"\(").replace("?", r"\?")):
-        export_package(random_checkpoint_2d, tmp_path / "m.zip", **kwargs)
+        export_package(random_checkpoint_2d, tmp_path / "m.zip", ExportOptions(**kwargs))
     assert not (tmp_path / "m.zip").exists()

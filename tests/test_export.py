@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from spoco_zoo.cli.main import app
 from spoco_zoo.errors import CheckpointError, ExportError
 from spoco_zoo.exporters.common import package_geometry
+from spoco_zoo.exporters.options import ExportOptions
 from spoco_zoo.exporters.package import ExportResult, export_package
 from spoco_zoo.exporters.parity import compare_outputs
 from spoco_zoo.train.checkpoint import load_model
@@ -68,7 +69,7 @@ def package_2d(random_checkpoint_2d: Path, tmp_path_factory: pytest.TempPathFact
     with pytest.MonkeyPatch.context() as mp:
         guard = _NetworkGuard().install(mp)
         result = export_package(
-            random_checkpoint_2d, out, test_shape=(64, 64), ingraph_options=FAST_INGRAPH, authors=["Test Author"]
+            random_checkpoint_2d, out, ExportOptions(test_shape=(64, 64), ingraph=FAST_INGRAPH, authors=["Test Author"])
         )
     assert guard.attempts == [], guard.attempts
     return result
@@ -77,14 +78,12 @@ def package_2d(random_checkpoint_2d: Path, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def package_3d(random_checkpoint_3d: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
     out = tmp_path_factory.mktemp("pkg3d") / "spoco3d.zip"
+    # an explicit halo (the measured one of this random network is 24: min size 52); anisotropic voxels
     return export_package(
         random_checkpoint_3d,
         out,
-        test_shape=(36, 40, 44),
-        ingraph_options=FAST_INGRAPH,
-        halo=8,
-        pixel_size=(2, 0.5, 0.5),
-    )  # an explicit halo (the measured one of this random network is 24: min size 52); anisotropic voxels
+        ExportOptions(test_shape=(36, 40, 44), ingraph=FAST_INGRAPH, halo=8, pixel_size=(2, 0.5, 0.5)),
+    )
 
 
 @pytest.fixture()
@@ -104,6 +103,55 @@ def test_parse_formats() -> None:
     with pytest.raises(ExportError, match="valid formats: pytorch_state_dict, torchscript, onnx") as info:
         parse_formats("pytorch,onnx")
     assert "'pytorch'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"formats": "onnx", "opset": 13}, "--opset 13: ONNX weights need opset >= 17"),
+        ({"onnx_exporter": "torch"}, "--onnx-exporter 'torch': use auto, dynamo, legacy"),
+        ({"torchscript_method": "jit"}, "--torchscript-method 'jit': use auto, script, trace"),
+        ({"weights": "ema"}, "--weights 'ema': use 'student' or 'teacher'"),
+        ({"test_shape": "64.5,64"}, "--test-shape '64.5,64': give whole numbers"),
+        ({"test_shape": [64]}, "--test-shape [64]: give two or three positive sizes"),
+        ({"pixel_size": "0.5,um"}, "--pixel-size '0.5,um': give numbers like"),
+        ({"pixel_size": [0.5, 0]}, "--pixel-size [0.5, 0.0]: every value must be a positive number"),
+        ({"halo": -8}, "--halo -8: must be >= 0"),
+        ({"tolerance": 0.0}, "--tolerance 0.0: must be a positive number"),
+        ({"card_template": Path("no/such/card.md")}, "--card-template no/such/card.md: no such file"),
+        ({"opset": "seventeen"}, "--opset 'seventeen': Input should be a valid integer"),
+        ({"tags": "fluorescence"}, "--tag 'fluorescence': Input should be a valid tuple"),
+        ({"instances": True}, "unknown export option 'instances'; the options are formats, weights"),
+    ],
+)
+def test_export_options_refuse_bad_values_naming_the_flag(values: dict[str, Any], message: str) -> None:
+    """Every option is checked once, when the options are made, and the error names the command's flag."""
+    with pytest.raises(ExportError) as info:
+        ExportOptions(**values)
+    assert message in str(info.value)
+
+
+def test_export_options_read_the_flags_text() -> None:
+    options = ExportOptions(formats="onnx, pytorch_state_dict", test_shape="48x64x64", pixel_size="2,0.5,0.5")
+    assert options.formats == ("pytorch_state_dict", "onnx")
+    assert options.test_shape == (48, 64, 64) and options.pixel_size == (2.0, 0.5, 0.5)
+    blank = ExportOptions(test_shape=" ", pixel_size="")
+    assert blank.test_shape is None and blank.pixel_size is None
+    assert ExportOptions(formats="torchscript", opset=13).opset == 13  # the opset matters to ONNX weights only
+
+
+def test_export_cli_refuses_a_bad_flag_before_reading_the_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "m.zip"
+    missing = tmp_path / "missing.pt"  # the option is refused first: the checkpoint is never opened
+    result = runner.invoke(app, ["export", str(missing), "-o", str(out), "--opset", "13"])
+    assert result.exit_code == 2 and "--opset 13: ONNX weights need opset >= 17" in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_a_pixel_size_must_fit_the_models_axes(random_checkpoint_2d: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match=r"--pixel-size \[2.0, 0.5, 0.5\]: give one value per spatial axis"):
+        export_package(random_checkpoint_2d, tmp_path / "m.zip", ExportOptions(pixel_size="2,0.5,0.5"))
+    assert not (tmp_path / "m.zip").exists()
 
 
 def test_bad_formats_cli(random_checkpoint_2d: Path, tmp_path: Path) -> None:
@@ -153,7 +201,9 @@ def test_export_fails_on_parity_and_keeps_existing_file(random_checkpoint_2d: Pa
     out.write_bytes(b"previous package")
     with pytest.raises(ExportError, match=r"parity check failed for onnx weights.*max \|diff\| \d\.\d\de-0\d") as info:
         export_package(
-            random_checkpoint_2d, out, formats="onnx", variant="embeddings", test_shape=(56, 56), tolerance=1e-12
+            random_checkpoint_2d,
+            out,
+            ExportOptions(formats="onnx", variant="embeddings", test_shape=(56, 56), tolerance=1e-12),
         )
     assert "input (1, 9, 56, 56)" in str(info.value)  # 8 embedding channels + the foreground logit
     assert out.read_bytes() == b"previous package"
@@ -165,11 +215,7 @@ def test_dynamo_onnx_exporter_at_opset_18(random_checkpoint_2d: Path, tmp_path: 
     result = export_package(
         random_checkpoint_2d,
         tmp_path / "legacy.zip",
-        formats="onnx",
-        variant="embeddings",
-        test_shape=(56, 56),
-        onnx_exporter="dynamo",
-        opset=18,
+        ExportOptions(formats="onnx", variant="embeddings", test_shape=(56, 56), onnx_exporter="dynamo", opset=18),
     )
     assert result.onnx_exporter == "dynamo" and result.parity["onnx"].max_abs < 1e-4
     assert result.onnx_opset == 18 and "opset 18 > 17" in result.consumers["deepImageJ"]

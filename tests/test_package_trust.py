@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from spoco_zoo.cli.main import app
 from spoco_zoo.errors import PackageError
+from spoco_zoo.exporters.options import ExportOptions
 from spoco_zoo.exporters.package import ExportResult, export_package
 from spoco_zoo.zoo.trust import (
     check_package_file,
@@ -38,7 +39,7 @@ runner = CliRunner()
 @pytest.fixture(scope="session")
 def plain_package(random_checkpoint_2d: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
     out = tmp_path_factory.mktemp("trusted") / "plain.zip"
-    return export_package(random_checkpoint_2d, out, test_shape=(64, 64), variant="embeddings")
+    return export_package(random_checkpoint_2d, out, ExportOptions(test_shape=(64, 64), variant="embeddings"))
 
 
 def _edit(src: Path, dst: Path, change: Callable[[dict[str, Any], dict[str, bytes]], None]) -> Path:

@@ -88,6 +88,7 @@ def test_package_tiles_give_the_single_pass_labels(trained_checkpoint_2d: Path, 
     from bioimageio.core.axis import AxisId
     from bioimageio.core.common import MemberId
 
+    from spoco_zoo.exporters.options import ExportOptions
     from spoco_zoo.exporters.package import export_package
     from spoco_zoo.postprocess import embeddings_to_instances
     from spoco_zoo.zoo.predict import load_package, zoo_predict
@@ -95,9 +96,7 @@ def test_package_tiles_give_the_single_pass_labels(trained_checkpoint_2d: Path, 
     result = export_package(
         trained_checkpoint_2d,
         tmp_path / "m.zip",
-        variant="embeddings",
-        formats="pytorch_state_dict",
-        test_shape=(96, 96),
+        ExportOptions(variant="embeddings", formats="pytorch_state_dict", test_shape=(96, 96)),
     )
     raw = np.asarray(make_synthetic_sample((190, 201), 30, 5)[0], np.float32)[None]
     whole = zoo_predict(result.path, raw, devices=["cpu"])

@@ -31,15 +31,6 @@ def _parse_kv(items: list[str], hint: str) -> dict[str, Any]:
     return out
 
 
-def _parse_shape(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(s) for s in text.replace("x", ",").split(",") if s.strip()]
-    except ValueError as err:
-        raise typer.BadParameter(f"{text!r}: expected e.g. 128,128 or 48,64,64", param_hint="--test-shape") from err
-
-
 def register(app: typer.Typer) -> None:
     @app.command("export")
     @reports_errors(code=2)
@@ -104,37 +95,33 @@ def register(app: typer.Typer) -> None:
         console = Console(highlight=False)
         if not console.is_terminal:  # pipes/logs: do not squeeze the table into 80 columns
             console = Console(highlight=False, width=160)
-        options = _parse_kv(ingraph, "--ingraph")
-        shape = _parse_shape(test_shape)
-
+        from spoco_zoo.exporters.options import ExportOptions
         from spoco_zoo.exporters.package import export_package
-        from spoco_zoo.exporters.plan import parse_pixel_size
 
-        # failures (bad option, refused or unreadable checkpoint, conversion, parity, an unwritable
-        # --output) exit with 2 through reports_errors; an existing --output is left untouched
-        result = export_package(
-            checkpoint,
-            output,
-            formats=formats,  # --formats and --weights are checked by the export's plan (one place)
-            weights=weights,  # type: ignore[arg-type]
+        # every option is checked here, when the options are made; failures (bad option, refused or
+        # unreadable checkpoint, conversion, parity, an unwritable --output) exit with 2 through
+        # reports_errors, and an existing --output is left untouched
+        options = ExportOptions(
+            formats=formats,
+            weights=weights,
             variant=variant,
             name=name,
-            authors=author or None,
+            authors=author,
             maintainers=maintainer,
             license=license_id,
             git_repo=git_repo,
             version=model_version,
             description=description,
             tags=tag,
-            ingraph_options=options or None,
-            test_shape=shape,
-            pixel_size=parse_pixel_size(pixel_size),
+            ingraph=_parse_kv(ingraph, "--ingraph"),
+            test_shape=test_shape,
+            pixel_size=pixel_size,
             halo=halo,
-            onnx_exporter=onnx_exporter,  # type: ignore[arg-type]
+            onnx_exporter=onnx_exporter,
             opset=opset,
             card_template=card_template,
-            log=lambda msg: console.print(f"[dim]export[/dim] {msg}"),
         )
+        result = export_package(checkpoint, output, options, log=lambda msg: console.print(f"[dim]export[/dim] {msg}"))
 
         for fmt, parity in result.parity.items():
             if fmt != "pytorch_state_dict":

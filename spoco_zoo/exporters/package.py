@@ -2,26 +2,28 @@
 
 :func:`export_package` is a pipeline of named steps:
 
-1. :func:`check_options` -- formats, tolerance, ONNX / TorchScript settings, a ``.zip`` target;
-2. :func:`load_weights` -- the checkpoint (``student`` or ``teacher`` weights) and its ``TrainConfig``;
-3. :func:`build_model` -- write the architecture source (``unet.py`` verbatim, or unet + in-graph
+1. :func:`~spoco_zoo.exporters.plan.plan_export` -- the :class:`~spoco_zoo.exporters.options.ExportOptions`
+   (each option checked when the object was made) applied to the checkpoint (``student`` or ``teacher``
+   weights, :func:`~spoco_zoo.exporters.plan.load_weights`) and its ``TrainConfig``: a ``.zip`` target,
+   geometry, clustering, name; the plan is final once made;
+2. :func:`build_model` -- write the architecture source (``unet.py`` verbatim, or unet + in-graph
    clustering + wrappers when the variant has the ``instances`` output) and build the model
    *from that file*; the halo was measured on the weights when the plan was made
    (:func:`spoco_zoo.models.receptive_field.package_halo`);
-4. :func:`~spoco_zoo.exporters.tensors.make_tensors` -- a synthetic raw test image, normalised
+3. :func:`~spoco_zoo.exporters.tensors.make_tensors` -- a synthetic raw test image, normalised
    exactly as in training, and the eager outputs;
-5. :func:`~spoco_zoo.exporters.weights.write_weights` -- the weight formats, each checked against
+4. :func:`~spoco_zoo.exporters.weights.write_weights` -- the weight formats, each checked against
    eager PyTorch (``max |diff| < 1e-4`` on two inputs of different sizes, else
    :class:`~spoco_zoo.errors.ExportError`);
-6. :func:`write_cover` -- input | PCA of the embeddings | instances (recommended clustering);
-7. :func:`~spoco_zoo.exporters.rdf.build_model_descr` -- the description, built once with
-   ``bioimageio.spec`` (its ``README.md`` is a placeholder until step 9);
-8. :func:`~spoco_zoo.zoo.consumers.consumer_report` -- what ilastik and deepImageJ get, checked on
+5. :func:`write_cover` -- input | PCA of the embeddings | instances (recommended clustering);
+6. :func:`~spoco_zoo.exporters.rdf.build_model_descr` -- the description, built once with
+   ``bioimageio.spec`` (its ``README.md`` is a placeholder until step 8);
+7. :func:`~spoco_zoo.zoo.consumers.consumer_report` -- what ilastik and deepImageJ get, checked on
    the description and the weight files;
-9. :func:`~spoco_zoo.exporters.card.card_values` + :func:`~spoco_zoo.exporters.card.render_model_card`
+8. :func:`~spoco_zoo.exporters.card.card_values` + :func:`~spoco_zoo.exporters.card.render_model_card`
    -- the model card, with the consumer rows; :func:`~spoco_zoo.exporters.rdf.set_documentation`
    then records it in the description (the entry holds the file's sha256);
-10. :func:`write_zip` -- the package, written atomically (:func:`spoco_zoo.atomic.atomic_path`).
+9. :func:`write_zip` -- the package, written atomically (:func:`spoco_zoo.atomic.atomic_path`).
 
 Validation with bioimageio.core is separate (:mod:`spoco_zoo.zoo.validate`); the
 ``spoco-zoo export`` command runs it by default.
@@ -31,24 +33,19 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from spoco_zoo.atomic import atomic_path, check_writable
 from spoco_zoo.errors import CheckpointError, ExportError
-from spoco_zoo.exporters.metadata import (
-    Publication,
-    make_publication,
-    package_tags,
-    spoco_section,
-    training_details,
-)
-from spoco_zoo.exporters.parity import EMBEDDINGS_TOLERANCE, LABEL_MISMATCH_PPM, ParityResult
-from spoco_zoo.exporters.plan import ExportPlan, WeightOptions, plan_export
+from spoco_zoo.exporters.metadata import Publication, package_tags, spoco_section, training_details
+from spoco_zoo.exporters.options import ExportOptions
+from spoco_zoo.exporters.parity import ParityResult
+from spoco_zoo.exporters.plan import ExportPlan, plan_export
 from spoco_zoo.exporters.rdf import set_documentation
 from spoco_zoo.exporters.tensors import ExportTensors, make_tensors
 from spoco_zoo.exporters.variants import get_variant
@@ -296,29 +293,8 @@ def write_zip(descr: Any, output: Path) -> None:
 def export_package(
     checkpoint: str | Path,
     output: str | Path,
+    options: ExportOptions | None = None,
     *,
-    formats: None | str | Sequence[str] = None,
-    weights: Literal["student", "teacher"] = "student",
-    variant: str = "full",
-    name: str | None = None,
-    authors: Sequence[str | Mapping[str, str]] | None = None,
-    maintainers: Sequence[str | Mapping[str, str]] = (),
-    license: str = "MIT",
-    git_repo: str | None = None,
-    description: str | None = None,
-    tags: Sequence[str] = (),
-    ingraph_options: Mapping[str, Any] | None = None,
-    test_shape: Sequence[int] | None = None,
-    halo: int | None = None,
-    seed: int = 0,
-    onnx_exporter: Literal["auto", "dynamo", "legacy"] = "auto",
-    opset: int = 17,
-    torchscript_method: Literal["auto", "script", "trace"] = "auto",
-    card_template: Path | None = None,
-    tolerance: float = EMBEDDINGS_TOLERANCE,
-    label_mismatch_ppm: float = LABEL_MISMATCH_PPM,
-    version: str | None = None,
-    pixel_size: Sequence[float] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export a spoco-zoo checkpoint as a bioimage.io model package.
@@ -330,41 +306,10 @@ def export_package(
     output:
         Target ``.zip``; written atomically (temporary file in the same folder + rename),
         an existing file is replaced only when the export succeeded.
-    formats:
-        Weight formats (see :func:`spoco_zoo.zoo.formats.parse_formats`); default all three.
-    weights:
-        ``"student"`` or ``"teacher"`` (EMA) weights of the checkpoint.
-    variant:
-        ``"full"`` (embeddings + instances), ``"instances"`` (one output: instance labels, for
-        ilastik and deepImageJ) or ``"embeddings"`` (:mod:`spoco_zoo.exporters.variants`).
-    name, description, tags:
-        RDF metadata; sensible defaults from the config. Extra ``tags`` are appended.
-    authors, maintainers, license, git_repo, version:
-        Publishing metadata (:func:`spoco_zoo.exporters.metadata.make_publication`): people as
-        ``"Name;github_user=...;affiliation=...;orcid=..."`` strings or dicts, an SPDX license id,
-        the source repository URL and a SemVer version. Maintainers need a ``github_user``.
-    ingraph_options:
-        Overrides for the in-graph clustering (``n_seeds``, ``max_instances``, ``kernel``, ...;
-        see :meth:`spoco_zoo.cluster.clustering_setting.ClusteringSetting.ingraph_kwargs`).
-    test_shape:
-        Spatial shape of the test tensors (rounded up to a valid size); default 128x128 / 48x64x64.
-    halo:
-        Package halo in pixels (rounded up to the size step); default: measured on the weights
-        (:func:`spoco_zoo.models.receptive_field.package_halo`).
-    seed:
-        Seed of the synthetic test image.
-    onnx_exporter, opset:
-        See :func:`spoco_zoo.exporters.onnx.export_onnx`.
-    torchscript_method:
-        See :func:`spoco_zoo.exporters.torchscript.to_torchscript`.
-    card_template:
-        Model-card template (default: the packaged ``model_cards/spoco_model.md``).
-    tolerance, label_mismatch_ppm:
-        Parity limits for embeddings (max abs) and labels (pixels per million; also written to the
-        RDF as the reproducibility allowance of ``instances``).
-    pixel_size:
-        Micrometres per pixel along the spatial axes (``z, y, x`` or ``y, x``), written as the
-        ``scale`` (unit ``micrometer``) of the package's space axes; ``None``: none written.
+    options:
+        What to make (:class:`~spoco_zoo.exporters.options.ExportOptions`: formats, weights, variant,
+        metadata, halo, test shape, converters, parity limits); ``None``: the defaults, i.e. the ``full``
+        variant with all three weight formats.
     log:
         Called with one line per step (progress reporting).
 
@@ -377,30 +322,20 @@ def export_package(
     spoco_zoo.errors.CheckpointError
         Missing, corrupt or incompatible checkpoint (the message names the file).
     spoco_zoo.errors.ExportError
-        Bad option, conversion failure, parity failure (with the numbers) or a description the
-        spec rejects.
+        An option that does not fit the model, conversion failure, parity failure (with the numbers) or
+        a description the spec rejects.
     OSError
         The folder of ``output`` cannot be written (checked before the conversions).
+
+    Examples
+    --------
+    >>> from spoco_zoo.exporters.options import ExportOptions
+    >>> options = ExportOptions(variant="instances", formats="torchscript,onnx", authors=["Ada;github_user=ada"])
+    >>> export_package("runs/quickstart/best.pt", "nuclei.zip", options)  # doctest: +SKIP
     """
     started = time.perf_counter()
-    options = WeightOptions(opset, onnx_exporter, torchscript_method, tolerance, label_mismatch_ppm)
-    publication = make_publication(authors, maintainers, license, git_repo, version)
-    plan = plan_export(
-        Path(checkpoint),
-        Path(output),
-        formats,
-        weights,
-        options,
-        variant,
-        ingraph_options,
-        test_shape,
-        halo,
-        name=name,
-        description=description,
-        tags=tags,
-        publication=publication,
-        pixel_size=pixel_size,
-    )
+    options = options or ExportOptions()
+    plan = plan_export(Path(checkpoint), Path(output), options)
     say = log or (lambda _msg: None)
     say(f"checkpoint {plan.checkpoint}: {plan.summary()}")
 
@@ -418,7 +353,7 @@ def export_package(
         stage = Path(tmp) / "package"
         stage.mkdir()
         arch, cls, model = build_model(stage, plan)
-        tensors = make_tensors(stage, model, plan.config, plan.shape, plan.geometry, seed, plan.outputs)
+        tensors = make_tensors(stage, model, plan.config, plan.shape, plan.geometry, options.seed, plan.outputs)
         say(f"test input {tuple(tensors.inputs[0].shape)} ({tensors.origin}); second {tuple(tensors.inputs[1].shape)}")
         written = write_weights(stage, plan, arch, cls, model, tensors, log=say)
         result.weights = written
@@ -428,10 +363,10 @@ def export_package(
         card.write_text("(model card)\n", encoding="utf-8")  # replaced below, once the consumer checks ran
         descr = describe_package(stage, plan, model, tensors, written)
         result.consumers = consumer_report(descr, written, stage)
-        write_card(card, plan, model, tensors, written, result.consumers, card_template)
+        write_card(card, plan, model, tensors, written, result.consumers, options.card_template)
         set_documentation(descr, card)  # the description recorded the placeholder's sha256
         write_zip(descr, plan.output)
-        for line in publication_notes(publication):
+        for line in publication_notes(plan.publication):
             result.notes.append(line)
     result.size_bytes = plan.output.stat().st_size
     result.seconds = time.perf_counter() - started

@@ -15,9 +15,9 @@ from spoco_zoo.errors import ExportError
 from spoco_zoo.napari.layer_io import single_path
 from spoco_zoo.napari.messages import report_error
 from spoco_zoo.napari.relay import Relay
-from spoco_zoo.napari.zoo import ExportRequest, ExportSummary, export_and_validate, pixel_size_of
+from spoco_zoo.napari.zoo import ExportOptions, ExportRequest, ExportSummary, export_and_validate
 
-__all__ = ["ExportWidget", "split_authors", "parse_shape", "layer_pixel_size"]
+__all__ = ["ExportWidget", "split_authors", "layer_pixel_size"]
 
 ALL_FORMATS = "pytorch_state_dict,torchscript,onnx"
 
@@ -29,21 +29,6 @@ def split_authors(text: str) -> list[str]:
     ['Ada Lovelace;github_user=ada', 'Alan Turing']
     """
     return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def parse_shape(text: str) -> list[int] | None:
-    """``"64,64"`` -> ``[64, 64]``; empty -> ``None``.
-
-    >>> parse_shape("48x64x64"), parse_shape(" ")
-    ([48, 64, 64], None)
-    """
-    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
-    if not parts:
-        return None
-    try:
-        return [int(p) for p in parts]
-    except ValueError as err:
-        raise ValueError(f"test shape: {text!r} is not a list of integers like 64,64") from err
 
 
 def layer_pixel_size(viewer: Any) -> str:
@@ -111,17 +96,20 @@ class ExportWidget(Container):
         output = single_path(self.output.value)
         if output.suffix.lower() != ".zip":
             output = output.with_suffix(".zip")
-        return ExportRequest(
-            checkpoint=single_path(self.checkpoint.value),
-            output=output,
+        options = ExportOptions(  # checked as spoco-zoo export checks its flags
             name=self.model_name.value.strip() or None,
             authors=split_authors(self.authors.value),
             license=self.license.value.strip() or "MIT",
             variant=self.variant.value,
             formats=self.formats.value,
+            test_shape=self.test_shape.value,
+            pixel_size=self.pixel_size.value,
+        )
+        return ExportRequest(
+            checkpoint=single_path(self.checkpoint.value),
+            output=output,
+            options=options,
             validate_package=self.validate_box.value,
-            test_shape=parse_shape(self.test_shape.value),
-            pixel_size=pixel_size_of(self.pixel_size.value),
         )
 
     def start(self) -> Any:

@@ -9,36 +9,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ExportRequest", "CheckRow", "ExportSummary", "export_and_validate", "pixel_size_of", "embedding_rgb"]
+from spoco_zoo.exporters.options import ExportOptions
+
+__all__ = ["ExportOptions", "ExportRequest", "CheckRow", "ExportSummary", "export_and_validate", "embedding_rgb"]
 
 
 class ExportRequest(BaseModel):
-    """What the Export widget asks for (validated when the button is pressed).
+    """What the Export widget asks for: the checkpoint, the package, the export's
+    :class:`~spoco_zoo.exporters.options.ExportOptions` (as ``spoco-zoo export``'s flags), and whether to
+    validate the package with bioimageio.core on ``devices``."""
 
-    ``authors`` are ``"Name"`` or ``"Name;github_user=...;affiliation=..."`` strings (as
-    ``spoco-zoo export --author``); ``formats`` a comma-separated list of weight formats;
-    ``test_shape`` the test tensor's spatial shape (default: the exporter's); ``pixel_size``
-    micrometres per pixel along the spatial axes (an Image layer's ``scale``), written as the scale of
-    the package's space axes.
-    """
-
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     checkpoint: Path
     output: Path
-    name: str | None = None
-    authors: list[str] = Field(default_factory=list)
-    license: str = "MIT"
-    variant: Literal["full", "instances", "embeddings"] = "full"
-    formats: str = "pytorch_state_dict,torchscript,onnx"
+    options: ExportOptions = Field(default_factory=ExportOptions)
     validate_package: bool = True
-    test_shape: list[int] | None = None
-    pixel_size: list[float] | None = None
     devices: list[str] = Field(default_factory=lambda: ["cpu"])
 
 
@@ -74,13 +64,6 @@ class ExportSummary:
         return "\n".join(lines) if lines else "not validated"
 
 
-def pixel_size_of(text: str) -> list[float] | None:
-    """The form's pixel size, parsed as ``spoco-zoo export --pixel-size`` parses it."""
-    from spoco_zoo.exporters.plan import parse_pixel_size
-
-    return parse_pixel_size(text)
-
-
 def export_and_validate(request: ExportRequest, log: Callable[[str], None] | None = None) -> ExportSummary:
     """Export ``request.checkpoint`` as ``spoco-zoo export`` does and validate the package.
 
@@ -97,22 +80,10 @@ def export_and_validate(request: ExportRequest, log: Callable[[str], None] | Non
         As :func:`spoco_zoo.exporters.package.export_package` (no package is written).
     """
     from spoco_zoo.exporters.package import export_package
-    from spoco_zoo.zoo.formats import parse_formats
     from spoco_zoo.zoo.validate import validate_package
 
     say = log or (lambda text: None)
-    result = export_package(
-        request.checkpoint,
-        request.output,
-        formats=parse_formats(request.formats),
-        variant=request.variant,
-        name=request.name or None,
-        authors=request.authors or None,
-        license=request.license,
-        test_shape=request.test_shape,
-        pixel_size=request.pixel_size,
-        log=say,
-    )
+    result = export_package(request.checkpoint, request.output, request.options, log=say)
     summary = ExportSummary(result.path, tuple(result.formats), result.seconds)
     if not request.validate_package:
         return summary
