@@ -41,6 +41,7 @@ from spoco_zoo.cluster.settings import (
     min_distance_from_size,
     pull_margin,
     rdf_clustering,
+    relative_spacing,
     uses_kernel_width,
 )
 from spoco_zoo.errors import DataError
@@ -188,6 +189,7 @@ class ClusteringSetting:
         method: str | None = None,
         patch_shape: Sequence[int] | None = None,
         foreground: str | None = None,
+        voxel_size: Sequence[float] | None = None,
     ) -> ClusteringSetting:
         """The recommended clustering of a training config.
 
@@ -209,6 +211,10 @@ class ClusteringSetting:
         foreground:
             What the network's foreground channel is for (:data:`FOREGROUND_MODES`; ``None``: the
             network has none): ``TrainConfig.foreground_mode()``.
+        voxel_size:
+            The training data's voxel size (``TrainConfig.data.voxel_size``): method ``"graph"`` then
+            scales its edge threshold per axis by the relative voxel size (``spacing``,
+            :func:`relative_spacing`), unless the config's clustering ``params`` set one.
 
         Examples
         --------
@@ -228,7 +234,14 @@ class ClusteringSetting:
         min_size = DEFAULT_MIN_SIZE if clustering.min_size is None else int(clustering.min_size)
         if method == INGRAPH:
             if foreground == "mask":
-                return cls.from_config(clustering, loss, method="graph", patch_shape=patch_shape, foreground=foreground)
+                return cls.from_config(
+                    clustering,
+                    loss,
+                    method="graph",
+                    patch_shape=patch_shape,
+                    foreground=foreground,
+                    voxel_size=voxel_size,
+                )
             width = float(clustering.bandwidth) if clustering.bandwidth else pull_margin(loss)
             kernel = clustering.params.get("kernel")
             params = {"kernel": kernel} if kernel in ("flat", "gaussian") else {}
@@ -257,6 +270,9 @@ class ClusteringSetting:
             out["split"] = "embedding"
             out["edge_threshold"] = round(EDGE_THRESHOLD_FRACTION * pull_margin(loss), 6)
             out["n_iter"] = GRAPH_ITERATIONS
+            spacing = relative_spacing(voxel_size)
+            if spacing is not None:
+                out["spacing"] = spacing
         out["foreground"] = foreground
         if same:
             out.update(clustering.params)
@@ -277,6 +293,7 @@ class ClusteringSetting:
             method=method,
             patch_shape=config.data.patch_shape,
             foreground=config.foreground_mode(),
+            voxel_size=config.data.voxel_size,
         )
 
     @classmethod

@@ -20,7 +20,9 @@ vectorised over the batch:
    * ``"embedding"``: two face neighbours belong together when both are foreground and their
      embeddings are closer than ``edge_threshold`` (the network pulls the pixels of one object
      together and pushes objects apart, so a jump between neighbours is a boundary); the objects
-     are the connected components of that graph.
+     are the connected components of that graph. With ``spacing`` (the voxel size relative to the
+     finest axis) neighbours along an axis of step ``s`` may differ by ``s * edge_threshold``: the
+     embedding drifts with physical distance, and a z step of 3 pixels covers three times as much.
    * ``"shape"``: the foreground is split by its shape, a distance-transform watershed: the
      Euclidean distance to the background (separable, exact up to ``4 min_distance + 8`` pixels),
      its maxima at least ``min_distance`` apart are
@@ -189,6 +191,11 @@ class GraphInstances(nn.Module):
         ``foreground="mask"``); the embeddings are not used.
     edge_threshold:
         Largest embedding distance between two face neighbours of one object (embedding units).
+    spacing:
+        Voxel size per spatial axis relative to the finest one (e.g. ``[3, 1, 1]`` for a z step three
+        times the pixel size): the threshold along each axis is ``edge_threshold`` times that axis's
+        value. ``None`` or a list of another length than the input's spatial axes: the same
+        threshold on every axis.
     min_distance:
         ``"shape"``: smallest distance between two object centres, in pixels.
     min_size:
@@ -216,6 +223,8 @@ class GraphInstances(nn.Module):
     (2, True, True)
     """
 
+    spacing: list[float]  # declared here: TorchScript cannot type an empty list set in __init__
+
     def __init__(
         self,
         split: str = "embedding",
@@ -225,6 +234,7 @@ class GraphInstances(nn.Module):
         n_iter: int = 4,
         foreground: str = "mask",
         background_largest: bool = True,
+        spacing: list[float] | None = None,
     ) -> None:
         super().__init__()
         if split not in ("embedding", "shape"):
@@ -245,11 +255,16 @@ class GraphInstances(nn.Module):
         self.n_iter = int(n_iter)
         self.foreground = str(foreground)
         self.background_largest = bool(background_largest)
+        scales = [float(v) for v in (spacing or [])]
+        if not all(v > 0 for v in scales):
+            raise ValueError(f"spacing must hold positive numbers, got {spacing}")
+        self.spacing = scales
 
     def extra_repr(self) -> str:
         return (
             f"split={self.split!r}, edge_threshold={self.edge_threshold}, min_distance={self.min_distance}, "
             f"min_size={self.min_size}, n_iter={self.n_iter}, foreground={self.foreground!r}"
+            + (f", spacing={self.spacing}" if self.spacing else "")
         )
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
@@ -274,9 +289,11 @@ class GraphInstances(nn.Module):
         start = torch.where(flat, index, graph_outside()).reshape(inside.shape)
         if self.split == "embedding":
             edges: list[torch.Tensor] = []
-            for a in range(embeddings.dim() - 2):
+            n_axes = embeddings.dim() - 2
+            for a in range(n_axes):
+                limit = self.edge_threshold * (self.spacing[a] if len(self.spacing) == n_axes else 1.0)
                 step = embeddings - graph_shift(embeddings, 2 + a, 1, 0.0)
-                close = (step * step).sum(1, keepdim=True) < self.edge_threshold * self.edge_threshold
+                close = (step * step).sum(1, keepdim=True) < limit * limit
                 edges.append(inside & graph_shift(inside, 2 + a, 1, 0.0) & close)
             labels = graph_propagate(start, edges, inside, self.n_iter)
         else:

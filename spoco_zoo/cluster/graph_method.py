@@ -10,7 +10,7 @@ older packages.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ def graph_segmentation(
     n_iter: int = 4,
     min_size: int = 0,
     background: str = "largest",
+    spacing: Sequence[float] | None = None,
     device: str | torch.device | None = None,
 ) -> np.ndarray:
     """Instances from the pixel-adjacency graph (the exported packages' in-graph decoder).
@@ -62,6 +63,10 @@ def graph_segmentation(
         Components with fewer pixels join a neighbouring component (or become background).
     background : {"largest", "none"}
         See above; with a mask nothing is removed for being the largest.
+    spacing : sequence of float, optional
+        Voxel size per spatial axis relative to the finest (e.g. ``[3, 1, 1]`` for a z step of three
+        pixel sizes): neighbours along an axis may differ by that many ``edge_threshold``
+        (:func:`spoco_zoo.cluster.settings.relative_spacing`). ``None``: the same threshold on every axis.
     device : str or torch.device, optional
         ``"auto"``/``None``: a GPU when available.
 
@@ -88,10 +93,13 @@ def graph_segmentation(
             n_iter=check_integer("n_iter", n_iter, 1),
             foreground="mask",
             background_largest=background == "largest",
+            spacing=None if spacing is None else [float(v) for v in spacing],
         )
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         raise DataError(f"graph: {err}") from err
     emb, fg = validate_inputs(embeddings, mask)
+    if spacing is not None and len(module.spacing) != emb.dim() - 1:
+        raise DataError(f"spacing: {list(spacing)} has {len(module.spacing)} values for {emb.dim() - 1} spatial axes")
     if not bool(torch.isfinite(emb).all()):
         raise DataError("embeddings: contain NaN or infinite values")
     if split == "shape" and fg is None:

@@ -62,6 +62,7 @@ __all__ = [
     "GRAPH_DECODER",
     "default_overlap",
     "min_distance_from_size",
+    "relative_spacing",
     "WINDOW_SAMPLE_SHARE",
     "WINDOW_SAMPLES_MIN",
     "DEFAULT_MIN_SIZE",
@@ -290,6 +291,22 @@ def min_distance_from_size(min_size: int, spatial_dims: int = 2) -> int:
     return max(2, int(round(radius)))
 
 
+def relative_spacing(voxel_size: Sequence[float] | None) -> list[float] | None:
+    """Method ``"graph"``'s ``spacing``: the voxel size over its finest axis, ``None`` when every axis has the
+    same (or none is known), so isotropic and 2D settings carry no spacing at all.
+
+    >>> relative_spacing([2.0, 0.5, 0.5]), relative_spacing([0.3, 0.3, 0.3]), relative_spacing(None)
+    ([4.0, 1.0, 1.0], None, None)
+    """
+    if not voxel_size:
+        return None
+    values = [float(v) for v in voxel_size]
+    finest = min(values)
+    if finest <= 0 or max(values) == finest:
+        return None
+    return [round(v / finest, 6) for v in values]
+
+
 def default_overlap(block_shape: Sequence[int]) -> list[int]:
     """Overlap between neighbouring blocks: a quarter of the block, at least :data:`MIN_OVERLAP` pixels.
 
@@ -324,7 +341,7 @@ INGRAPH_IGNORED = ("method", "seed", "device", "ingraph", "min_distance", *LOCAL
 #: Keys of a clustering dict that the in-graph local decoder does not take (no kernel, no blocks).
 GRAPH_IGNORED = ("method", "decoder", "seed", "device", "bandwidth", "ingraph", *LOCAL_PARAMS)
 #: Constructor parameters of :class:`~spoco_zoo.cluster.graph.GraphInstances`.
-_GRAPH_ARGS = ("min_size", "background_largest", "foreground", *GRAPH_PARAMS)
+_GRAPH_ARGS = ("min_size", "background_largest", "foreground", "spacing", *GRAPH_PARAMS)
 _INGRAPH_INTS = ("n_seeds", "n_samples", "n_iter", "max_instances", "min_size", "min_seeds", "n_jumps", "min_distance")
 _INGRAPH_FLOATS = ("bandwidth", "merge_radius", "max_distance", "edge_threshold")
 
@@ -366,6 +383,8 @@ def ingraph_arguments(spelled: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = float(out[key])
         elif key in ("gaussian", "background_largest"):
             out[key] = bool(out[key])
+        elif key == "spacing":
+            out[key] = [float(v) for v in out[key]]
     if "foreground" in out:
         out["foreground"] = check_choice("clustering.foreground", out["foreground"], ("none", *FOREGROUND_MODES))
     elif graph:
