@@ -127,28 +127,3 @@ def test_short_sparse_training_reaches_the_sbd_floor(tmp_path) -> None:
 
     state = load_checkpoint(result.best_checkpoint)
     assert stored_halo(state) == package_halo(model, 2, 1) and stored_halo(state, "teacher") is None
-
-
-def test_tuning_on_a_crop_does_not_count_the_pieces_the_crop_cuts() -> None:
-    """A centre crop cuts objects; their pieces are not objects of the image. Counted, they make a small
-    ``min_size`` win (it keeps them); left out (:func:`crop_labels`), a perfect embedding scores 1 at every
-    ``min_size`` and the configured one is kept."""
-    from spoco_zoo.cluster.clustering_setting import ClusteringSetting
-    from spoco_zoo.train.tuning import centre_crop, crop_labels
-
-    gt = np.zeros((64, 64), np.int32)
-    for i, (y, x) in enumerate((y, x) for y in range(2, 64, 12) for x in range(2, 64, 12)):
-        gt[y : y + 10, x : x + 10] = i + 1  # 10x10 objects, 2 pixels apart
-    emb = np.stack([gt * 1.0, np.zeros_like(gt, float), np.where(gt > 0, 5.0, -5.0)]).astype(np.float32)
-    view = centre_crop(gt.shape, 52 * 52)
-    assert view == (slice(6, 58), slice(6, 58))  # cuts the outer ring of objects to 6x10 and 6x6 pieces
-    setting = ClusteringSetting("graph", min_size=50, split="embedding", edge_threshold=0.5, foreground="mask")
-    counted = tune_clustering([emb[:, view[0], view[1]]], [gt[view]], setting, min_size_factors=(0.4, 1.0))
-    assert counted.min_size == 20 and counted.score == pytest.approx(2.0)  # keeps the 36- and 48-pixel pieces
-    assert min(row["score"] for row in counted.table if row.get("edge_threshold") == 0.5) < 1.9  # 50 drops them
-    cropped = crop_labels(gt, view)
-    whole = {i for i in range(1, int(gt.max()) + 1) if (gt[view] == i).sum() == (gt == i).sum() > 0}
-    assert len(whole) == 9 and set(np.unique(cropped)) == {-1, 0, *whole}  # every cut object left out
-    fair = tune_clustering([emb[:, view[0], view[1]]], [cropped], setting, min_size_factors=(0.4, 1.0), sparse=[False])
-    assert fair.min_size == 50 and fair.score == pytest.approx(2.0)
-    assert all(row["score"] == pytest.approx(2.0) for row in fair.table if row["split"] == "embedding")

@@ -315,7 +315,7 @@ class Trainer:
         """
         from spoco_zoo.cluster.settings import uses_kernel_width
         from spoco_zoo.models.receptive_field import package_halo
-        from spoco_zoo.train.tuning import TUNE_MAX_VOXELS, centre_crop, crop_labels, tune_clustering
+        from spoco_zoo.train.tuning import TUNE_MAX_VOXELS, centre_crop, tune_clustering
 
         cfg = self.config
         samples = self.val_samples
@@ -350,16 +350,13 @@ class Trainer:
         model.load_state_dict(state["model_state"])
         model.eval()
         embeddings = [self._predict_full(image, model).numpy() for image, _ in samples]
-        # the grid decodes every image some 30 times: large validation volumes are tuned on their centre,
-        # without the objects the crop cuts (their pieces would favour a low min_size)
-        ignore = cfg.data.ignore_label
+        # the grid decodes every image some 30 times: large validation volumes are tuned on their centre
         views = [centre_crop(labels.shape, TUNE_MAX_VOXELS) for _, labels in samples]
         result = tune_clustering(
             [emb[(slice(None),) + view] for emb, view in zip(embeddings, views)],
-            [crop_labels(labels, view, ignore) for (_, labels), view in zip(samples, views)],
+            [labels[view] for (_, labels), view in zip(samples, views)],
             recommended,
-            ignore_label=ignore,
-            sparse=[bool((labels == ignore).any()) for _, labels in samples],
+            ignore_label=cfg.data.ignore_label,
         )
         if result.method == "graph":
             update: dict[str, Any] = {"method": "graph", "min_size": result.min_size, "params": dict(result.params)}

@@ -10,7 +10,7 @@ them on its dense validation images when training ends
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,7 +24,6 @@ __all__ = [
     "TuningResult",
     "TUNE_MAX_VOXELS",
     "centre_crop",
-    "crop_labels",
     "tune_clustering",
     "score_segmentation",
     "BANDWIDTH_FACTORS",
@@ -66,28 +65,6 @@ def centre_crop(shape: Sequence[int], max_voxels: int) -> tuple[slice, ...]:
     return tuple(slice((int(s) - c) // 2, (int(s) - c) // 2 + c) for s, c in zip(shape, sizes))
 
 
-def crop_labels(labels: np.ndarray, view: tuple[slice, ...], ignore_label: int = -1) -> np.ndarray:
-    """``labels[view]`` with every object the crop cuts set to ``ignore_label``: a cut object's piece is no
-    object of the image, and scoring it would favour keeping small fragments (a ``min_size`` too low).
-    Objects cut by the image's own border are kept, as they are in every image scored.
-
-    >>> gt = np.zeros((6, 6), int); gt[0:2, 0:2] = 1; gt[2:4, 2:4] = 2; gt[4:6, 3:6] = 3
-    >>> crop_labels(gt, (slice(0, 5), slice(0, 6))).tolist()[3:]
-    [[0, 0, 2, 2, 0, 0], [0, 0, 0, -1, -1, -1]]
-    """
-    out = np.array(labels[view], copy=True)
-    cut: set[int] = set()
-    for axis, (part, size) in enumerate(zip(view, labels.shape)):
-        start, stop, _ = part.indices(size)
-        for index, inside in ((0, start > 0), (-1, stop < size)):
-            if inside:
-                face = np.take(out, index, axis=axis)
-                cut.update(int(v) for v in np.unique(face[face > 0]))
-    if cut:
-        out[np.isin(out, sorted(cut))] = ignore_label
-    return out
-
-
 @dataclass
 class TuningResult:
     """The chosen parameters and every combination's scores.
@@ -126,36 +103,19 @@ def _table_row(chosen: dict[str, Any], results: Sequence[Mapping[str, float]]) -
     return row
 
 
-def score_segmentation(
-    pred: np.ndarray, labels: np.ndarray, ignore_label: int = -1, sparse: bool | None = None
-) -> dict[str, float]:
+def score_segmentation(pred: np.ndarray, labels: np.ndarray, ignore_label: int = -1) -> dict[str, float]:
     """SBD / mAP / AP50 against dense labels; the partial scores against labels with unannotated pixels.
-
-    ``sparse``: whether ``labels`` are sparse annotations (``None``: they are when they hold
-    ``ignore_label``); dense labels' ``ignore_label`` pixels (objects a crop cut, :func:`crop_labels`) are
-    left out of the count, and so is every predicted object with at least half its pixels on them (what
-    is left of it would count as a false object).
 
     >>> gt = np.zeros((4, 4), int); gt[:2, :2] = 1
     >>> sorted(score_segmentation(gt, gt)), sorted(score_segmentation(gt, np.where(gt > 0, 1, -1)))
     (['ap50', 'map', 'sbd'], ['false_foreground', 'object_ap50', 'object_dice'])
-    >>> sorted(score_segmentation(gt, np.where(gt > 0, 1, -1), sparse=False))
-    ['ap50', 'map', 'sbd']
     """
     from spoco_zoo.metrics import evaluate_instances
     from spoco_zoo.metrics.partial import partial_scores
 
-    ignore = np.asarray(labels) == ignore_label
-    ignored = bool(ignore.any())
-    if ignored if sparse is None else sparse:
+    if (np.asarray(labels) == ignore_label).any():
         return partial_scores(pred, labels, ignore_label)
-    if ignored:  # a predicted object mostly on a left-out object is that object's: left out with it
-        pred = np.asarray(pred)
-        ids, sizes = np.unique(pred[pred > 0], return_counts=True)
-        on_ids, on_sizes = np.unique(pred[(pred > 0) & ignore], return_counts=True)
-        mostly = on_ids[2 * on_sizes >= sizes[np.searchsorted(ids, on_ids)]]
-        pred = np.where(np.isin(pred, mostly), 0, pred)
-    result = evaluate_instances(pred, labels, ignore_label if ignored else None)
+    result = evaluate_instances(pred, labels)
     return {key: float(result[key]) for key in ("sbd", "map", "ap50")}
 
 
@@ -166,7 +126,6 @@ def tune_clustering(
     bandwidth_factors: Sequence[float] = BANDWIDTH_FACTORS,
     min_size_factors: Sequence[float] = MIN_SIZE_FACTORS,
     ignore_label: int = -1,
-    sparse: Sequence[bool] | None = None,
 ) -> TuningResult:
     """Grid search of ``bandwidth`` x ``min_size`` on validation images (and, for a model whose
     foreground channel masks the background, of ``method="watershed"``'s ``min_distance`` x ``min_size``).
@@ -185,10 +144,7 @@ def tune_clustering(
     bandwidth_factors, min_size_factors : sequence of float
         Multiples of the configured values to try.
     ignore_label : int
-        Value of unannotated pixels in sparse ``labels`` (and of objects a crop cut in dense ones).
-    sparse : sequence of bool, optional
-        Per image, whether its labels are sparse (default: those holding ``ignore_label``), for
-        crops of dense labels whose cut objects are ``ignore_label`` (:func:`crop_labels`).
+        Value of unannotated pixels in sparse ``labels``.
 
     Returns
     -------
@@ -208,15 +164,8 @@ def tune_clustering(
     if not embeddings or len(embeddings) != len(labels):
         raise DataError(f"tuning: need the same positive number of embeddings and labels, got {len(embeddings)}")
     setting = clustering if isinstance(clustering, ClusteringSetting) else ClusteringSetting.from_dict(clustering)
-    kinds: list[bool | None] = list(sparse) if sparse is not None else [None] * len(labels)
-    if len(kinds) != len(labels):
-        raise DataError(f"tuning: sparse has {len(kinds)} entries for {len(labels)} images")
-
-    def score(preds: Sequence[np.ndarray]) -> list[dict[str, float]]:
-        return [score_segmentation(p, gt, ignore_label, kind) for p, gt, kind in zip(preds, labels, kinds)]
-
     if setting.method == "graph":
-        return _tune_graph(embeddings, setting, min_size_factors, score)
+        return _tune_graph(embeddings, labels, setting, min_size_factors, ignore_label)
     if setting.bandwidth is None:
         raise DataError(f"tuning: method {setting.method!r} has no kernel width to tune")
     base_bandwidth = setting.bandwidth
@@ -238,7 +187,10 @@ def tune_clustering(
     for chosen, call in candidates:
         raw = [cluster_setting(emb, call).astype(np.int64) for emb in embeddings]
         for min_size in min_sizes:
-            results = score([relabel_sequential(absorb_small_components(pred, min_size)) for pred in raw])
+            results = [
+                score_segmentation(relabel_sequential(absorb_small_components(pred, min_size)), gt, ignore_label)
+                for pred, gt in zip(raw, labels)
+            ]
             table.append(_table_row({**chosen, "min_size": float(min_size)}, results))
 
     def rank(row: dict[str, Any]) -> tuple[float, bool, bool, bool]:
@@ -262,9 +214,10 @@ def tune_clustering(
 
 def _tune_graph(
     embeddings: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
     setting: ClusteringSetting,
     min_size_factors: Sequence[float],
-    score: Callable[[Sequence[np.ndarray]], list[dict[str, float]]],
+    ignore_label: int,
 ) -> TuningResult:
     """Grid of method ``"graph"``: split ``"embedding"`` x ``edge_threshold`` and, with a foreground
     mask, split ``"shape"`` x ``min_distance``; each x ``min_size`` (merged inside the decoder)."""
@@ -288,7 +241,9 @@ def _tune_graph(
     for choice in choices:
         for min_size in min_sizes:
             call = replace(setting, **choice, min_size=min_size)
-            results = score([cluster_setting(emb, call) for emb in embeddings])
+            results = [
+                score_segmentation(cluster_setting(emb, call), gt, ignore_label) for emb, gt in zip(embeddings, labels)
+            ]
             table.append(_table_row({"method": "graph", **choice, "min_size": float(min_size)}, results))
     configured = setting.split or "embedding"
 
