@@ -81,6 +81,43 @@ def test_the_voxel_size_decides_the_pooling_and_is_stored() -> None:
         TrainConfig.model_validate({"model": {"anisotropic_levels": 1}})
 
 
+def test_the_graph_decoder_scales_its_edge_threshold_by_the_voxel_size() -> None:
+    """Neighbours along z, three pixel sizes apart, may differ three times as much (the embedding drifts with
+    physical distance); TorchScript decodes the same, and a spacing of the wrong length is refused."""
+    from spoco_zoo.cluster.graph import GraphInstances
+    from spoco_zoo.cluster.graph_method import graph_segmentation
+
+    emb = torch.zeros(1, 3, 6, 8, 8)
+    emb[:, 0, 3:] = 0.4  # one step of 0.4 between z slices 2 and 3
+    emb[:, 2] = 5.0  # foreground logit: everything is foreground
+    plain = GraphInstances(edge_threshold=0.2)
+    scaled = GraphInstances(edge_threshold=0.2, spacing=[3.0, 1.0, 1.0])
+    assert len(torch.unique(plain(emb))) == 2 and len(torch.unique(scaled(emb))) == 1
+    assert torch.equal(torch.jit.script(scaled)(emb), scaled(emb))
+    assert torch.equal(torch.jit.script(plain)(emb), plain(emb))
+    across_y = GraphInstances(edge_threshold=0.2, spacing=[1.0, 3.0, 1.0])  # the step is along z: still split
+    assert len(torch.unique(across_y(emb))) == 2
+    labels = graph_segmentation(emb[0, :2].numpy(), np.ones((6, 8, 8), bool), edge_threshold=0.2, spacing=[3, 1, 1])
+    assert labels.max() == 1
+    with pytest.raises(DataError, match="spacing"):
+        graph_segmentation(emb[0, :2].numpy(), np.ones((6, 8, 8), bool), spacing=[3, 1])
+
+
+def test_an_anisotropic_config_gives_every_decoder_its_spacing() -> None:
+    base = {"model": {"spatial_dims": 3}, "data": {"patch_shape": [16, 64, 64], "synthetic": {"shape": [48, 128, 128]}}}
+    aniso = TrainConfig.model_validate({**base, "data": {**base["data"], "voxel_size": [1.5, 0.5, 0.5]}})
+    setting = aniso.clustering_setting()
+    assert setting.method == "graph" and setting.method_kwargs()["spacing"] == [3.0, 1.0, 1.0]
+    assert aniso.clustering_setting("ingraph").ingraph_kwargs()["spacing"] == [3.0, 1.0, 1.0]  # packages
+    assert setting.as_dict()["spacing"] == [3.0, 1.0, 1.0]  # the RDF's clustering
+    for voxel in ([0.5, 0.5, 0.5], None):  # isotropic or unknown: no spacing at all
+        iso = TrainConfig.model_validate({**base, "data": {**base["data"], "voxel_size": voxel}})
+        assert "spacing" not in iso.clustering_setting().method_kwargs()
+    pinned = {**base["data"], "voxel_size": [1.5, 0.5, 0.5]}
+    given = TrainConfig.model_validate({**base, "data": pinned, "clustering": {"params": {"spacing": [2, 1, 1]}}})
+    assert given.clustering_setting().method_kwargs()["spacing"] == [2, 1, 1]  # the config's own wins
+
+
 def test_anisotropic_synthetic_volumes_have_flat_objects() -> None:
     iso_image, iso = make_synthetic_sample((24, 96, 96), 24, seed=3)
     image, labels = make_synthetic_sample((24, 96, 96), 72, seed=3, anisotropy=3)
@@ -202,6 +239,7 @@ def test_an_anisotropic_package_declares_its_scales_and_fits_its_training_patch(
     ]  # the training config's voxel size, without --pixel-size
     halos = [a["halo"] for a in rdf["outputs"][0]["axes"] if a.get("type") == "space"]
     assert tuple(halos) == result.halo
+    assert rdf["config"]["spoco"]["clustering"]["spacing"] == [3.0, 1.0, 1.0]  # the decoder's per-axis threshold
     for axis, halo, patch in zip(space, halos, (16, 32, 32)):
         assert axis["size"]["min"] - 2 * halo >= 1 and axis["size"]["min"] <= patch  # a training patch runs unpadded
 
