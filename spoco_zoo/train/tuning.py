@@ -40,9 +40,10 @@ MIN_SIZE_FACTORS = (0.4, 0.7, 1.0, 1.4)
 #: of the one derived from ``min_size`` (:func:`spoco_zoo.cluster.settings.min_distance_from_size`).
 MIN_DISTANCE_FACTORS = (0.7, 1.0, 1.4)
 #: Largest image (pixels / voxels) the end-of-training grid decodes: larger validation images are
-#: tuned on their centre (:func:`centre_crop`). A 64x128x128 volume takes 5 s per decode of method
-#: ``"graph"`` on 2 CPU cores and the grid decodes it 28 times; 2D images up to 724x724 are whole.
-TUNE_MAX_VOXELS = 1 << 19
+#: tuned on their centre (:func:`centre_crop`), whose objects cut by the crop favour a low ``min_size``.
+#: The 3D preset's 64x128x128 validation volume (5 s per decode of method ``"graph"`` on 2 CPU cores,
+#: 28 decodes) and 2D images up to 1024x1024 are tuned whole.
+TUNE_MAX_VOXELS = 1 << 20
 #: ``edge_threshold`` values of method ``"graph"`` (split ``"embedding"``) tried, as multiples of the
 #: configured one (:data:`spoco_zoo.cluster.settings.EDGE_THRESHOLD_FRACTION` x ``delta_var``).
 EDGE_THRESHOLD_FACTORS = (0.6, 0.8, 1.0, 1.2)
