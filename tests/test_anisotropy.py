@@ -18,6 +18,9 @@ from spoco_zoo.models.receptive_field import package_halo, unet_reaches
 from spoco_zoo.models.unet import UNet
 from spoco_zoo.train.checkpoint import build_model, save_checkpoint
 
+#: The graph decoder's spacing of a z step 3x the pixel size: the voxel size over its geometric mean.
+ZSTEP3 = [2.080084, 0.693361, 0.693361]
+
 
 def _input_reach(net: torch.nn.Module, shape: tuple[int, int, int]) -> list[int]:
     """Farthest input voxel (one side) with a non-zero gradient on the centre output, per axis."""
@@ -107,9 +110,9 @@ def test_an_anisotropic_config_gives_every_decoder_its_spacing() -> None:
     base = {"model": {"spatial_dims": 3}, "data": {"patch_shape": [16, 64, 64], "synthetic": {"shape": [48, 128, 128]}}}
     aniso = TrainConfig.model_validate({**base, "data": {**base["data"], "voxel_size": [1.5, 0.5, 0.5]}})
     setting = aniso.clustering_setting()
-    assert setting.method == "graph" and setting.method_kwargs()["spacing"] == [3.0, 1.0, 1.0]
-    assert aniso.clustering_setting("ingraph").ingraph_kwargs()["spacing"] == [3.0, 1.0, 1.0]  # packages
-    assert setting.as_dict()["spacing"] == [3.0, 1.0, 1.0]  # the RDF's clustering
+    assert setting.method == "graph" and setting.method_kwargs()["spacing"] == ZSTEP3
+    assert aniso.clustering_setting("ingraph").ingraph_kwargs()["spacing"] == ZSTEP3  # packages
+    assert setting.as_dict()["spacing"] == ZSTEP3  # the RDF's clustering
     for voxel in ([0.5, 0.5, 0.5], None):  # isotropic or unknown: no spacing at all
         iso = TrainConfig.model_validate({**base, "data": {**base["data"], "voxel_size": voxel}})
         assert "spacing" not in iso.clustering_setting().method_kwargs()
@@ -239,7 +242,7 @@ def test_an_anisotropic_package_declares_its_scales_and_fits_its_training_patch(
     ]  # the training config's voxel size, without --pixel-size
     halos = [a["halo"] for a in rdf["outputs"][0]["axes"] if a.get("type") == "space"]
     assert tuple(halos) == result.halo
-    assert rdf["config"]["spoco"]["clustering"]["spacing"] == [3.0, 1.0, 1.0]  # the decoder's per-axis threshold
+    assert rdf["config"]["spoco"]["clustering"]["spacing"] == ZSTEP3  # the decoder's per-axis threshold
     for axis, halo, patch in zip(space, halos, (16, 32, 32)):
         assert axis["size"]["min"] - 2 * halo >= 1 and axis["size"]["min"] <= patch  # a training patch runs unpadded
 

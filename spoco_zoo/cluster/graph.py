@@ -20,9 +20,9 @@ vectorised over the batch:
    * ``"embedding"``: two face neighbours belong together when both are foreground and their
      embeddings are closer than ``edge_threshold`` (the network pulls the pixels of one object
      together and pushes objects apart, so a jump between neighbours is a boundary); the objects
-     are the connected components of that graph. With ``spacing`` (the voxel size relative to the
-     finest axis) neighbours along an axis of step ``s`` may differ by ``s * edge_threshold``: the
-     embedding drifts with physical distance, and a z step of 3 pixels covers three times as much.
+     are the connected components of that graph. With ``spacing`` (the voxel size over its geometric
+     mean) neighbours along axis ``a`` may differ by ``spacing[a] * edge_threshold``: the embedding
+     drifts with physical distance, and a z step of 3 pixels covers three times as much.
    * ``"shape"``: the foreground is split by its shape, a distance-transform watershed: the
      Euclidean distance to the background (separable, exact up to ``4 min_distance + 8`` pixels),
      its maxima at least ``min_distance`` apart are
@@ -192,9 +192,9 @@ class GraphInstances(nn.Module):
     edge_threshold:
         Largest embedding distance between two face neighbours of one object (embedding units).
     spacing:
-        Voxel size per spatial axis relative to the finest one (e.g. ``[3, 1, 1]`` for a z step three
-        times the pixel size): the threshold along each axis is ``edge_threshold`` times that axis's
-        value. ``None`` or a list of another length than the input's spatial axes: the same
+        Voxel size per spatial axis relative to their geometric mean (a z step three times the pixel
+        size: ``[2.08, 0.69, 0.69]``): the threshold along each axis is ``edge_threshold`` times that
+        axis's value. ``None`` or a list of another length than the input's spatial axes: the same
         threshold on every axis.
     min_distance:
         ``"shape"``: smallest distance between two object centres, in pixels.

@@ -64,8 +64,8 @@ def graph_segmentation(
     background : {"largest", "none"}
         See above; with a mask nothing is removed for being the largest.
     spacing : sequence of float, optional
-        Voxel size per spatial axis relative to the finest (e.g. ``[3, 1, 1]`` for a z step of three
-        pixel sizes): neighbours along an axis may differ by that many ``edge_threshold``
+        Voxel size per spatial axis relative to their geometric mean (a z step of three pixel sizes:
+        ``[2.08, 0.69, 0.69]``): neighbours along an axis may differ by that many ``edge_threshold``
         (:func:`spoco_zoo.cluster.settings.relative_spacing`). ``None``: the same threshold on every axis.
     device : str or torch.device, optional
         ``"auto"``/``None``: a GPU when available.
