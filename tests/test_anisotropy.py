@@ -247,6 +247,26 @@ def test_an_anisotropic_package_declares_its_scales_and_fits_its_training_patch(
         assert axis["size"]["min"] - 2 * halo >= 1 and axis["size"]["min"] <= patch  # a training patch runs unpadded
 
 
+def test_an_anisotropic_instances_package_decodes_with_its_spacing(
+    anisotropic_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The in-graph decoder of a package carries the spacing, and TorchScript and ONNX Runtime give the
+    eager labels with it (the exporter's parity check, which raises otherwise)."""
+    from spoco_zoo.exporters.options import ExportOptions
+    from spoco_zoo.exporters.package import export_package
+
+    options = ExportOptions(  # a random network: every voxel clustered, so the test image has objects
+        variant="instances", formats="torchscript,onnx", test_shape=(16, 32, 32), ingraph={"foreground": "drop"}
+    )
+    result = export_package(anisotropic_checkpoint, tmp_path / "aniso_instances.zip", options)
+    assert all(p.passed for p in result.parity.values()) and set(result.parity) >= {"torchscript", "onnx"}
+    import zipfile
+
+    with zipfile.ZipFile(result.path) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+    assert rdf["config"]["spoco"]["clustering"]["ingraph"]["spacing"] == ZSTEP3
+
+
 def test_an_axis_without_halo_is_a_plain_output_axis(tmp_path: Path) -> None:
     """A training patch one size step deep leaves z no halo: the spec's halo is >= 1, so the package
     declares a plain output axis there, and the package still validates (the export checks it)."""
