@@ -104,6 +104,10 @@ def test_the_graph_decoder_scales_its_edge_threshold_by_the_voxel_size() -> None
     assert labels.max() == 1
     with pytest.raises(DataError, match="spacing"):
         graph_segmentation(emb[0, :2].numpy(), np.ones((6, 8, 8), bool), spacing=[3, 1])
+    wrong = GraphInstances(edge_threshold=0.2, spacing=[3.0, 1.0])  # a 2D spacing on a volume
+    for module in (wrong, torch.jit.script(wrong)):
+        with pytest.raises((ValueError, torch.jit.Error), match="spacing"):
+            module(emb)
 
 
 def test_an_anisotropic_config_gives_every_decoder_its_spacing() -> None:

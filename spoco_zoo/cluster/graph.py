@@ -194,8 +194,8 @@ class GraphInstances(nn.Module):
     spacing:
         Voxel size per spatial axis relative to their geometric mean (a z step three times the pixel
         size: ``[2.08, 0.69, 0.69]``): the threshold along each axis is ``edge_threshold`` times that
-        axis's value. ``None`` or a list of another length than the input's spatial axes: the same
-        threshold on every axis.
+        axis's value. ``None``: the same threshold on every axis. A list of another length than the
+        input's spatial axes is refused when the module runs (``ValueError``).
     min_distance:
         ``"shape"``: smallest distance between two object centres, in pixels.
     min_size:
@@ -290,6 +290,8 @@ class GraphInstances(nn.Module):
         if self.split == "embedding":
             edges: list[torch.Tensor] = []
             n_axes = embeddings.dim() - 2
+            if len(self.spacing) != 0 and len(self.spacing) != n_axes:
+                raise ValueError("GraphInstances: spacing needs one value per spatial axis of the input")
             for a in range(n_axes):
                 limit = self.edge_threshold * (self.spacing[a] if len(self.spacing) == n_axes else 1.0)
                 step = embeddings - graph_shift(embeddings, 2 + a, 1, 0.0)
