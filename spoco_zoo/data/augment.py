@@ -144,32 +144,22 @@ def _uniform(generator: torch.Generator, low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand((), generator=generator))
 
 
-def _gaussian_blur(x: torch.Tensor, sigmas: Sequence[float]) -> torch.Tensor:
-    """Separable Gaussian blur of ``x [C, *S]`` with ``sigmas[a]`` along spatial axis ``a`` (replicate padding)."""
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``x [C, *S]`` over its spatial axes (replicate padding)."""
+    radius = max(1, int(math.ceil(2.5 * sigma)))
+    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).view(1, 1, -1)
     out = x
-    for dim, sigma in zip(range(1, x.dim()), sigmas):
-        radius = max(1, int(math.ceil(2.5 * sigma)))
-        offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-        kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-        kernel = (kernel / kernel.sum()).view(1, 1, -1)
+    for dim in range(1, x.dim()):
         moved = out.movedim(dim, -1)
         flat = F.pad(moved.reshape(-1, 1, moved.shape[-1]), (radius, radius), mode="replicate")
         out = F.conv1d(flat, kernel).reshape(moved.shape).movedim(-1, dim)
     return out
 
 
-def _blur_steps(voxel_size: Sequence[float] | None, spatial_dims: int) -> tuple[float, ...]:
-    """Each axis's voxel size over the finest one (``1`` on every axis when isotropic or unknown)."""
-    if voxel_size is None:
-        return (1.0,) * spatial_dims
-    if len(voxel_size) != spatial_dims or not all(float(v) > 0 for v in voxel_size):
-        raise DataError(f"voxel_size: need {spatial_dims} positive values, got {list(voxel_size)}")
-    finest = min(float(v) for v in voxel_size)
-    return tuple(float(v) / finest for v in voxel_size)
-
-
-def _augment_one(x: torch.Tensor, generator: torch.Generator, steps: Sequence[float]) -> torch.Tensor:
-    """Intensity augmentation of one sample ``[C, *S]`` (per-channel statistics); ``steps``: :func:`_blur_steps`."""
+def _augment_one(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Intensity augmentation of one sample ``[C, *S]`` (per-channel statistics)."""
     spatial = tuple(range(1, x.dim()))
     low = x.amin(dim=spatial, keepdim=True)
     span = x.amax(dim=spatial, keepdim=True) - low + 1e-6
@@ -181,22 +171,18 @@ def _augment_one(x: torch.Tensor, generator: torch.Generator, steps: Sequence[fl
     mean = out.mean(dim=spatial, keepdim=True)
     out = (out - mean) * _uniform(generator, 0.75, 1.25) + mean + _uniform(generator, -0.15, 0.15) * std
     if float(torch.rand((), generator=generator)) < 0.3:
-        sigma = _uniform(generator, 0.3, 1.0)
-        out = _gaussian_blur(out, [sigma / step for step in steps])
+        out = _gaussian_blur(out, _uniform(generator, 0.3, 1.0))
     noise = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(device=x.device, dtype=x.dtype)
     return out + noise * (_uniform(generator, 0.0, 0.1) * std)
 
 
-def intensity_augment(
-    x: torch.Tensor, generator: torch.Generator, voxel_size: Sequence[float] | None = None
-) -> torch.Tensor:
+def intensity_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random intensity augmentation of a batch ``[B, C, *S]``; the input is not modified.
 
     Per sample: a monotone gamma change (exponent in ``[e^-0.3, e^0.3]``),
     contrast in ``[0.75, 1.25]`` around the mean, a brightness shift of up to
-    0.15 standard deviations, a Gaussian blur (sigma 0.3-1.0 pixels of the finest
-    axis) with probability 0.3, and additive Gaussian noise of up to 0.1 standard
-    deviations.
+    0.15 standard deviations, a Gaussian blur (sigma 0.3-1.0) with probability
+    0.3, and additive Gaussian noise of up to 0.1 standard deviations.
 
     Parameters
     ----------
@@ -205,10 +191,6 @@ def intensity_augment(
     generator:
         A CPU :class:`torch.Generator`; all random numbers come from it, so the
         result depends only on its state.
-    voxel_size:
-        Voxel size per spatial axis (``data.voxel_size``). The blur is the same
-        physical width on every axis: along an axis whose step is three times the
-        finest, its sigma is a third. ``None``: the same sigma on every axis.
 
     Returns
     -------
@@ -217,5 +199,4 @@ def intensity_augment(
     """
     if x.dim() < 3 or not x.is_floating_point():
         raise DataError(f"x: expected a float tensor [B, C, *S], got {x.dtype} of shape {tuple(x.shape)}")
-    steps = _blur_steps(voxel_size, x.dim() - 2)
-    return torch.stack([_augment_one(sample, generator, steps) for sample in x])
+    return torch.stack([_augment_one(sample, generator) for sample in x])

@@ -263,9 +263,8 @@ class Trainer:
         image, labels = batch["image"], batch["labels"]
         geo_student = GeometricTransform.random(cfg.model.spatial_dims, gen)
         geo_teacher = GeometricTransform.random(cfg.model.spatial_dims, gen)
-        voxel_size = cfg.data.voxel_size
-        view_student = geo_student.apply(intensity_augment(image, gen, voxel_size))
-        view_teacher = geo_teacher.apply(intensity_augment(image, gen, voxel_size))
+        view_student = geo_student.apply(intensity_augment(image, gen))
+        view_teacher = geo_teacher.apply(intensity_augment(image, gen))
 
         self.student.train()
         with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
