@@ -28,14 +28,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: What a 3D model changes (``spoco-zoo train --3d``): a volume network trained on random 32x64x64
 #: crops of synthetic volumes deep enough (64 slices, 80 objects: the density of 40 per 32x128x128)
 #: that a crop rarely touches a ``z`` border -- crops of 32-deep volumes all touched both, and the
-#: network leaned on them (SBD 0.54 at 32x128x128, 0.19 at 64x256x256; docs/benchmarks.md, "3D"). The
-#: unlabeled push weighs 4 (2D: 1): a sparse volume model needs the stronger push of unannotated voxels
-#: away from the annotated objects to tell touching objects apart (10 % annotated, z step 3x: SBD 0.745 ->
-#: 0.787; docs/benchmarks.md, "3D that holds"). Densely annotated volumes have no unannotated voxel and
-#: train exactly as before.
+#: network leaned on them (SBD 0.54 at 32x128x128, 0.19 at 64x256x256; docs/benchmarks.md, "3D").
 VOLUME: dict[str, Any] = {
     "model": {"spatial_dims": 3},
-    "loss": {"unlabeled_push_weight": 4.0},
     "data": {
         "patch_shape": [32, 64, 64],
         "batch_size": 1,

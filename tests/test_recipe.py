@@ -28,32 +28,6 @@ def test_presets_sit_between_defaults_and_config_file(tmp_path) -> None:
         preset_values("tpu")
 
 
-def test_the_3d_recipe_pushes_unannotated_voxels_harder_and_dense_volumes_do_not_notice(tmp_path) -> None:
-    """Every 3D preset weighs the unlabeled push 4 (a config file still wins); a densely annotated volume has
-    no unannotated voxel, so its loss is the same at any push weight, and a sparse one's is not."""
-    import torch
-
-    from spoco_zoo.config import LossConfig
-    from spoco_zoo.losses import SpocoLoss
-
-    for preset in ("cpu", "gpu"):
-        assert load_config(preset=preset, spatial_dims=3).loss.unlabeled_push_weight == 4.0
-        assert load_config(preset=preset).loss.unlabeled_push_weight == 1.0  # 2D keeps the default
-    config_file = tmp_path / "c.yaml"
-    config_file.write_text("loss:\n  unlabeled_push_weight: 2.0\n")
-    assert load_config(config_file, preset="cpu", spatial_dims=3).loss.unlabeled_push_weight == 2.0
-    torch.manual_seed(0)
-    dense = torch.zeros(1, 6, 12, 12, dtype=torch.long)
-    dense[0, 1:4, 2:6, 2:6], dense[0, 2:5, 6:10, 5:11] = 1, 2
-    sparse = torch.where(dense == 2, -1, dense)  # object 2 not annotated
-    emb = torch.randn(1, 4, 6, 12, 12)
-    for labels, differs in ((dense, False), (sparse, True)):
-        one, _ = SpocoLoss(LossConfig(unlabeled_push_weight=1.0))(emb, labels, emb * 0.5)
-        four, terms = SpocoLoss(LossConfig(unlabeled_push_weight=4.0))(emb, labels, emb * 0.5)
-        assert (float(four) != pytest.approx(float(one))) is differs
-        assert (terms["unlabeled_push"] > 0) is differs
-
-
 def test_learning_rate_warms_up_then_decays_to_the_floor() -> None:
     rates = [learning_rate(s, 1000, 1e-3, warmup_steps=100, min_lr_fraction=0.02) for s in range(1000)]
     assert rates[0] == pytest.approx(1e-5) and rates[99] == pytest.approx(1e-3)
