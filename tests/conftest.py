@@ -111,3 +111,11 @@ def touching_discs() -> np.ndarray:
     truth[(yy - 20) ** 2 + (xx - 18) ** 2 < 100] = 1
     truth[((yy - 20) ** 2 + (xx - 36) ** 2 < 100) & (truth == 0)] = 2
     return truth
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal up to a renaming of ids that keeps 0 as 0 (the contingency table is a bijection)."""
+    pairs = np.unique(np.stack([np.asarray(a).ravel(), np.asarray(b).ravel()]), axis=1)
+    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1])) and bool(
+        np.all((pairs[0] == 0) == (pairs[1] == 0))
+    )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import calibrate_batch_norm
+from conftest import calibrate_batch_norm, same_partition
 
 from spoco_zoo.config import TrainConfig
 from spoco_zoo.data.synthetic import make_synthetic_sample
@@ -20,6 +22,11 @@ from spoco_zoo.train.checkpoint import build_model, save_checkpoint
 
 #: The graph decoder's spacing of a z step 3x the pixel size: the voxel size over its geometric mean.
 ZSTEP3 = [2.080084, 0.693361, 0.693361]
+
+
+def _rdf(package: Path) -> dict:
+    with zipfile.ZipFile(package) as zf:
+        return yaml.safe_load(zf.read("rdf.yaml"))
 
 
 def _input_reach(net: torch.nn.Module, shape: tuple[int, int, int]) -> list[int]:
@@ -234,10 +241,7 @@ def test_an_anisotropic_package_declares_its_scales_and_fits_its_training_patch(
         tmp_path / "aniso.zip",
         ExportOptions(variant="embeddings", formats="pytorch_state_dict"),
     )
-    import zipfile
-
-    with zipfile.ZipFile(result.path) as zf:
-        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+    rdf = _rdf(result.path)
     space = [a for a in rdf["inputs"][0]["axes"] if a.get("type") == "space"]
     assert [(a["id"], a["scale"], a["unit"]) for a in space] == [
         ("z", 1.5, "micrometer"),
@@ -255,7 +259,11 @@ def test_an_anisotropic_instances_package_decodes_with_its_spacing(
     anisotropic_checkpoint: Path, tmp_path: Path
 ) -> None:
     """The in-graph decoder of a package carries the spacing, and TorchScript and ONNX Runtime give the
-    eager labels with it (the exporter's parity check, which raises otherwise)."""
+    eager labels with it (the exporter's parity check, which raises otherwise); on the package's test
+    input the spacing changes the labels, so that check would see a format that dropped it."""
+    from spoco_zoo.cluster.graph import GraphInstances
+    from spoco_zoo.config import NormalizationConfig
+    from spoco_zoo.data.normalize import normalize
     from spoco_zoo.exporters.options import ExportOptions
     from spoco_zoo.exporters.package import export_package
 
@@ -264,11 +272,24 @@ def test_an_anisotropic_instances_package_decodes_with_its_spacing(
     )
     result = export_package(anisotropic_checkpoint, tmp_path / "aniso_instances.zip", options)
     assert all(p.passed for p in result.parity.values()) and set(result.parity) >= {"torchscript", "onnx"}
-    import zipfile
-
-    with zipfile.ZipFile(result.path) as zf:
-        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+    rdf = _rdf(result.path)
     assert rdf["config"]["spoco"]["clustering"]["ingraph"]["spacing"] == ZSTEP3
+    with zipfile.ZipFile(result.path) as zf:
+        scripted = torch.jit.load(io.BytesIO(zf.read(rdf["weights"]["torchscript"]["source"])))
+        raw = np.load(io.BytesIO(zf.read(rdf["inputs"][0]["test_tensor"]["source"])))
+        expected = np.load(io.BytesIO(zf.read(rdf["outputs"][0]["test_tensor"]["source"])))
+    image = torch.from_numpy(normalize(raw[0], NormalizationConfig())[None])  # the RDF's scale_range
+    with torch.no_grad():
+        embeddings = scripted.unet(image)
+        assert same_partition(scripted.clustering(embeddings).numpy(), expected)
+        plain = GraphInstances(
+            **{
+                k: v
+                for k, v in rdf["config"]["spoco"]["clustering"]["ingraph"].items()
+                if k not in ("decoder", "spacing")
+            }
+        )
+        assert not same_partition(plain(embeddings).numpy(), expected)  # without the spacing: other labels
 
 
 def test_an_axis_without_halo_is_a_plain_output_axis(tmp_path: Path) -> None:
@@ -292,10 +313,7 @@ def test_an_axis_without_halo_is_a_plain_output_axis(tmp_path: Path) -> None:
         path, tmp_path / "thin.zip", ExportOptions(variant="embeddings", formats="pytorch_state_dict")
     )
     assert result.halo == (0, 24, 24)
-    import zipfile
-
-    with zipfile.ZipFile(result.path) as zf:
-        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+    rdf = _rdf(result.path)
     z_out = next(a for a in rdf["outputs"][0]["axes"] if a.get("id") == "z")
     assert "halo" not in z_out or z_out["halo"] == 0
     z_in = next(a for a in rdf["inputs"][0]["axes"] if a.get("id") == "z")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import same_partition
 from scipy import ndimage as ndi
 
 from spoco_zoo.cluster import ingraph as ingraph_module
@@ -26,14 +27,6 @@ from spoco_zoo.metrics.sbd import symmetric_best_dice
 
 
 sbd = symmetric_best_dice  # the project's SBD (spoco_zoo.metrics), objects = ids > 0
-
-
-def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal up to a renaming of ids that keeps 0 as 0 (the contingency table is a bijection)."""
-    pairs = np.unique(np.stack([np.asarray(a).ravel(), np.asarray(b).ravel()]), axis=1)
-    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1])) and bool(
-        np.all((pairs[0] == 0) == (pairs[1] == 0))
-    )
 
 
 def embed(

@@ -293,7 +293,7 @@ class GraphInstances(nn.Module):
             if len(self.spacing) != 0 and len(self.spacing) != n_axes:
                 raise ValueError("GraphInstances: spacing needs one value per spatial axis of the input")
             for a in range(n_axes):
-                limit = self.edge_threshold * (self.spacing[a] if len(self.spacing) == n_axes else 1.0)
+                limit = self.edge_threshold * (self.spacing[a] if len(self.spacing) > 0 else 1.0)
                 step = embeddings - graph_shift(embeddings, 2 + a, 1, 0.0)
                 close = (step * step).sum(1, keepdim=True) < limit * limit
                 edges.append(inside & graph_shift(inside, 2 + a, 1, 0.0) & close)
