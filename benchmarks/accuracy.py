@@ -248,7 +248,11 @@ def evaluate_run(checkpoint: Path, images: list[tuple[np.ndarray, np.ndarray]], 
 
 
 def seed_row(
-    run: Run, checkpoints: dict[int, Path], images: list[tuple[np.ndarray, np.ndarray]], seconds: dict, device: str
+    run: Run,
+    checkpoints: dict[int, Path],
+    images: list[tuple[np.ndarray, np.ndarray]],
+    seconds: dict[tuple[str, int], float],
+    device: str,
 ) -> dict[str, Any]:
     """One table row: the run's scores averaged over its trained seeds, with each seed's figures."""
     per_seed = []
@@ -412,7 +416,7 @@ def per_seed_ratios(sparse: dict[str, Any], dense: dict[str, Any]) -> str:
 def scores_over_seeds(
     checkpoints: dict[int, Path], image: np.ndarray, truth: np.ndarray, device: str
 ) -> tuple[dict[str, float], list[float], float]:
-    """Each seed's model on one large image: mean SBD and mAP, each seed's SBD, mean seconds per model."""
+    """Each seed's model on one large image: mean SBD, mAP and AP50, each seed's SBD, mean seconds per model."""
     from spoco_zoo.metrics import evaluate_instances
 
     results, seconds = [], []
@@ -420,8 +424,7 @@ def scores_over_seeds(
         tick = time.perf_counter()
         results.append(evaluate_instances(segment(checkpoint, image, device), truth))
         seconds.append(time.perf_counter() - tick)
-    mean = {key: float(np.mean([r[key] for r in results])) for key in ("sbd", "map")}
-    return mean, [float(r["sbd"]) for r in results], float(np.mean(seconds))
+    return mean_scores(results), [float(r["sbd"]) for r in results], float(np.mean(seconds))
 
 
 def large_image_row(checkpoints: dict[int, Path], small: dict[str, Any], device: str) -> dict[str, Any]:
