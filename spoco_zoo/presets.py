@@ -39,9 +39,10 @@ VOLUME: dict[str, Any] = {
 }
 #: The 3D recipe of each preset, on top of :data:`VOLUME` and the preset itself. The CPU recipe
 #: draws two crops per step: PyTorch's CPU convolution takes its fast (oneDNN) route for a batch of
-#: two but its slow one for most layers of a single 3D crop, so the second crop costs a third more
-#: time per step, not twice as much, and a 10 % model sees twice the annotated objects (isotropic
-#: 10 % SBD 0.673 / 0.757 -> 0.711 / 0.846 for seeds 1 / 2; docs/benchmarks.md, "Two crops per step").
+#: two but its slow one for most layers of a single 3D crop, so the second crop costs a sixth more
+#: time per step (0.895 -> 1.043 s on 2 threads), not twice as much, and a 10 % model sees twice the
+#: annotated objects (isotropic 10 % SBD 0.736 -> 0.797, dense 0.891 -> 0.900, means of three seeds;
+#: docs/benchmarks.md, "Two crops per 3D training step").
 PRESETS_3D: dict[str, dict[str, Any]] = {
     "gpu": {},
     "cpu": {"steps": 600, "val_every": 200, "data": {"batch_size": 2, "synthetic": {"n_val": 1}}},
