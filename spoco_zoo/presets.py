@@ -38,14 +38,14 @@ VOLUME: dict[str, Any] = {
     },
 }
 #: The 3D recipe of each preset, on top of :data:`VOLUME` and the preset itself. The CPU recipe
-#: draws two crops per step: PyTorch's CPU convolution takes its fast (oneDNN) route for a batch of
-#: two but its slow one for most layers of a single 3D crop, so the second crop costs a sixth more
-#: time per step (0.895 -> 1.043 s on 2 threads), not twice as much, and a 10 % model sees twice the
-#: annotated objects (isotropic 10 % SBD 0.736 -> 0.797, dense 0.891 -> 0.900, means of three seeds;
-#: docs/benchmarks.md, "Two crops per 3D training step").
+#: draws three crops per step: PyTorch's CPU convolution takes its fast (oneDNN) route for a batch of
+#: two or more but its slow one for most layers of a single 3D crop, so extra crops cost far less than
+#: a crop each, and a 10 % model sees three times the annotated objects (isotropic 10 % SBD, means of
+#: three seeds: 0.736 with one crop, 0.797 with two, 0.853 with three; docs/benchmarks.md, "Three crops
+#: per 3D training step").
 PRESETS_3D: dict[str, dict[str, Any]] = {
     "gpu": {},
-    "cpu": {"steps": 600, "val_every": 200, "data": {"batch_size": 2, "synthetic": {"n_val": 1}}},
+    "cpu": {"steps": 600, "val_every": 200, "data": {"batch_size": 3, "synthetic": {"n_val": 1}}},
 }
 
 
@@ -55,7 +55,7 @@ def preset_values(name: str | None, spatial_dims: int = 2) -> dict[str, Any]:
     >>> preset_values("cpu")["steps"], preset_values("cpu", 3)["data"]["patch_shape"]
     (1200, [32, 64, 64])
     >>> preset_values("cpu")["data"]["batch_size"], preset_values("cpu", 3)["data"]["batch_size"]
-    (1, 2)
+    (1, 3)
     """
     if name is not None and name not in PRESETS:
         raise DataError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
