@@ -38,11 +38,11 @@ VOLUME: dict[str, Any] = {
     },
 }
 #: The 3D recipe of each preset, on top of :data:`VOLUME` and the preset itself. The CPU recipe
-#: draws three crops per step: PyTorch's CPU convolution takes its fast (oneDNN) route for a batch of
-#: two or more but its slow one for most layers of a single 3D crop, so extra crops cost far less than
-#: a crop each, and a 10 % model sees three times the annotated objects (isotropic 10 % SBD, means of
-#: three seeds: 0.736 with one crop, 0.797 with two, 0.853 with three; docs/benchmarks.md, "Three crops
-#: per 3D training step").
+#: draws three crops per step: PyTorch's CPU convolution takes its slow route for most layers of a
+#: single 3D crop and its fast (oneDNN) one for a batch of two or more, so the second crop costs a sixth
+#: more time per step and the third half again (0.579 -> 0.891 s on 2 threads), and a 10 % model sees
+#: three times the annotated objects (isotropic 10 % SBD, means of three seeds: 0.736 with one crop,
+#: 0.797 with two, 0.853 with three; docs/benchmarks.md, "Three crops per 3D training step").
 PRESETS_3D: dict[str, dict[str, Any]] = {
     "gpu": {},
     "cpu": {"steps": 600, "val_every": 200, "data": {"batch_size": 3, "synthetic": {"n_val": 1}}},
