@@ -43,9 +43,19 @@ VOLUME: dict[str, Any] = {
 #: more time per step and the third half again (0.579 -> 0.891 s on 2 threads), and a 10 % model sees
 #: three times the annotated objects (isotropic 10 % SBD, means of three seeds: 0.736 with one crop,
 #: 0.797 with two, 0.853 with three; docs/benchmarks.md, "Three crops per 3D training step").
+#: Its U-Net is one level shallower than the default (depth 3, 8x down-sampling): a depth-4 network
+#: reaches 107 voxels, so every voxel of a 32-slice crop sees both z borders even at the bottom level
+#: (two slices deep), and some trainings merged objects stacked in z once a volume was deeper than the
+#: crops. Depth 3 reaches 51 and needs the 900 steps to learn as much (docs/benchmarks.md, "A shallower
+#: 3D network").
 PRESETS_3D: dict[str, dict[str, Any]] = {
     "gpu": {},
-    "cpu": {"steps": 600, "val_every": 200, "data": {"batch_size": 3, "synthetic": {"n_val": 1}}},
+    "cpu": {
+        "steps": 900,
+        "val_every": 300,
+        "model": {"depth": 3},
+        "data": {"batch_size": 3, "synthetic": {"n_val": 1}},
+    },
 }
 
 
@@ -56,6 +66,8 @@ def preset_values(name: str | None, spatial_dims: int = 2) -> dict[str, Any]:
     (1200, [32, 64, 64])
     >>> preset_values("cpu")["data"]["batch_size"], preset_values("cpu", 3)["data"]["batch_size"]
     (1, 3)
+    >>> preset_values("cpu", 3)["model"]["depth"], preset_values("cpu", 3)["steps"], "model" in preset_values("cpu")
+    (3, 900, False)
     """
     if name is not None and name not in PRESETS:
         raise DataError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
