@@ -314,6 +314,8 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.size_draws < 1:
+        parser.error(f"--size-draws: must be at least 1, got {args.size_draws}")
 
     names = [n.strip() for n in args.runs.split(",") if n.strip()]
     known = RUNS + ABLATIONS
@@ -476,7 +478,7 @@ def volume_size_rows(
                 print(f"[{name}] {shape}: skipped (its synthetic volume needs a grid {anisotropy:g}x as deep)")
                 continue
             draws = []  # (mean scores, each seed's SBD, seconds, objects) per volume
-            for draw in range(max(1, args.size_draws)):
+            for draw in range(args.size_draws):
                 seed = (TEST_SEED, *shape) if draw == 0 else (TEST_SEED, *shape, draw)
                 image, truth = make_synthetic_sample(shape, round(n_objects * anisotropy), seed, anisotropy=anisotropy)
                 draws.append((*scores_over_seeds(checkpoints[name], image, truth, args.device), int(truth.max())))
