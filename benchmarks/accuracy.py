@@ -477,22 +477,28 @@ def volume_size_rows(
             if np.prod(shape) * anisotropy > MAX_GENERATED_VOXELS:
                 print(f"[{name}] {shape}: skipped (its synthetic volume needs a grid {anisotropy:g}x as deep)")
                 continue
-            draws = []  # (mean scores, each seed's SBD, seconds, objects) per volume
+            scores, per_seed, seconds, objects = [], [], [], []  # one entry per volume
             for draw in range(args.size_draws):
-                seed = (TEST_SEED, *shape) if draw == 0 else (TEST_SEED, *shape, draw)
-                image, truth = make_synthetic_sample(shape, round(n_objects * anisotropy), seed, anisotropy=anisotropy)
-                draws.append((*scores_over_seeds(checkpoints[name], image, truth, args.device), int(truth.max())))
+                volume_seed = (TEST_SEED, *shape) if draw == 0 else (TEST_SEED, *shape, draw)
+                image, truth = make_synthetic_sample(
+                    shape, round(n_objects * anisotropy), volume_seed, anisotropy=anisotropy
+                )
+                mean, seed_sbd, mean_seconds = scores_over_seeds(checkpoints[name], image, truth, args.device)
+                scores.append(mean)
+                per_seed.append(seed_sbd)
+                seconds.append(mean_seconds)
+                objects.append(int(truth.max()))
             out.append(
                 {
                     "run": name,
                     "shape": list(shape),
-                    "objects": int(np.mean([d[3] for d in draws])),
+                    "objects": round(float(np.mean(objects))),
                     "route": "block-wise" if np.prod(shape) >= BLOCKWISE_VOXELS else "whole volume",
-                    **mean_scores([d[0] for d in draws]),
-                    "per_seed_sbd": [float(v) for v in np.mean([d[1] for d in draws], axis=0)],
-                    "per_draw_sbd": [d[0]["sbd"] for d in draws],
+                    **mean_scores(scores),
+                    "per_seed_sbd": [float(v) for v in np.mean(per_seed, axis=0)],
+                    "per_draw_sbd": [s["sbd"] for s in scores],
                     "small_sbd": rows[name]["sbd"],
-                    "seconds": float(np.mean([d[2] for d in draws])),
+                    "seconds": float(np.mean(seconds)),
                 }
             )
             print(f"[{name}] {shape}: SBD {out[-1]['sbd']:.3f} in {out[-1]['seconds']:.0f} s", flush=True)
