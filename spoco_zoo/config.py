@@ -116,6 +116,11 @@ class LossConfig(_Strict):
         0.05, ge=0, lt=1, description="anchor drawing stops when less than this fraction of the region is uncovered"
     )
     ema_momentum: float = Field(0.99, ge=0, lt=1, description="teacher = m * teacher + (1 - m) * student")
+    negative_window: list[int] | None = Field(
+        None,
+        description="pixels per spatial axis around an annotated object's bounding box within which the instance "
+        "and unlabeled-push terms take its negatives (spoco_zoo.losses.window); None: the whole patch",
+    )
 
     @model_validator(mode="after")
     def _margins(self) -> LossConfig:
@@ -305,6 +310,9 @@ class TrainConfig(_Strict):
             raise ValueError(
                 f"data.synthetic.shape {self.data.synthetic.shape} does not match model.spatial_dims {dims}"
             )
+        window = self.loss.negative_window
+        if window is not None and (len(window) != dims or min(window) < 0):
+            raise ValueError(f"loss.negative_window {window}: needs {dims} values >= 0, one per spatial axis")
         if self.data.voxel_size is not None and len(self.data.voxel_size) != dims:
             raise ValueError(f"data.voxel_size {self.data.voxel_size} needs one value per spatial axis ({dims})")
         levels = self.model.anisotropic_levels

@@ -43,6 +43,7 @@ __all__ = [
     "check_inputs",
     "graph_zero",
     "group_pixels",
+    "instance_labels",
     "instance_means",
     "pull_loss",
     "push_loss",
@@ -120,12 +121,25 @@ def group_pixels(
         ``K``, the number of distinct instances.
     """
     flat_labels = labels.reshape(-1)
-    keep = flat_labels >= 0 if background_as_instance else flat_labels > 0
-    keep = keep & (flat_labels != ignore_label)
-    index = keep.nonzero().squeeze(1)
+    index = _annotated(flat_labels, ignore_label, background_as_instance).nonzero().squeeze(1)
     pixels = embeddings.reshape(embeddings.shape[0], -1).index_select(1, index)
     ids, instance_ids = torch.unique(flat_labels[index], return_inverse=True)
     return pixels, instance_ids, int(ids.numel())
+
+
+def _annotated(flat_labels: Tensor, ignore_label: int, background_as_instance: bool) -> Tensor:
+    keep = flat_labels >= 0 if background_as_instance else flat_labels > 0
+    return keep & (flat_labels != ignore_label)
+
+
+def instance_labels(labels: Tensor, ignore_label: int = -1, background_as_instance: bool = True) -> Tensor:
+    """The label value of each instance :func:`group_pixels` numbers, ``[K]`` in its order.
+
+    >>> instance_labels(torch.tensor([[3, 0, -1, 1]])).tolist()
+    [0, 1, 3]
+    """
+    flat_labels = labels.reshape(-1)
+    return torch.unique(flat_labels[_annotated(flat_labels, ignore_label, background_as_instance)])
 
 
 def instance_means(pixels: Tensor, instance_ids: Tensor, num_instances: int) -> Tensor:

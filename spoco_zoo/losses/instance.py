@@ -14,16 +14,20 @@ unannotated pixel -- is a negative of that object's mask. Unannotated pixels
 therefore take part in numerator and denominator and receive gradient that
 lowers their soft-mask value for the annotated objects. Only the optional
 background mask (``include_background``) leaves unannotated pixels out, since
-they may or may not be background.
+they may or may not be background. With a ``window`` an object's mask is scored
+within its bounding box grown by the window only (:mod:`spoco_zoo.losses.window`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from spoco_zoo.kernels import gaussian_kernel, gaussian_sigma
 from spoco_zoo.losses.discriminative import check_inputs, graph_zero
+from spoco_zoo.losses.window import object_windows
 
 __all__ = ["dice_loss", "soft_masks", "sample_group_members", "instance_loss"]
 
@@ -152,6 +156,7 @@ def _image_instance_dice(
     generator: torch.Generator | None,
     include_background: bool,
     anchor: str,
+    window: Sequence[int] | None = None,
 ) -> Tensor:
     """Dice loss of every anchor of one image, ``[K * A]`` (empty if no object)."""
     flat_labels = labels.reshape(-1)
@@ -176,9 +181,14 @@ def _image_instance_dice(
     masks = soft_masks(pixels, anchor_embeddings, delta_var)
     targets = flat_labels[None, :] == anchor_ids[:, None]
     weights = None
+    if window is not None:
+        objects = anchor_ids > 0
+        weights = torch.ones_like(masks)
+        if bool(objects.any()):
+            weights[objects] = object_windows(labels, anchor_ids[objects], window).to(masks.dtype)
     if include_background and bool((anchor_ids == 0).any()):
         # the background mask is scored on annotated pixels only: an unannotated pixel may be background
-        weights = torch.ones_like(masks)
+        weights = torch.ones_like(masks) if weights is None else weights
         weights[anchor_ids == 0] = (flat_labels != ignore_label).to(masks.dtype)
     return dice_loss(masks, targets, weights)
 
@@ -192,6 +202,7 @@ def instance_loss(
     generator: torch.Generator | None = None,
     include_background: bool = False,
     anchor: str = "pixel",
+    window: Sequence[int] | None = None,
 ) -> Tensor:
     """SPOCO instance loss: Dice between anchor soft masks and annotated object masks.
 
@@ -223,6 +234,9 @@ def instance_loss(
     anchor : {"pixel", "mean"}
         Anchor embedding: a random pixel of the object (the paper's choice) or
         the object's mean embedding.
+    window : sequence of int, optional
+        Pixels per spatial axis around an object's bounding box within which its
+        mask is scored; ``None`` (the paper's rule): the whole image.
 
     Returns
     -------
@@ -248,7 +262,15 @@ def instance_loss(
     per_anchor = torch.cat(
         [
             _image_instance_dice(
-                image, image_labels, delta_var, ignore_label, anchors_per_object, generator, include_background, anchor
+                image,
+                image_labels,
+                delta_var,
+                ignore_label,
+                anchors_per_object,
+                generator,
+                include_background,
+                anchor,
+                window,
             )
             for image, image_labels in zip(embeddings, labels)
         ]

@@ -101,6 +101,7 @@ class SpocoLoss(nn.Module):
             anchors_per_object=self.config.anchors_per_object,
             anchor=self.config.instance_anchor,
             generator=generator,
+            window=self.config.negative_window,
         )
 
     def _consistency_term(
@@ -171,6 +172,7 @@ class SpocoLoss(nn.Module):
                     cfg.delta_dist,
                     ignore_label=self.ignore_label,
                     background_as_instance=cfg.background_as_instance,
+                    window=cfg.negative_window,
                 )
                 if cfg.unlabeled_push_weight > 0
                 else zero

@@ -16,14 +16,20 @@ in a 128x128 patch is about one), the push term of the discriminative loss
 only ever separates that one object from the background and the network maps
 every object to the same embedding: nothing in the loss tells objects apart.
 The SPOCO reference implementation has the same term (its "unlabeled push").
+With a ``window`` an unannotated pixel is pushed only from the objects whose
+bounding box, grown by the window, holds it (:mod:`spoco_zoo.losses.window`);
+the background mean, when it is one, pushes everywhere.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
-from spoco_zoo.losses.discriminative import check_inputs, graph_zero, group_pixels, instance_means
+from spoco_zoo.losses.discriminative import check_inputs, graph_zero, group_pixels, instance_labels, instance_means
+from spoco_zoo.losses.window import object_windows
 
 __all__ = ["unlabeled_push_loss"]
 
@@ -36,6 +42,7 @@ def unlabeled_push_loss(
     delta_dist: float,
     ignore_label: int = -1,
     background_as_instance: bool = True,
+    window: Sequence[int] | None = None,
 ) -> Tensor:
     """Push unannotated pixels at least ``delta_dist`` away from annotated instance means.
 
@@ -53,6 +60,9 @@ def unlabeled_push_loss(
     background_as_instance : bool
         Whether the background mean is one of the means the pixels are pushed from
         (as in :func:`spoco_zoo.losses.discriminative.embedding_loss`).
+    window : sequence of int, optional
+        Pixels per spatial axis around an object's bounding box within which its
+        mean pushes; ``None``: everywhere.
 
     Returns
     -------
@@ -85,5 +95,15 @@ def unlabeled_push_loss(
         free = image.reshape(image.shape[0], -1)[:, unlabeled.reshape(-1)]  # [E, U]
         sq = free.pow(2).sum(0)[None, :] - 2.0 * means.transpose(0, 1) @ free + means.pow(2).sum(0)[:, None]
         dist = sq.clamp_min(_SQ_EPS).sqrt()  # [K, U]
-        total = total + torch.clamp(delta_dist - dist, min=0.0).pow(2).mean()
+        push = torch.clamp(delta_dist - dist, min=0.0).pow(2)
+        if window is None:
+            total = total + push.mean()
+            continue
+        ids = instance_labels(image_labels, ignore_label, background_as_instance)
+        near = torch.ones_like(push, dtype=torch.bool)  # the background mean pushes everywhere
+        objects = ids > 0
+        if bool(objects.any()):
+            near[objects] = object_windows(image_labels, ids[objects], window)[:, unlabeled.reshape(-1)]
+        weight = near.to(push.dtype)
+        total = total + (push * weight).sum() / weight.sum().clamp_min(1.0)  # the mean over the counted pairs
     return total / embeddings.shape[0]
