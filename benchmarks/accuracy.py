@@ -224,6 +224,11 @@ def mean_scores(results: list[dict[str, float]]) -> dict[str, float]:
     return {key: float(np.mean([r[key] for r in results])) for key in ("sbd", "map", "ap50")}
 
 
+def classical_spacing(anisotropy: float) -> tuple[float, float, float] | None:
+    """The classical pipeline's voxel spacing for volumes with a z step ``anisotropy`` times the pixel size."""
+    return None if anisotropy == 1 else (anisotropy, 1.0, 1.0)
+
+
 def classical_scores(
     dims: int, style: str, images: list[tuple[np.ndarray, np.ndarray]], n_tune: int, anisotropy: float = 1.0
 ) -> dict[str, Any]:
@@ -234,7 +239,7 @@ def classical_scores(
 
     tuning = test_images(dims, style, n_tune, TUNE_SEED, anisotropy=anisotropy)
     grid = [(sigma, distance) for sigma in (1.0, 2.0, 3.0) for distance in (5, 8, 12, 16)]
-    spacing = None if anisotropy == 1 else (anisotropy, 1.0, 1.0)
+    spacing = classical_spacing(anisotropy)
 
     def score(params: tuple[float, int], data: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
         sigma, distance = params
@@ -430,9 +435,8 @@ def classical_note(size: dict[str, Any]) -> str:
     """`` (classical: SBD here, on 32x128x128, difference)`` when the size row scored the classical pipeline."""
     if "classical_sbd" not in size:
         return ""
-    drop = size["classical_small_sbd"] - size["classical_sbd"]
     here, small = size["classical_sbd"], size["classical_small_sbd"]
-    return f" (classical: {here:.3f}, 32x128x128: {small:.3f}, difference {drop:+.3f})"
+    return f" (classical: {here:.3f}, 32x128x128: {small:.3f}, difference {small - here:+.3f})"
 
 
 def draw_list(sbd: list[float]) -> str:
@@ -503,7 +507,7 @@ def volume_size_rows(
                 continue
             scores, per_seed, seconds, objects, by_classical = [], [], [], [], []  # one entry per volume
             tuned = classical[rows[name]["data"]]
-            spacing = None if anisotropy == 1 else (anisotropy, 1.0, 1.0)
+            spacing = classical_spacing(anisotropy)
             for draw in range(args.size_draws):
                 volume_seed = (TEST_SEED, *shape) if draw == 0 else (TEST_SEED, *shape, draw)
                 image, truth = make_synthetic_sample(

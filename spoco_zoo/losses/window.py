@@ -36,8 +36,7 @@ def object_boxes(labels: Tensor, ids: Tensor) -> tuple[Tensor, Tensor]:
     ([[0, 1]], [[1, 2]])
     """
     lows, highs = [], []
-    present_all = torch.stack([labels == i for i in ids]) if ids.numel() else labels.new_zeros((0, *labels.shape))
-    present_all = present_all.bool()
+    present_all = labels[None] == ids.reshape(-1, *[1] * labels.ndim)  # [K, *S]
     for axis, size in enumerate(labels.shape):
         other = tuple(a + 1 for a in range(labels.ndim) if a != axis)
         present = present_all.any(dim=other) if other else present_all  # [K, size]
@@ -45,12 +44,6 @@ def object_boxes(labels: Tensor, ids: Tensor) -> tuple[Tensor, Tensor]:
         lows.append(torch.where(present, coords, size).amin(dim=1))
         highs.append(torch.where(present, coords, -1).amax(dim=1))
     return torch.stack(lows, dim=1), torch.stack(highs, dim=1)
-
-
-def _check(labels: Tensor, margin: Sequence[int]) -> Tensor:
-    if len(margin) != labels.ndim:
-        raise ValueError(f"margin has {len(margin)} values for {labels.ndim} spatial axes")
-    return torch.tensor([int(m) for m in margin], device=labels.device)
 
 
 def object_windows(labels: Tensor, ids: Tensor, margin: Sequence[int]) -> Tensor:
@@ -76,7 +69,9 @@ def object_windows(labels: Tensor, ids: Tensor, margin: Sequence[int]) -> Tensor
     >>> object_windows(labels, torch.tensor([1, 2]), [0, 1]).int().tolist()
     [[1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]]
     """
-    grow = _check(labels, margin)
+    if len(margin) != labels.ndim:
+        raise ValueError(f"margin has {len(margin)} values for {labels.ndim} spatial axes")
+    grow = torch.tensor([int(m) for m in margin], device=labels.device)
     low, high = object_boxes(labels, ids)
     low, high = low - grow, high + grow
     inside: Tensor | None = None
