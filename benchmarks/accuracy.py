@@ -31,7 +31,10 @@ volume to the next a 3D model's SBD varies with a standard deviation of 0.013-0.
 size target allows. ``--classical-sizes`` also segments each of those volumes with the classical
 pipeline (the parameters tuned for the run's base row) and prints its SBD beside the model's: how much
 harder the larger volume is for a method that has no training crop (the z-step-3x volumes are: 0.571 on
-the base row, 0.524 at 64x256x256); the 128x512x512 volume adds about 100 s.
+the base row, 0.524 at 64x256x256); the 128x512x512 volume adds about 100 s. ``--dense-sizes`` scores the
+100 % 3D models on the same volumes too: whether a loss at size is the sparse supervision's or the
+volume's. Every size row also prints the variation of information's split and merge parts (over- and
+under-segmentation, 0 = perfect) beside the base row's.
 
 Prints one table (SBD, mAP, AP50 per run and the classical baseline; with several seeds their means
 and each seed's SBD), the sparse/dense SBD ratios, the large-image row and the 3D size rows, and
@@ -221,7 +224,8 @@ def segment(checkpoint: Path, image: np.ndarray, device: str) -> np.ndarray:
 
 
 def mean_scores(results: list[dict[str, float]]) -> dict[str, float]:
-    return {key: float(np.mean([r[key] for r in results])) for key in ("sbd", "map", "ap50")}
+    """Mean SBD, mAP, AP50 and the variation of information's split and merge parts of several scorings."""
+    return {key: float(np.mean([r[key] for r in results])) for key in ("sbd", "map", "ap50", "voi_split", "voi_merge")}
 
 
 def classical_spacing(anisotropy: float) -> tuple[float, float, float] | None:
@@ -315,6 +319,7 @@ def main() -> None:
         action="store_true",
         help="the classical pipeline's SBD on each 3D size row's volumes too (its base-row parameters)",
     )
+    parser.add_argument("--dense-sizes", action="store_true", help="the 100 %% 3D models on the size rows' volumes too")
     parser.add_argument("--reuse", action="store_true", help="score existing OUT/<run>/best.pt without training")
     parser.add_argument("--device", default="auto")
     parser.add_argument(
@@ -413,7 +418,9 @@ def main() -> None:
         print(
             f"3D size row, model {size['run']}: {'x'.join(map(str, size['shape']))} ({size['objects']} objects, "
             f"{size['route']}): SBD {size['sbd']:.3f} (32x128x128: {size['small_sbd']:.3f}, difference "
-            f"{size['small_sbd'] - size['sbd']:+.3f}), mAP {size['map']:.3f}, {size['seconds']:.1f} s"
+            f"{size['small_sbd'] - size['sbd']:+.3f}), mAP {size['map']:.3f}, VOI split / merge "
+            f"{size['voi_split']:.2f} / {size['voi_merge']:.2f} (32x128x128: {size['small_voi_split']:.2f} / "
+            f"{size['small_voi_merge']:.2f}), {size['seconds']:.1f} s"
             + seed_list(size["per_seed_sbd"])
             + draw_list(size["per_draw_sbd"])
             + classical_note(size)
@@ -490,13 +497,17 @@ def volume_size_rows(
 ) -> list[dict[str, Any]]:
     """The 10 % 3D models on larger volumes (:data:`VOLUME_SIZES`, ``--size-draws`` volumes each), against
     their 32x128x128 figure; with several seeds or volumes, the means over them. With
-    ``--classical-sizes`` the classical pipeline (the run's base-row parameters) on the same volumes."""
+    ``--classical-sizes`` the classical pipeline (the run's base-row parameters) on the same volumes, with
+    ``--dense-sizes`` the 100 % models too."""
     from spoco_zoo.baselines import classical_segmentation
     from spoco_zoo.data.synthetic import make_synthetic_sample
     from spoco_zoo.metrics import evaluate_instances
 
     out = []
-    for name, anisotropy in (("3d-0.1", 1.0), ("3d-z3-0.1", ANISOTROPY)):
+    models = [("3d-0.1", 1.0), ("3d-z3-0.1", ANISOTROPY)]
+    if args.dense_sizes:
+        models += [("3d-1.0", 1.0), ("3d-z3-1.0", ANISOTROPY)]
+    for name, anisotropy in models:
         if name not in rows:
             continue
         for shape, n_objects in VOLUME_SIZES:
@@ -538,6 +549,8 @@ def volume_size_rows(
                     "per_seed_sbd": [float(v) for v in np.mean(per_seed, axis=0)],
                     "per_draw_sbd": [s["sbd"] for s in scores],
                     "small_sbd": rows[name]["sbd"],
+                    "small_voi_split": rows[name]["voi_split"],
+                    "small_voi_merge": rows[name]["voi_merge"],
                     "seconds": float(np.mean(seconds)),
                     **extra,
                 }
