@@ -498,37 +498,41 @@ def volume_size_rows(
     """The 10 % 3D models on larger volumes (:data:`VOLUME_SIZES`, ``--size-draws`` volumes each), against
     their 32x128x128 figure; with several seeds or volumes, the means over them. With
     ``--classical-sizes`` the classical pipeline (the run's base-row parameters) on the same volumes, with
-    ``--dense-sizes`` the 100 % models too."""
+    ``--dense-sizes`` the 100 % models too (each volume made and segmented classically once for both)."""
     from spoco_zoo.baselines import classical_segmentation
     from spoco_zoo.data.synthetic import make_synthetic_sample
     from spoco_zoo.metrics import evaluate_instances
 
     out = []
-    models = [("3d-0.1", 1.0), ("3d-z3-0.1", ANISOTROPY)]
-    if args.dense_sizes:
-        models += [("3d-1.0", 1.0), ("3d-z3-1.0", ANISOTROPY)]
-    for name, anisotropy in models:
-        if name not in rows:
+    groups = [(1.0, ["3d-0.1", "3d-1.0"]), (ANISOTROPY, ["3d-z3-0.1", "3d-z3-1.0"])]  # the volumes each scores on
+    for anisotropy, candidates in groups:
+        names = [n for n in candidates[: 2 if args.dense_sizes else 1] if n in rows]
+        if not names:
             continue
+        tuned = classical[rows[names[0]]["data"]]
+        spacing = classical_spacing(anisotropy)
         for shape, n_objects in VOLUME_SIZES:
             if max(shape) > args.max_size_3d:
                 continue
             if np.prod(shape) * anisotropy > MAX_GENERATED_VOXELS:
-                print(f"[{name}] {shape}: skipped (its synthetic volume needs a grid {anisotropy:g}x as deep)")
+                print(f"[{names[0]}] {shape}: skipped (its synthetic volume needs a grid {anisotropy:g}x as deep)")
                 continue
-            scores, per_seed, seconds, objects, by_classical = [], [], [], [], []  # one entry per volume
-            tuned = classical[rows[name]["data"]]
-            spacing = classical_spacing(anisotropy)
+            # one entry per volume: each model's scores, the truth's object count, the classical SBD
+            scores: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+            per_seed: dict[str, list[list[float]]] = {name: [] for name in names}
+            seconds: dict[str, list[float]] = {name: [] for name in names}
+            objects, by_classical = [], []
             for draw in range(args.size_draws):
                 volume_seed = (TEST_SEED, *shape) if draw == 0 else (TEST_SEED, *shape, draw)
                 image, truth = make_synthetic_sample(
                     shape, round(n_objects * anisotropy), volume_seed, anisotropy=anisotropy
                 )
-                mean, seed_sbd, mean_seconds = scores_over_seeds(checkpoints[name], image, truth, args.device)
-                scores.append(mean)
-                per_seed.append(seed_sbd)
-                seconds.append(mean_seconds)
                 objects.append(int(truth.max()))
+                for name in names:
+                    mean, seed_sbd, mean_seconds = scores_over_seeds(checkpoints[name], image, truth, args.device)
+                    scores[name].append(mean)
+                    per_seed[name].append(seed_sbd)
+                    seconds[name].append(mean_seconds)
                 if args.classical_sizes:
                     labels = classical_segmentation(
                         image, sigma=tuned["sigma"], min_distance=tuned["min_distance"], spacing=spacing
@@ -539,23 +543,24 @@ def volume_size_rows(
                 if by_classical
                 else {}
             )
-            out.append(
-                {
-                    "run": name,
-                    "shape": list(shape),
-                    "objects": round(float(np.mean(objects))),
-                    "route": "block-wise" if np.prod(shape) >= BLOCKWISE_VOXELS else "whole volume",
-                    **mean_scores(scores),
-                    "per_seed_sbd": [float(v) for v in np.mean(per_seed, axis=0)],
-                    "per_draw_sbd": [s["sbd"] for s in scores],
-                    "small_sbd": rows[name]["sbd"],
-                    "small_voi_split": rows[name]["voi_split"],
-                    "small_voi_merge": rows[name]["voi_merge"],
-                    "seconds": float(np.mean(seconds)),
-                    **extra,
-                }
-            )
-            print(f"[{name}] {shape}: SBD {out[-1]['sbd']:.3f} in {out[-1]['seconds']:.0f} s", flush=True)
+            for name in names:
+                out.append(
+                    {
+                        "run": name,
+                        "shape": list(shape),
+                        "objects": round(float(np.mean(objects))),
+                        "route": "block-wise" if np.prod(shape) >= BLOCKWISE_VOXELS else "whole volume",
+                        **mean_scores(scores[name]),
+                        "per_seed_sbd": [float(v) for v in np.mean(per_seed[name], axis=0)],
+                        "per_draw_sbd": [s["sbd"] for s in scores[name]],
+                        "small_sbd": rows[name]["sbd"],
+                        "small_voi_split": rows[name]["voi_split"],
+                        "small_voi_merge": rows[name]["voi_merge"],
+                        "seconds": float(np.mean(seconds[name])),
+                        **extra,
+                    }
+                )
+                print(f"[{name}] {shape}: SBD {out[-1]['sbd']:.3f} in {out[-1]['seconds']:.0f} s", flush=True)
     return out
 
 
