@@ -91,6 +91,17 @@ def test_the_config_edge_derives_the_kernel_width_from_the_loss() -> None:
     assert config.recommended_clustering() == config.clustering_setting().as_dict()
 
 
+def test_graph_rounds_follow_the_dimensionality_and_reach_the_package() -> None:
+    """Images get 4 rounds of label propagation, volumes 12 (their porous edge graphs), and a volume
+    model's in-graph decoder is built with the same count."""
+    loss = LossConfig()
+    graph = ClusteringConfig(method="graph")
+    image = ClusteringSetting.from_config(graph, loss, patch_shape=[256, 256], foreground="mask")
+    volume = ClusteringSetting.from_config(graph, loss, patch_shape=[32, 64, 64], foreground="mask")
+    assert (image.n_iter, volume.n_iter) == (4, 12)
+    assert volume.ingraph_kwargs({})["n_iter"] == 12 and image.ingraph_kwargs({})["n_iter"] == 4
+
+
 def test_method_kwargs_use_each_methods_own_name() -> None:
     assert ClusteringSetting("mean_shift", 0.4, 3).method_kwargs() == {"bandwidth": 0.4, "min_size": 3}
     assert ClusteringSetting("consistency", 0.4).method_kwargs() == {"delta_var": 0.4}

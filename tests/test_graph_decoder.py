@@ -13,6 +13,7 @@ from spoco_zoo.cluster import cluster_embeddings
 from spoco_zoo.cluster.common import relabel_sequential
 from spoco_zoo.cluster.graph import GraphInstances
 from spoco_zoo.cluster.graph_method import graph_segmentation, ingraph_module
+from spoco_zoo.cluster.settings import graph_iterations
 from spoco_zoo.errors import DataError
 from spoco_zoo.metrics import evaluate_instances
 
@@ -75,6 +76,29 @@ def test_the_result_is_local_a_crop_gives_the_same_objects() -> None:
     ]
     ids = [set(np.unique(t.numpy()).tolist()) - {0} for t in tiles]
     assert sum(len(i) for i in ids) == len(set().union(*ids)) > 30
+
+
+def serpentine(rows: int, width: int) -> np.ndarray:
+    """One winding object: ``rows`` horizontal runs ``width`` px long, joined alternately at the right
+    and the left end (``[2 rows - 1, width]``): the label of its first pixel turns two corners per row."""
+    mask = np.zeros((2 * rows - 1, width), bool)
+    mask[::2] = True
+    mask[1::4, -1] = True
+    mask[3::4, 0] = True
+    return mask
+
+
+def test_label_propagation_joins_a_winding_object_in_a_volume_by_default() -> None:
+    """A 60-row serpentine (two slices of it: a volume) is one object: 4 rounds of propagation, the 2D
+    default, leave it in pieces; the volume default joins it, in the Python route and the module alike."""
+    mask = np.stack([serpentine(60, 70)] * 2)
+    emb = np.zeros((2, *mask.shape), np.float32)
+    pieces = {n: len(np.unique(graph_segmentation(emb, mask, n_iter=n, min_size=0))) - 1 for n in (4, None)}
+    assert graph_iterations(2) == 4 and pieces[4] > 10 and pieces[None] == 1, pieces
+    x = torch.zeros(1, 3, *mask.shape)
+    x[:, 2] = torch.from_numpy(np.where(mask, 5.0, -5.0))
+    labels = GraphInstances()(x)[0, 0].numpy()
+    assert len(np.unique(labels[mask])) == 1 and not (labels[~mask] != 0).any()
 
 
 def test_shape_split_separates_touching_discs_and_merges_fragments(touching_discs: np.ndarray) -> None:

@@ -22,7 +22,6 @@ from spoco_zoo.cluster.settings import (
     EDGE_THRESHOLD_FRACTION,
     FOREGROUND_MODES,
     GRAPH_DECODER,
-    GRAPH_ITERATIONS,
     INGRAPH,
     KERNEL_WIDTH_PARAM,
     NOTE_KEYS,
@@ -37,6 +36,7 @@ from spoco_zoo.cluster.settings import (
     check_method,
     default_method,
     default_overlap,
+    graph_iterations,
     ingraph_arguments,
     min_distance_from_size,
     pull_margin,
@@ -269,7 +269,7 @@ class ClusteringSetting:
             out["split_components"] = False
             out["split"] = "embedding"
             out["edge_threshold"] = round(EDGE_THRESHOLD_FRACTION * pull_margin(loss), 6)
-            out["n_iter"] = GRAPH_ITERATIONS
+            out["n_iter"] = graph_iterations(dims)
             spacing = relative_spacing(voxel_size)
             if spacing is not None:
                 out["spacing"] = spacing

@@ -19,7 +19,7 @@ from torch import nn
 
 from spoco_zoo.cluster.checks import check_integer
 from spoco_zoo.cluster.common import ArrayLike, check_common, empty_labels, relabel_sequential, validate_inputs
-from spoco_zoo.cluster.settings import GRAPH_DECODER
+from spoco_zoo.cluster.settings import GRAPH_DECODER, graph_iterations
 from spoco_zoo.devices import resolve_device
 from spoco_zoo.errors import DataError
 
@@ -33,7 +33,7 @@ def graph_segmentation(
     split: str = "embedding",
     edge_threshold: float = 0.15,
     min_distance: int = 5,
-    n_iter: int = 4,
+    n_iter: int | None = None,
     min_size: int = 0,
     background: str = "largest",
     spacing: Sequence[float] | None = None,
@@ -57,8 +57,9 @@ def graph_segmentation(
         Largest embedding distance between neighbouring pixels of one object.
     min_distance : int
         ``"shape"``: smallest distance between two object centres, in pixels.
-    n_iter : int
-        Rounds of label propagation.
+    n_iter : int, optional
+        Rounds of label propagation; default: 4 for images, 12 for volumes
+        (:func:`spoco_zoo.cluster.settings.graph_iterations`).
     min_size : int
         Components with fewer pixels join a neighbouring component (or become background).
     background : {"largest", "none"}
@@ -84,20 +85,20 @@ def graph_segmentation(
     from spoco_zoo.cluster.graph import GraphInstances
 
     check_common(min_size, background)
+    emb, fg = validate_inputs(embeddings, mask)
     try:  # the decoder checks its own parameters (it ships in packages)
         module = GraphInstances(
             split=split,
             edge_threshold=edge_threshold,
             min_distance=check_integer("min_distance", min_distance, 1),
             min_size=int(min_size),
-            n_iter=check_integer("n_iter", n_iter, 1),
+            n_iter=graph_iterations(emb.dim() - 1) if n_iter is None else check_integer("n_iter", n_iter, 1),
             foreground="mask",
             background_largest=background == "largest",
             spacing=None if spacing is None else [float(v) for v in spacing],
         )
     except (TypeError, ValueError) as err:
         raise DataError(f"graph: {err}") from err
-    emb, fg = validate_inputs(embeddings, mask)
     if spacing is not None and len(module.spacing) != emb.dim() - 1:
         raise DataError(f"spacing: {list(spacing)} has {len(module.spacing)} values for {emb.dim() - 1} spatial axes")
     if not bool(torch.isfinite(emb).all()):
