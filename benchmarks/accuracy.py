@@ -504,11 +504,11 @@ def volume_size_rows(
     from spoco_zoo.metrics import evaluate_instances
 
     out = []
-    groups = [(1.0, ["3d-0.1", "3d-1.0"]), (ANISOTROPY, ["3d-z3-0.1", "3d-z3-1.0"])]  # the volumes each scores on
-    for anisotropy, candidates in groups:
-        names = [n for n in candidates[: 2 if args.dense_sizes else 1] if n in rows]
-        if not names:
-            continue
+    groups: dict[float, list[str]] = {}  # the 3D runs scored on each kind of volume, the sparse one first
+    for run in sorted((r for r in RUNS if r.dims == 3 and r.name in rows), key=lambda r: r.fraction):
+        if run.fraction < 1 or args.dense_sizes:
+            groups.setdefault(run.anisotropy, []).append(run.name)
+    for anisotropy, names in groups.items():
         tuned = classical[rows[names[0]]["data"]]
         spacing = classical_spacing(anisotropy)
         for shape, n_objects in VOLUME_SIZES:

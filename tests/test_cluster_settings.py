@@ -15,12 +15,14 @@ import pytest
 from spoco_zoo.cli.segment import checkpoint_clustering, package_clustering
 from spoco_zoo.cluster import cluster_embeddings, cluster_setting
 from spoco_zoo.cluster.clustering_setting import ClusteringSetting
+from spoco_zoo.cluster.graph import GraphInstances
 from spoco_zoo.cluster.ingraph import InGraphClustering
 from spoco_zoo.cluster.settings import (
     DEFAULT_DELTA_VAR,
     INGRAPH_PARAMS,
     METHODS,
     POSTPROCESS_METHODS,
+    graph_iterations,
 )
 from spoco_zoo.config import ClusteringConfig, LossConfig, TrainConfig
 from spoco_zoo.errors import DataError
@@ -100,6 +102,8 @@ def test_graph_rounds_follow_the_dimensionality_and_reach_the_package() -> None:
     volume = ClusteringSetting.from_config(graph, loss, patch_shape=[32, 64, 64], foreground="mask")
     assert (image.n_iter, volume.n_iter) == (4, 12)
     assert volume.ingraph_kwargs({})["n_iter"] == 12 and image.ingraph_kwargs({})["n_iter"] == 4
+    # graph.py imports only torch, so its default spells the volumes' rounds again: they must agree
+    assert inspect.signature(GraphInstances.__init__).parameters["n_iter"].default == graph_iterations(3)
 
 
 def test_method_kwargs_use_each_methods_own_name() -> None:
