@@ -142,6 +142,8 @@ def write_torchscript(job: WeightJob) -> WrittenWeight:
     options = job.plan.options
     example = torch.from_numpy(job.tensors.inputs[0])
     scripted = to_torchscript(job.model, example, method=options.torchscript_method, freeze=False)
+    # "auto" traces when scripting fails: a trace unrolls the decoder's loops, so say which it is
+    how = "traced" if isinstance(scripted, torch.jit.TopLevelTracedModule) else "scripted"
     path = save_torchscript(scripted, job.stage / "weights_torchscript.pt")
     parity = job.check_parity("torchscript", run_torchscript, path, "saved TorchScript module cannot be run")
     version = file_format_version(path)
@@ -150,9 +152,9 @@ def write_torchscript(job: WeightJob) -> WrittenWeight:
         path,
         parity,
         comment=(
-            f"scripted with torch.jit (PyTorch {torch.__version__.split('+')[0]}) from the eager model; "
+            f"{how} with torch.jit (PyTorch {torch.__version__.split('+')[0]}) from the eager model; "
             f"TorchScript file format version {version}"
         ),
-        summary=f"torchscript: max |diff| {parity.max_abs:.2e}, file format version {version}",
-        details={"file_version": version},
+        summary=f"torchscript ({how}): max |diff| {parity.max_abs:.2e}, file format version {version}",
+        details={"file_version": version, "method": how},
     )

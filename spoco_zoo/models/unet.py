@@ -3,7 +3,10 @@
 This file imports nothing but ``torch`` on purpose: it is shipped verbatim as
 the architecture source of exported bioimage.io packages
 (``pytorch_state_dict`` weights), so a consumer can rebuild the network
-without installing spoco-zoo.
+without installing spoco-zoo. No ``from __future__ import annotations``: the exporter
+concatenates this file with ``cluster/graph.py`` into the instances packages' architecture file,
+and string annotations there stop TorchScript from scripting ``GraphInstances`` (it would trace,
+unrolling every loop; ``tests/test_export.py``).
 
 Valid input sizes
 -----------------
@@ -20,8 +23,6 @@ Stacks whose ``z`` step is several times the pixel size are pooled in ``y`` and
 ``x`` only (``(1, 2, 2)``) for the first ``anisotropic_levels`` levels, until
 the voxels are near-isotropic, and in all three axes below.
 """
-
-from __future__ import annotations
 
 from collections.abc import Sequence
 
