@@ -12,7 +12,7 @@ import torch
 from spoco_zoo.cluster import cluster_embeddings
 from spoco_zoo.cluster.common import relabel_sequential
 from spoco_zoo.cluster.graph import GraphInstances
-from spoco_zoo.cluster.graph_method import graph_segmentation, ingraph_module
+from spoco_zoo.cluster.graph_method import graph_segmentation, graph_segmentations_by_min_size, ingraph_module
 from spoco_zoo.cluster.settings import graph_iterations
 from spoco_zoo.errors import DataError
 from spoco_zoo.metrics import evaluate_instances
@@ -127,6 +127,60 @@ def test_without_a_mask_the_largest_component_is_the_background() -> None:
     assert labels.max() == 2 and labels[0, 0] == 0
     module = GraphInstances(edge_threshold=0.5, foreground="none")
     np.testing.assert_array_equal(relabel_sequential(module(torch.from_numpy(emb)[None])[0, 0].numpy()), labels)
+
+
+def speckled_objects(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`tiled_objects` at 128x128 with 40 speckles of 1-9 pixels carrying their own embedding and
+    called foreground: fragments (inside objects or alone in the background) that a ``min_size``
+    between their sizes merges or removes in part."""
+    emb, truth = tiled_objects(128, seed=seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        y, x, h, w = *rng.integers(4, 120, 2), *rng.integers(1, 4, 2)
+        emb[:4, y : y + h, x : x + w] = rng.normal(size=(4, 1, 1)) * 3.0
+        emb[4, y : y + h, x : x + w] = 4.0
+    return emb, truth
+
+
+@pytest.mark.parametrize("case", ["embedding-mask", "embedding-largest-is-background", "shape"])
+def test_one_split_cleaned_with_several_min_sizes_equals_each_decode(case: str, touching_discs: np.ndarray) -> None:
+    emb, _ = speckled_objects()
+    emb, mask = emb[:4], emb[4] > 0 if case == "embedding-mask" else None
+    params: dict = {"edge_threshold": 0.5}
+    if case == "shape":  # two touching discs and specks of 1, 4 and 9 pixels in the background
+        mask = touching_discs > 0
+        mask[2, 2], mask[2:4, 50:52], mask[35:38, 5:8] = True, True, True
+        emb, params = np.zeros((2, *mask.shape), np.float32), {"split": "shape", "min_distance": 5}
+    sizes = [0, 3, 8, 200]
+    together = graph_segmentations_by_min_size(emb, mask, sizes, **params)
+    alone = [graph_segmentation(emb, mask, min_size=m, **params) for m in sizes]
+    for a, b in zip(together, alone):
+        np.testing.assert_array_equal(a, b)
+    counts = [int(labels.max()) for labels in together]
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1], counts  # min_size acts
+    with pytest.raises(DataError, match="min_size"):
+        graph_segmentations_by_min_size(emb, mask, [4, -1], **params)
+    with pytest.raises(DataError, match="at least one"):
+        graph_segmentations_by_min_size(emb, mask, np.array([], int), **params)
+
+
+def test_the_tuning_grid_scores_what_each_setting_decodes() -> None:
+    """The end-of-training grid of method "graph" splits each image once per threshold; its table
+    holds, row by row, the scores of decoding with that row's parameters."""
+    from spoco_zoo.cluster import cluster_setting
+    from spoco_zoo.cluster.clustering_setting import ClusteringSetting
+    from spoco_zoo.train.tuning import score_segmentation, tune_clustering
+
+    images = [speckled_objects(seed) for seed in (1, 2)]
+    setting = ClusteringSetting("graph", None, min_size=10, foreground="mask", edge_threshold=0.5)
+    result = tune_clustering([emb for emb, _ in images], [truth for _, truth in images], setting)
+    assert len(result.table) == 28  # (4 thresholds + 3 shape distances) x 4 min_size
+    for row in result.table:
+        params = {k: row[k] for k in ("split", "edge_threshold", "min_distance") if k in row}
+        call = ClusteringSetting("graph", None, min_size=int(row["min_size"]), foreground="mask", **params)
+        expected = [score_segmentation(cluster_setting(emb, call), truth) for emb, truth in images]
+        assert row["sbd"] == pytest.approx(np.mean([e["sbd"] for e in expected]), abs=1e-9), row
+    assert len({round(row["score"], 6) for row in result.table}) > 5  # the grid's settings decode differently
 
 
 def _ingraph_cases() -> list[tuple[dict, np.ndarray]]:

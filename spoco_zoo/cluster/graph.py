@@ -286,6 +286,10 @@ class GraphInstances(nn.Module):
 
         ``masked``: ``inside`` is a real foreground (no component is removed for its size).
         """
+        return self.clean(self.components(embeddings, inside), inside, masked, self.min_size)
+
+    def components(self, embeddings: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+        """Steps 2 and 3 of :meth:`decode`: the split into components, before the clean-up."""
         flat = inside.flatten(1)
         index = torch.arange(flat.size(1), dtype=torch.int32, device=inside.device).unsqueeze(0).expand(flat.shape)
         start = torch.where(flat, index, graph_outside()).reshape(inside.shape)
@@ -302,8 +306,14 @@ class GraphInstances(nn.Module):
             labels = graph_propagate(start, edges, inside, self.n_iter)
         else:
             labels = self.shape_split(inside, start)
-        if self.min_size > 0:
-            labels = self.merge_small(labels, inside)
+        return labels
+
+    def clean(self, labels: torch.Tensor, inside: torch.Tensor, masked: bool, min_size: int) -> torch.Tensor:
+        """Step 4 of :meth:`decode` on its :meth:`components`: components below ``min_size`` merged, and
+        without a mask (``masked`` false) the largest removed (``background_largest``). One split can be
+        cleaned with several ``min_size`` values (the end-of-training tuning does)."""
+        if min_size > 0:
+            labels = self.merge_small(labels, inside, min_size)
         if not masked and self.background_largest:
             labels = self.drop_largest(labels)
         return labels
@@ -359,9 +369,9 @@ class GraphInstances(nn.Module):
         counts = counts.scatter_add(1, bins, torch.ones_like(bins))
         return torch.gather(counts, 1, bins).reshape(labels.shape)
 
-    def merge_small(self, labels: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    def merge_small(self, labels: torch.Tensor, inside: torch.Tensor, min_size: int) -> torch.Tensor:
         """Components below ``min_size`` take a neighbouring component's label (none: outside)."""
-        small = inside & (self.sizes(labels) < self.min_size)
+        small = inside & (self.sizes(labels) < min_size)
         kept = torch.where(small, graph_outside(), labels)
         return graph_flood(kept, small, graph_flood_rounds())
 

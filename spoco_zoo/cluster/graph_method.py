@@ -23,7 +23,7 @@ from spoco_zoo.cluster.settings import GRAPH_DECODER, graph_iterations
 from spoco_zoo.devices import resolve_device
 from spoco_zoo.errors import DataError
 
-__all__ = ["graph_segmentation", "ingraph_module", "GRAPH_DECODER"]
+__all__ = ["graph_segmentation", "graph_segmentations_by_min_size", "ingraph_module", "GRAPH_DECODER"]
 
 
 def graph_segmentation(
@@ -82,16 +82,57 @@ def graph_segmentation(
     >>> graph_segmentation(emb, np.ones((6, 8), bool), edge_threshold=0.5)[0].tolist()
     [1, 1, 1, 1, 2, 2, 2, 2]
     """
+    return graph_segmentations_by_min_size(
+        embeddings,
+        mask,
+        [min_size],
+        split=split,
+        edge_threshold=edge_threshold,
+        min_distance=min_distance,
+        n_iter=n_iter,
+        background=background,
+        spacing=spacing,
+        device=device,
+    )[0]
+
+
+def graph_segmentations_by_min_size(
+    embeddings: ArrayLike,
+    mask: ArrayLike | None,
+    min_sizes: Sequence[int],
+    *,
+    split: str = "embedding",
+    edge_threshold: float = 0.15,
+    min_distance: int = 5,
+    n_iter: int | None = None,
+    background: str = "largest",
+    spacing: Sequence[float] | None = None,
+    device: str | torch.device | None = None,
+) -> list[np.ndarray]:
+    """:func:`graph_segmentation` for each of ``min_sizes``, splitting the image once.
+
+    The split and the label propagation (nearly all of the decoder's time) do not depend on
+    ``min_size``; only the clean-up does. The end-of-training tuning tries several ``min_size``
+    values per split this way. Each result equals ``graph_segmentation(..., min_size=m)``.
+
+    Examples
+    --------
+    >>> emb = np.zeros((2, 1, 8), np.float32); emb[0, :, 6:] = 3.0
+    >>> [labels[0].tolist() for labels in graph_segmentations_by_min_size(emb, None, [0, 3], background="none")]
+    [[1, 1, 1, 1, 1, 1, 2, 2], [1, 1, 1, 1, 1, 1, 1, 1]]
+    """
     from spoco_zoo.cluster.graph import GraphInstances
 
-    check_common(min_size, background)
+    if len(min_sizes) == 0:
+        raise DataError("min_sizes: give at least one min_size")
+    for min_size in min_sizes:
+        check_common(min_size, background)
     emb, fg = validate_inputs(embeddings, mask)
     try:  # the decoder checks its own parameters (it ships in packages)
         module = GraphInstances(
             split=split,
             edge_threshold=edge_threshold,
             min_distance=check_integer("min_distance", min_distance, 1),
-            min_size=int(min_size),
             n_iter=graph_iterations(emb.dim() - 1) if n_iter is None else check_integer("n_iter", n_iter, 1),
             foreground="mask",
             background_largest=background == "largest",
@@ -109,13 +150,18 @@ def graph_segmentation(
             "clustering parameter foreground='mask', or an explicit mask)"
         )
     if fg is not None and not bool(fg.any()):
-        return empty_labels(tuple(emb.shape))
+        return [empty_labels(tuple(emb.shape)) for _ in min_sizes]
     dev = resolve_device(device)
-    inside = torch.ones(emb.shape[1:], dtype=torch.bool) if fg is None else fg.bool()
+    inside = torch.ones(emb.shape[1:], dtype=torch.bool, device=dev) if fg is None else fg.bool().to(dev)
+    inside = inside[None, None]
+    out: list[np.ndarray] = []
     with torch.no_grad():
-        labels = module.decode(emb.to(dev)[None], inside.to(dev)[None, None], fg is not None)[0, 0].cpu().numpy()
-    # every object's pixels hold its first pixel's index (an outside value elsewhere): ids 1..K
-    return relabel_sequential(np.where(labels < labels.size, labels + 1, 0))
+        split_labels = module.components(emb.to(dev)[None], inside)
+        for min_size in min_sizes:
+            labels = module.clean(split_labels, inside, fg is not None, int(min_size))[0, 0].cpu().numpy()
+            # every object's pixels hold its first pixel's index (an outside value elsewhere): ids 1..K
+            out.append(relabel_sequential(np.where(labels < labels.size, labels + 1, 0)))
+    return out
 
 
 def ingraph_module(kwargs: Mapping[str, Any]) -> nn.Module:

@@ -222,7 +222,8 @@ def _tune_graph(
 ) -> TuningResult:
     """Grid of method ``"graph"``: split ``"embedding"`` x ``edge_threshold`` and, with a foreground
     mask, split ``"shape"`` x ``min_distance``; each x ``min_size`` (merged inside the decoder)."""
-    from spoco_zoo.cluster import cluster_setting
+    from spoco_zoo.cluster.common import split_foreground
+    from spoco_zoo.cluster.graph_method import graph_segmentations_by_min_size
 
     base_min_size = setting.min_size or 0
     base_edge = setting.edge_threshold or EDGE_THRESHOLD_FRACTION * DEFAULT_DELTA_VAR
@@ -238,13 +239,15 @@ def _tune_graph(
             {"split": "shape", "min_distance": distance}
             for distance in sorted({max(1, int(round(base_distance * f))) for f in MIN_DISTANCE_FACTORS})
         ]
+    split = [split_foreground(emb, None, setting.foreground) for emb in embeddings]
     table: list[dict[str, Any]] = []
     for choice in choices:
-        for min_size in min_sizes:
-            call = replace(setting, **choice, min_size=min_size)
-            results = [
-                score_segmentation(cluster_setting(emb, call), gt, ignore_label) for emb, gt in zip(embeddings, labels)
-            ]
+        kwargs = replace(setting, **choice).method_kwargs()
+        kwargs.pop("min_size", None)
+        # one split per image and choice, cleaned with every min_size (the split is nearly all the time)
+        per_image = [graph_segmentations_by_min_size(emb, mask, min_sizes, **kwargs) for emb, mask in split]
+        for i, min_size in enumerate(min_sizes):
+            results = [score_segmentation(preds[i], gt, ignore_label) for preds, gt in zip(per_image, labels)]
             table.append(_table_row({"method": "graph", **choice, "min_size": float(min_size)}, results))
     configured = setting.split or "embedding"
 
