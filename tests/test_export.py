@@ -274,6 +274,25 @@ def test_an_architecture_part_with_future_annotations_is_refused(
         architecture.instances_architecture({"in_channels": 1}, {"n_seeds": 16})
 
 
+def test_a_traced_decoder_is_detected_and_validate_says_so(
+    random_checkpoint_2d: Path, package_2d: ExportResult, tmp_path: Path
+) -> None:
+    """Packages exported 2026-12-05/06 carry a traced decoder; ``validate`` tells their users to export again."""
+    from spoco_zoo.zoo.consumers import traced_decoder
+    from spoco_zoo.zoo.validate import validate_package
+
+    options = ExportOptions(
+        test_shape=(64, 64), ingraph=FAST_INGRAPH, formats="pytorch_state_dict,torchscript", torchscript_method="trace"
+    )
+    traced = export_package(random_checkpoint_2d, tmp_path / "traced.zip", options)
+    assert _rdf(traced.path)["weights"]["torchscript"]["comment"].startswith("traced with torch.jit")
+    for package, expected in ((traced, True), (package_2d, False)):
+        with zipfile.ZipFile(package.path) as zf:
+            assert traced_decoder(io.BytesIO(zf.read("weights_torchscript.pt"))) is expected
+    row = validate_package(traced.path, formats=["torchscript"], devices=["cpu"]).get("torchscript")
+    assert row is not None and row.passed and "the in-graph decoder was traced" in row.message, row
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 def test_the_torchscript_weights_are_scripted_with_the_decoder_loops_kept(
     dims: int, package_2d: ExportResult, package_3d: ExportResult, tmp_path: Path

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = [
     "ILASTIK_WEIGHTS",
@@ -33,6 +33,7 @@ __all__ = [
     "ilastik_problems",
     "onnx_problems",
     "torchscript_problems",
+    "traced_decoder",
     "consumer_report",
 ]
 
@@ -113,6 +114,23 @@ def torchscript_problems(path: Path) -> list[str]:
     if version > MAX_TORCHSCRIPT_FILE_VERSION:
         return [f"TorchScript file format version {version} > {MAX_TORCHSCRIPT_FILE_VERSION}"]
     return []
+
+
+def traced_decoder(path: Path | BinaryIO) -> bool:
+    """Whether the TorchScript file's in-graph local decoder (a ``clustering`` submodule that is
+    :class:`~spoco_zoo.cluster.graph.GraphInstances`) was traced rather than scripted: its label
+    propagation is then unrolled instead of a loop, which PyTorch's default (profiling) executor runs
+    with about twice the memory. spoco-zoo's exports of 2026-12-05/06 traced by mistake. ``False`` for
+    a file without that decoder.
+    """
+    import torch
+
+    module = torch.jit.load(str(path) if isinstance(path, Path) else path, map_location="cpu")
+    names = dict(module.named_children())
+    decoder = names.get("clustering")
+    if decoder is None or getattr(decoder, "original_name", "") != "GraphInstances":
+        return False
+    return "prim::Loop" not in str(decoder.inlined_graph)
 
 
 def consumer_report(descr: Any, written: Any, stage: Path) -> dict[str, str]:

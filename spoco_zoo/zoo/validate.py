@@ -257,8 +257,35 @@ def validate_package(
             passed = False
             msgs.append(f"prediction failed: {type(err).__name__}: {err}")
         message = "; ".join(msgs) if msgs else "bioimageio.core test_model passed"
+        if wf == "torchscript":
+            message += _traced_note(package, descr)
         report.checks.append(CheckResult(wf, passed, errors, message, time.perf_counter() - started))
     return report
+
+
+def _traced_note(package: Path, descr: Any) -> str:
+    """A note for the TorchScript row when its in-graph decoder was traced
+    (:func:`spoco_zoo.zoo.consumers.traced_decoder`)."""
+    import io
+    import zipfile
+
+    from spoco_zoo.zoo.consumers import traced_decoder
+
+    member = str(descr.weights.torchscript.source)
+    try:
+        if zipfile.is_zipfile(package):
+            with zipfile.ZipFile(package) as zf:
+                traced = traced_decoder(io.BytesIO(zf.read(member)))
+        else:
+            traced = traced_decoder(package.parent / member)
+    except Exception:  # the row's own test reports a file that cannot be loaded
+        return ""
+    if not traced:
+        return ""
+    return (
+        "; note: the in-graph decoder was traced, its loops unrolled (about twice the memory in PyTorch's "
+        "default executor): export the checkpoint again with this spoco-zoo"
+    )
 
 
 def validation_table(report: ValidationReport) -> Any:
