@@ -67,6 +67,8 @@ def to_torchscript(
         except Exception as err:  # torch raises many error types here
             errors.append(f"script: {type(err).__name__}: {err}")
     if compiled is None and method in ("auto", "trace"):
+        if errors:  # "auto" after a failed script: a trace unrolls loops, so the reason must not vanish
+            warnings.warn(f"TorchScript: tracing instead of scripting ({errors[0]})", stacklevel=2)
         try:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)

@@ -239,13 +239,13 @@ def _tune_graph(
             {"split": "shape", "min_distance": distance}
             for distance in sorted({max(1, int(round(base_distance * f))) for f in MIN_DISTANCE_FACTORS})
         ]
-    split = [split_foreground(emb, None, setting.foreground) for emb in embeddings]
+    masked = [split_foreground(emb, None, setting.foreground) for emb in embeddings]  # (embeddings, mask)
     table: list[dict[str, Any]] = []
     for choice in choices:
         kwargs = replace(setting, **choice).method_kwargs()
         kwargs.pop("min_size", None)
         # one split per image and choice, cleaned with every min_size (the split is nearly all the time)
-        per_image = [graph_segmentations_by_min_size(emb, mask, min_sizes, **kwargs) for emb, mask in split]
+        per_image = [graph_segmentations_by_min_size(emb, mask, min_sizes, **kwargs) for emb, mask in masked]
         for i, min_size in enumerate(min_sizes):
             results = [score_segmentation(preds[i], gt, ignore_label) for preds, gt in zip(per_image, labels)]
             table.append(_table_row({"method": "graph", **choice, "min_size": float(min_size)}, results))
