@@ -228,6 +228,26 @@ class DataConfig(_Strict):
         ge=1,
         description="scale augmentation: patches cut from windows 1/zoom..zoom times the patch size (yx), resized",
     )
+    # Off by default. A 3D network trained on bare 32x64x64 crops reads the crop border (its zero padding is
+    # within reach of every voxel) and merges or splits objects whose voxels have no border in reach -- the
+    # interior of volumes larger than the crops (docs/benchmarks.md, "Training patches with context").
+    patch_context: list[int] | None = Field(
+        None,
+        description="image around each training patch, pixels per side and spatial axis: the network sees the "
+        "patch grown by it, the losses only the patch (so no supervised pixel sits on the padded border)",
+    )
+    context_steps: int | None = Field(
+        None,
+        ge=1,
+        description="with patch_context: only the last this many steps see the context (the others the bare "
+        "patch, cheaper); None: every step",
+    )
+    context_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="with patch_context: the steps that see the context train on this many of the step's "
+        "batch_size patches (a 3D patch grown by its context costs two to three times a bare one); None: all",
+    )
     batch_size: int = Field(1, ge=1)
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes that draw the training patches")
     normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
@@ -238,6 +258,26 @@ class DataConfig(_Strict):
         "training images' metadata (TIFF, OME-Zarr) when training starts, if they have it. With the built-in "
         "synthetic data its ratios shape the volumes: [3, 1, 1] samples z three times coarser than y and x",
     )
+
+    def context_margins(self) -> tuple[int, ...]:
+        """``patch_context`` per spatial axis (zeros without one).
+
+        >>> DataConfig(patch_shape=[32, 64, 64], patch_context=[4, 8, 8]).context_margins()
+        (4, 8, 8)
+        >>> DataConfig().context_margins()
+        (0, 0)
+        """
+        if self.patch_context is None:
+            return (0,) * len(self.patch_shape)
+        return tuple(int(c) for c in self.patch_context)
+
+    def window_shape(self) -> list[int]:
+        """What a training item holds: the patch grown by ``patch_context`` on each side.
+
+        >>> DataConfig(patch_shape=[32, 64, 64], patch_context=[4, 8, 8]).window_shape()
+        [40, 80, 80]
+        """
+        return [int(p) + 2 * c for p, c in zip(self.patch_shape, self.context_margins())]
 
     @field_validator("voxel_size")
     @classmethod
@@ -306,6 +346,21 @@ class TrainConfig(_Strict):
         bad = [p for p in patch if p % step]
         if bad:
             raise ValueError(f"data.patch_shape {patch}: every extent must be a multiple of 2**depth = {step}")
+        context = self.data.patch_context
+        if context is not None:
+            if len(context) != dims or min(context) < 0:
+                raise ValueError(f"data.patch_context {context}: needs {dims} values >= 0, one per spatial axis")
+            if (self.data.context_batch_size or 0) > self.data.batch_size:
+                raise ValueError(
+                    f"data.context_batch_size {self.data.context_batch_size} exceeds data.batch_size "
+                    f"{self.data.batch_size}"
+                )
+            grown = self.data.window_shape()
+            if any(w % step for w in grown):
+                raise ValueError(
+                    f"data.patch_context {context}: the patch grown by it, {grown}, must be a multiple of "
+                    f"2**depth = {step} along every axis (a context of a multiple of {max(1, step // 2)})"
+                )
         if self.data.train_images is None and len(self.data.synthetic.shape) != dims:
             raise ValueError(
                 f"data.synthetic.shape {self.data.synthetic.shape} does not match model.spatial_dims {dims}"

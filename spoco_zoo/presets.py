@@ -49,14 +49,25 @@ VOLUME: dict[str, Any] = {
 #: crops. Depth 3 reaches 51 and needs the 900 steps to learn as much (docs/benchmarks.md, "A shallower
 #: 3D network"). Three validation volumes: the end-of-training tuning chose the edge threshold of two
 #: of three isotropic models wrongly on one (10 % SBD, means of three seeds: 0.863 tuned on one, 0.901
-#: on three; docs/benchmarks.md, "Tuning on three validation volumes").
+#: on three; docs/benchmarks.md, "Tuning on three validation volumes"). The last 200 steps show the network
+#: 4 / 8 / 8 voxels of image around each patch (z / y / x) and score the patch only, two crops per step (a
+#: grown crop costs about three bare ones): trained on bare crops only, the network reads the crop border
+#: and merges or splits the objects of a larger volume's interior, where no border is in reach (64x256x256:
+#: per-object quality 0.57-0.68 in the interior, 0.76-0.83 near a face; docs/benchmarks.md, "Training
+#: patches with context").
 PRESETS_3D: dict[str, dict[str, Any]] = {
     "gpu": {},
     "cpu": {
         "steps": 900,
         "val_every": 300,
         "model": {"depth": 3},
-        "data": {"batch_size": 3, "synthetic": {"n_val": 3}},
+        "data": {
+            "batch_size": 3,
+            "synthetic": {"n_val": 3},
+            "patch_context": [4, 8, 8],
+            "context_steps": 200,
+            "context_batch_size": 2,
+        },
     },
 }
 
@@ -70,8 +81,8 @@ def preset_values(name: str | None, spatial_dims: int = 2) -> dict[str, Any]:
     (1, 3)
     >>> preset_values("cpu", 3)["model"]["depth"], preset_values("cpu", 3)["steps"], "model" in preset_values("cpu")
     (3, 900, False)
-    >>> preset_values("cpu", 3)["data"]["synthetic"]["n_val"]
-    3
+    >>> preset_values("cpu", 3)["data"]["synthetic"]["n_val"], preset_values("cpu", 3)["data"]["patch_context"]
+    (3, [4, 8, 8])
     """
     if name is not None and name not in PRESETS:
         raise DataError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

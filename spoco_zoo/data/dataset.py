@@ -385,7 +385,7 @@ def build_datasets(
         train, val, note = _file_samples(cfg, spatial_dims, seed)
     dataset = SparseInstanceDataset(
         train,
-        cfg.patch_shape,
+        cfg.window_shape(),  # the patch and its context (the trainer crops what each step needs)
         samples_per_epoch=samples_per_epoch or DEFAULT_SAMPLES_PER_EPOCH,
         seed=seed,
         augment=True,

@@ -10,6 +10,8 @@ One optimisation step:
    inverting their geometric transforms;
 4. :class:`~spoco_zoo.losses.spoco.SpocoLoss` = embedding + instance terms on
    annotated pixels + consistency term (student vs teacher) on unlabeled pixels;
+   with ``data.patch_context`` the network sees the patch and its context and the
+   losses the patch only (:mod:`spoco_zoo.train.patch_context`);
 5. optimiser step on the student, EMA update of the teacher.
 
 Checkpoints (``last.pt`` every ``checkpoint_every`` steps and at the end,
@@ -45,6 +47,7 @@ from spoco_zoo.train.checkpoint import build_model, load_checkpoint, save_checkp
 from spoco_zoo.train.distributed import DistributedContext, rank_device, sync_buffers, wrap_model
 from spoco_zoo.train.history import TrainingLog, checkpoint_score
 from spoco_zoo.train.loader import step_indices, step_loader, to_device
+from spoco_zoo.train.patch_context import crop_centre, uses_context
 from spoco_zoo.train.schedule import learning_rate
 from spoco_zoo.train.tuning import TuningResult
 from spoco_zoo.train.validation import predict_whole, store_tuning, validation_scores
@@ -181,6 +184,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.metrics: dict[str, float] = {}
         self.best_score = -math.inf
+        self.best_saw_context = False  # best.pt was trained on patches with context (data.patch_context)
 
     def _derive_min_size(self) -> None:
         """Fill ``clustering.min_size`` from the annotated objects when it is not configured."""
@@ -203,6 +207,7 @@ class Trainer:
             "rng_state": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
             "metrics": dict(self.metrics),
             "best_score": self.best_score,
+            "best_saw_context": self.best_saw_context,
             "history": list(self.history),
         }
 
@@ -232,6 +237,7 @@ class Trainer:
         self.history = list(state.get("history", []))
         self.metrics = dict(state.get("metrics", {}))
         self.best_score = float(state.get("best_score", -math.inf))
+        self.best_saw_context = bool(state.get("best_saw_context", False))
 
     # ------------------------------------------------------------------- data
     def batch(self, step: int) -> dict[str, torch.Tensor]:
@@ -261,6 +267,12 @@ class Trainer:
         batch = self.batch(step) if batch is None else batch
         gen = self._step_generator(step)
         image, labels = batch["image"], batch["labels"]
+        context = cfg.data.context_margins()  # the items hold the patch and this much around it
+        with_context = uses_context(step, cfg.steps, context, cfg.data.context_steps)
+        if any(context) and not with_context:  # the bare patch
+            image, labels = crop_centre(image, context), crop_centre(labels, context)
+        elif with_context and cfg.data.context_batch_size is not None:
+            image, labels = image[: cfg.data.context_batch_size], labels[: cfg.data.context_batch_size]
         geo_student = GeometricTransform.random(cfg.model.spatial_dims, gen)
         geo_teacher = GeometricTransform.random(cfg.model.spatial_dims, gen)
         view_student = geo_student.apply(intensity_augment(image, gen))
@@ -273,6 +285,9 @@ class Trainer:
             if cfg.loss.consistency_weight > 0:
                 with torch.no_grad():
                     teacher_emb = geo_teacher.invert(self.teacher_model(view_teacher))
+        if with_context:  # the losses see the patch only
+            student_emb, labels = crop_centre(student_emb, context), crop_centre(labels, context)
+            teacher_emb = None if teacher_emb is None else crop_centre(teacher_emb, context)
         total, terms = self.loss_fn(student_emb.float(), labels, teacher_emb, generator=gen)
         if not torch.isfinite(total):
             raise FloatingPointError(f"step {step}: loss is {total.item()} (terms {terms}); lower the learning rate")
@@ -430,6 +445,7 @@ class Trainer:
             log = TrainingLog(self.out_dir, resume=resume)  # metrics.csv, training_curves.png, TensorBoard
 
         cfg = self.config
+        context = cfg.data.context_margins()
         end = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
         interrupted = False
         started, first_step = time.perf_counter(), self.step
@@ -468,8 +484,11 @@ class Trainer:
                             log.log(self.step, self.metrics)
                         bar.print(f"step {self.step}/{cfg.steps}: " + format_values(terms, self.metrics))
                         score = checkpoint_score(self.metrics)
-                        if score > self.best_score:
-                            self.best_score = score
+                        # the validation images are too small to show what the context steps mend (the
+                        # interior of large volumes): their first checkpoint replaces any from before them
+                        saw_context = uses_context(self.step - 1, cfg.steps, context, cfg.data.context_steps)
+                        if score > self.best_score or (saw_context and not self.best_saw_context):
+                            self.best_score, self.best_saw_context = score, saw_context
                             save_checkpoint(best_path, self._state())
                         bar.update(self.step, format_values(terms, self.metrics))
                     if main and (self.step % cfg.checkpoint_every == 0 or self.step == end):
