@@ -100,7 +100,7 @@ def test_bare_steps_see_the_items_centre_and_the_last_steps_the_context(tmp_path
     assert _loss_of(fewer, 0, batch)[1] == [(2, 1, 16, 32, 32)] and _loss_of(fewer, 2, batch)[1] == [(1, 1, 24, 48, 48)]
 
 
-def test_a_training_with_context_checkpoints_and_its_package_fits_the_grown_patch(tmp_path: Path) -> None:
+def test_a_training_with_context_checkpoints_and_its_package_fits_the_bare_patch(tmp_path: Path) -> None:
     from spoco_zoo.exporters.common import package_geometry
     from spoco_zoo.exporters.options import ExportOptions
     from spoco_zoo.exporters.plan import plan_export
@@ -113,9 +113,10 @@ def test_a_training_with_context_checkpoints_and_its_package_fits_the_grown_patc
     state["halo"] = [16, 16, 16]  # as if the network reached 16 pixels
     save_checkpoint(tmp_path / "reach16.pt", state)
     plan = plan_export(tmp_path / "reach16.pt", tmp_path / "model.zip", ExportOptions())
-    # the network saw 24x48x48 items: a halo of 8 in z fits them (2 * 8 + 4 <= 24), not the bare 16-deep patch
-    assert plan.geometry.halo == (8, 16, 16)
-    assert package_geometry(2, 8, 3, patch_shape=PATCH).halo[0] == 4
+    # a consumer must run a volume as thin as the training patch unpadded: the halo fits the bare 16-deep patch
+    # (2 * 4 + 4 <= 16), not the 24-deep item the context steps saw
+    assert plan.geometry.halo == (4, 12, 12)
+    assert package_geometry(2, 16, 3, patch_shape=[24, 48, 48]).halo == (8, 16, 16)  # what the grown one would allow
 
 
 @pytest.mark.parametrize(

@@ -291,7 +291,7 @@ def card_values(
         limits += (
             f"- The declared halo is {geo.halo_text} ({', '.join(axes_text)}): along an axis where the training "
             "patch was thin, the halo is lowered so that an input as small as a training patch runs unpadded "
-            f"(patch {'x'.join(str(p) for p in config.data.window_shape())}). Tiles split along such an axis get "
+            f"(patch {'x'.join(str(p) for p in config.data.patch_shape)}). Tiles split along such an axis get "
             "less context than the network uses there; predict whole volumes along it, or tile the other axes.\n"
         )
     instances_row = "\n".join(out_rows) + "\n"

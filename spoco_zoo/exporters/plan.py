@@ -165,8 +165,7 @@ def plan_export(checkpoint: Path, output: Path, options: ExportOptions) -> Expor
         config.model.depth,
         _halo(config, model_state, halo, stored_halo(state, options.weights)),
         dims,
-        # what the network saw in training (the patch and its context); a --halo is the user's: not lowered
-        config.data.window_shape() if halo is None else None,
+        config.data.patch_shape if halo is None else None,  # a --halo is the user's: not lowered to fit the patch
     )
     ingraph = ingraph_settings(config, options.ingraph or None) if chosen.has_instances else None
     return ExportPlan(
