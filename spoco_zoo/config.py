@@ -248,6 +248,12 @@ class DataConfig(_Strict):
         description="with patch_context: the steps that see the context train on this many of the step's "
         "batch_size patches (a 3D patch grown by its context costs two to three times a bare one); None: all",
     )
+    shifted_teacher: bool = Field(
+        False,
+        description="with patch_context: in the steps that show the bare patch, the teacher sees a patch of the "
+        "item shifted by up to the context per axis, and the consistency term compares the two views where they "
+        "overlap (so an embedding may not depend on where the crop border is)",
+    )
     batch_size: int = Field(1, ge=1)
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes that draw the training patches")
     normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
@@ -361,6 +367,11 @@ class TrainConfig(_Strict):
                     f"data.patch_context {context}: the patch grown by it, {grown}, must be a multiple of "
                     f"2**depth = {step} along every axis (a context of a multiple of {max(1, step // 2)})"
                 )
+        if self.data.shifted_teacher and (not any(self.data.context_margins()) or self.data.context_steps is None):
+            raise ValueError(
+                "data.shifted_teacher shifts the teacher's patch within the context of the bare-patch steps: it needs "
+                "data.patch_context (not all zeros) and data.context_steps (with None every step sees the context)"
+            )
         if self.data.train_images is None and len(self.data.synthetic.shape) != dims:
             raise ValueError(
                 f"data.synthetic.shape {self.data.synthetic.shape} does not match model.spatial_dims {dims}"

@@ -17,7 +17,13 @@ CONTEXT = [4, 8, 8]
 PATCH = [16, 32, 32]
 
 
-def _trainer(tmp_path: Path, context_steps: int | None, context_batch_size: int | None = None) -> Trainer:
+def _trainer(
+    tmp_path: Path,
+    context_steps: int | None,
+    context_batch_size: int | None = None,
+    shifted_teacher: bool = False,
+    object_fraction: float = 1.0,
+) -> Trainer:
     cfg = TrainConfig.model_validate(
         {
             "steps": 4,
@@ -28,8 +34,9 @@ def _trainer(tmp_path: Path, context_steps: int | None, context_batch_size: int 
                 "patch_context": CONTEXT,
                 "context_steps": context_steps,
                 "context_batch_size": context_batch_size,
+                "shifted_teacher": shifted_teacher,
                 "batch_size": 2,
-                "object_fraction": 1.0,
+                "object_fraction": object_fraction,
                 "synthetic": {"n_train": 1, "n_val": 1, "shape": [32, 64, 64], "n_objects": 12},
             },
             "model": {"spatial_dims": 3, "depth": 2, "base_features": 4},
@@ -152,3 +159,62 @@ def test_the_first_checkpoint_after_the_context_steps_began_replaces_an_earlier_
     monkeypatch.setattr(Trainer, "validate", lambda self: {"sbd": 1.0 - self.step / 10})  # every score lower
     trainer.fit()
     assert int(load_checkpoint(tmp_path / "best.pt")["step"]) == best_step
+
+
+def test_shifted_patches_overlap_on_the_same_voxels() -> None:
+    from spoco_zoo.train.patch_context import shifted_patches
+
+    item = torch.arange(24 * 48 * 48).reshape(24, 48, 48)
+    student = crop_centre(item, CONTEXT)
+    gen = torch.Generator().manual_seed(0)
+    shifts = set()
+    for _ in range(200):
+        patches = shifted_patches(PATCH, CONTEXT, gen)
+        teacher = item[patches.teacher]
+        assert tuple(teacher.shape) == tuple(PATCH)
+        assert torch.equal(student[patches.in_student], teacher[patches.in_teacher])  # the same voxels
+        shifts.add(tuple(t.start - c for t, c in zip(patches.teacher, CONTEXT)))
+    assert {s[0] for s in shifts} == set(range(-4, 5)) and {s[2] for s in shifts} == set(range(-8, 9))
+
+
+def test_the_consistency_term_compares_the_teacher_where_its_window_says() -> None:
+    from spoco_zoo.config import LossConfig
+    from spoco_zoo.losses.spoco import SpocoLoss
+
+    loss = SpocoLoss(LossConfig(), foreground=False)
+    gen = torch.Generator().manual_seed(0)
+    student = torch.randn(1, 4, 8, 16, 16, generator=gen)  # every voxel its own embedding
+    labels = torch.full((1, 8, 16, 16), -1)
+    labels[0, 2:5, 3:9, 3:9] = 1
+    window = (slice(1, 8), slice(2, 16), slice(0, 12))
+    teacher = student[(slice(None), slice(None), *window)].clone()
+    aligned = loss(student, labels, teacher, torch.Generator().manual_seed(1), teacher_window=window)[1]
+    assert aligned["consistency"] == pytest.approx(0.0, abs=1e-6)
+    moved = (slice(0, 7), slice(2, 16), slice(0, 12))  # one slice off
+    assert (
+        loss(student, labels, teacher, torch.Generator().manual_seed(1), teacher_window=moved)[1]["consistency"]
+        > 0.3  # 0.58
+    )
+
+
+def test_a_shifted_teacher_sees_image_around_the_patch_but_no_labels_there(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, 2, shifted_teacher=True, object_fraction=0.3)  # a consistency term: unlabeled voxels
+    batch = trainer.batch(0)
+    base, seen = _loss_of(trainer, 0, batch)
+    assert seen == [(2, 1, 16, 32, 32)]  # the student: the bare patch
+    ring = _ring(batch["labels"])
+    relabelled = dict(batch, labels=torch.where(ring, torch.full_like(batch["labels"], 99), batch["labels"]))
+    assert _loss_of(trainer, 0, relabelled)[0] == pytest.approx(base, rel=1e-6)  # ring labels: not scored
+    darker = dict(batch, image=torch.where(ring, batch["image"] - 3.0, batch["image"]))
+    assert abs(_loss_of(trainer, 0, darker)[0] - base) > 1e-5  # ring image: the teacher saw some of it
+
+
+def test_a_shifted_teacher_needs_bare_steps_with_context() -> None:
+    data = {"patch_shape": [32, 64, 64], "shifted_teacher": True, "synthetic": {"shape": [64, 128, 128]}}
+    model = {"spatial_dims": 3, "depth": 3}
+    with pytest.raises(ValueError, match="shifted_teacher"):
+        TrainConfig.model_validate({"model": model, "data": data})
+    with pytest.raises(ValueError, match="shifted_teacher"):
+        TrainConfig.model_validate({"model": model, "data": {**data, "patch_context": [4, 8, 8]}})
+    ok = {**data, "patch_context": [4, 8, 8], "context_steps": 10}
+    assert TrainConfig.model_validate({"model": model, "data": ok}).data.shifted_teacher

@@ -11,6 +11,7 @@ Dice ratios.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -124,6 +125,7 @@ class SpocoLoss(nn.Module):
         labels: Tensor,
         teacher_embeddings: Tensor | None = None,
         generator: torch.Generator | None = None,
+        teacher_window: Sequence[slice] | None = None,
     ) -> tuple[Tensor, dict[str, float]]:
         """Weighted SPOCO loss of a batch.
 
@@ -139,6 +141,10 @@ class SpocoLoss(nn.Module):
             without them the consistency term is skipped.
         generator : torch.Generator, optional
             Makes anchor sampling reproducible.
+        teacher_window : sequence of slice, optional
+            Where in the student's patch (``*S``) the teacher embeddings lie, one slice per spatial
+            axis, when the teacher saw another patch (``data.shifted_teacher``): the consistency
+            term compares the two there. Default: the whole patch.
 
         Returns
         -------
@@ -177,8 +183,9 @@ class SpocoLoss(nn.Module):
                 if cfg.unlabeled_push_weight > 0
                 else zero
             )
+            window = (slice(None), slice(None)) + tuple(teacher_window) if teacher_window is not None else ()
             terms["consistency"] = (
-                self._consistency_term(embeddings, teacher_embeddings, labels, generator)
+                self._consistency_term(embeddings[window], teacher_embeddings, labels[window[1:]], generator)
                 if teacher_embeddings is not None and cfg.consistency_weight > 0
                 else zero
             )

@@ -5,16 +5,20 @@ a small 3D crop) and leans on it; in a volume larger than the crops, voxels with
 get embeddings the training never asked for. With ``data.patch_context`` each training item is the patch
 grown by the context on every side. During the context steps (:func:`uses_context`) the network sees the
 whole item and :func:`crop_centre` cuts its output and the labels back to the patch before the losses;
-during the other steps the network sees only the patch (the item's centre), as without context.
+during the other steps the network sees only the patch (the item's centre), as without context; with
+``data.shifted_teacher`` the teacher then sees another patch of the item (:func:`shifted_patches`), and the
+consistency term compares the two views where they overlap: the same voxel, its crop border elsewhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
-__all__ = ["crop_centre", "uses_context"]
+__all__ = ["crop_centre", "uses_context", "ShiftedPatches", "shifted_patches"]
 
 
 def crop_centre(tensor: Tensor, context: Sequence[int]) -> Tensor:
@@ -48,3 +52,41 @@ def uses_context(step: int, steps: int, context: Sequence[int], context_steps: i
     if not any(context):
         return False
     return context_steps is None or step >= steps - context_steps
+
+
+@dataclass(frozen=True)
+class ShiftedPatches:
+    """Where the teacher's patch lies in an item, and where the two patches overlap.
+
+    ``teacher``: the teacher's patch in the item (the student's is the item's centre);
+    ``in_student`` / ``in_teacher``: the overlap in the student's / the teacher's patch.
+    """
+
+    teacher: tuple[slice, ...]
+    in_student: tuple[slice, ...]
+    in_teacher: tuple[slice, ...]
+
+
+def shifted_patches(
+    patch: Sequence[int], context: Sequence[int], generator: torch.Generator | None = None
+) -> ShiftedPatches:
+    """A teacher patch of an item (the patch grown by ``context``) shifted from its centre by a random
+    whole number of voxels in ``[-context[a], context[a]]`` along each axis ``a``, and the overlap.
+
+    Examples
+    --------
+    >>> shifts = shifted_patches((32, 64), (0, 8), torch.Generator().manual_seed(0))
+    >>> shifts.teacher[0], shifts.in_student[0], shifts.in_teacher[0]  # no context in z: no shift
+    (slice(0, 32, None), slice(0, 32, None), slice(0, 32, None))
+    >>> overlap = shifts.in_student[1].stop - shifts.in_student[1].start
+    >>> overlap == shifts.in_teacher[1].stop - shifts.in_teacher[1].start and 56 <= overlap <= 64
+    True
+    """
+    teacher, in_student, in_teacher = [], [], []
+    for size, margin in zip(patch, context):
+        size, margin = int(size), int(margin)
+        shift = int(torch.randint(-margin, margin + 1, (1,), generator=generator)) if margin else 0
+        teacher.append(slice(margin + shift, margin + shift + size))
+        in_student.append(slice(max(0, shift), size + min(0, shift)))
+        in_teacher.append(slice(max(0, -shift), size - max(0, shift)))
+    return ShiftedPatches(tuple(teacher), tuple(in_student), tuple(in_teacher))

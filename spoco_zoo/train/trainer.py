@@ -47,7 +47,7 @@ from spoco_zoo.train.checkpoint import build_model, load_checkpoint, save_checkp
 from spoco_zoo.train.distributed import DistributedContext, rank_device, sync_buffers, wrap_model
 from spoco_zoo.train.history import TrainingLog, checkpoint_score
 from spoco_zoo.train.loader import step_indices, step_loader, to_device
-from spoco_zoo.train.patch_context import crop_centre, uses_context
+from spoco_zoo.train.patch_context import crop_centre, shifted_patches, uses_context
 from spoco_zoo.train.schedule import learning_rate
 from spoco_zoo.train.tuning import TuningResult
 from spoco_zoo.train.validation import predict_whole, store_tuning, validation_scores
@@ -269,14 +269,18 @@ class Trainer:
         image, labels = batch["image"], batch["labels"]
         context = cfg.data.context_margins()  # the items hold the patch and this much around it
         with_context = uses_context(step, cfg.steps, context, cfg.data.context_steps)
+        item_image, shifted = image, None  # shifted: the teacher's patch, when it is not the student's
         if any(context) and not with_context:  # the bare patch
+            if cfg.data.shifted_teacher:  # the teacher's patch elsewhere in the item
+                shifted = shifted_patches(cfg.data.patch_shape, context, gen)
             image, labels = crop_centre(image, context), crop_centre(labels, context)
         elif with_context and cfg.data.context_batch_size is not None:
             image, labels = image[: cfg.data.context_batch_size], labels[: cfg.data.context_batch_size]
+        teacher_image = image if shifted is None else item_image[(slice(None), slice(None)) + shifted.teacher]
         geo_student = GeometricTransform.random(cfg.model.spatial_dims, gen)
         geo_teacher = GeometricTransform.random(cfg.model.spatial_dims, gen)
         view_student = geo_student.apply(intensity_augment(image, gen))
-        view_teacher = geo_teacher.apply(intensity_augment(image, gen))
+        view_teacher = geo_teacher.apply(intensity_augment(teacher_image, gen))
 
         self.student.train()
         with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
@@ -288,7 +292,10 @@ class Trainer:
         if with_context:  # the losses see the patch only
             student_emb, labels = crop_centre(student_emb, context), crop_centre(labels, context)
             teacher_emb = None if teacher_emb is None else crop_centre(teacher_emb, context)
-        total, terms = self.loss_fn(student_emb.float(), labels, teacher_emb, generator=gen)
+        if shifted is not None and teacher_emb is not None:  # the views compared where they overlap
+            teacher_emb = teacher_emb[(slice(None), slice(None)) + shifted.in_teacher]
+        window = None if shifted is None else shifted.in_student
+        total, terms = self.loss_fn(student_emb.float(), labels, teacher_emb, generator=gen, teacher_window=window)
         if not torch.isfinite(total):
             raise FloatingPointError(f"step {step}: loss is {total.item()} (terms {terms}); lower the learning rate")
         for group in self.optimizer.param_groups:
