@@ -312,6 +312,12 @@ def main() -> None:
     )
     parser.add_argument("--max-size-3d", type=int, default=512, help="largest extent of those volumes")
     parser.add_argument(
+        "--min-size-3d",
+        type=int,
+        default=0,
+        help="smallest largest-extent of those volumes (512: only the 128x512x512 row, without the smaller ones)",
+    )
+    parser.add_argument(
         "--size-draws", type=int, default=1, help="volumes per 3D size row (other draws of blur and noise); their mean"
     )
     parser.add_argument(
@@ -334,6 +340,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.size_draws < 1:
         parser.error(f"--size-draws: must be at least 1, got {args.size_draws}")
+    if args.min_size_3d > args.max_size_3d:
+        parser.error(f"--min-size-3d {args.min_size_3d} is above --max-size-3d {args.max_size_3d}: no size row is left")
 
     names = [n.strip() for n in args.runs.split(",") if n.strip()]
     known = RUNS + ABLATIONS
@@ -512,7 +520,7 @@ def volume_size_rows(
         tuned = classical[rows[names[0]]["data"]]
         spacing = classical_spacing(anisotropy)
         for shape, n_objects in VOLUME_SIZES:
-            if max(shape) > args.max_size_3d:
+            if not args.min_size_3d <= max(shape) <= args.max_size_3d:
                 continue
             if np.prod(shape) * anisotropy > MAX_GENERATED_VOXELS:
                 print(f"[{names[0]}] {shape}: skipped (its synthetic volume needs a grid {anisotropy:g}x as deep)")

@@ -29,6 +29,7 @@ __all__ = [
     "checkpoint_clustering",
     "package_clustering",
     "load_segmenter",
+    "untuned_note",
     "segmenter_from_state",
     "segment_with_checkpoint",
     "package_weight_format",
@@ -82,6 +83,10 @@ class CheckpointSegmenter:
         Context per side of a tile, per spatial axis.
     clustering:
         The clustering to apply (:func:`checkpoint_clustering`).
+    untuned:
+        The run was to tune its clustering at the end of training (``clustering.tune``) and this
+        checkpoint holds no tuning: its training was still running, stopped before the end, or had no
+        validation images, so the clustering is the configured default (:func:`untuned_note`).
     """
 
     source: Path
@@ -89,6 +94,22 @@ class CheckpointSegmenter:
     config: TrainConfig
     halo: tuple[int, ...]
     clustering: ClusteringSetting
+    untuned: bool = False
+
+
+def untuned_note(segmenter: CheckpointSegmenter) -> str | None:
+    """What to tell a user whose checkpoint's clustering was not tuned (``None`` when it was, or needs not be).
+
+    A ``best.pt`` read while its training runs has the default clustering: the tuning is written into it at
+    the end, and on a 3D model the default can cost a tenth of the SBD (128x512x512: 0.779 untuned against
+    0.833 tuned for one training; docs/benchmarks.md, "A teacher on a shifted patch").
+    """
+    if not segmenter.untuned:
+        return None
+    return (
+        f"note: {segmenter.source}: the clustering was not tuned on validation images (training still running, "
+        "stopped before its end, or without validation images); the configured defaults are used"
+    )
 
 
 def load_segmenter(
@@ -147,7 +168,8 @@ def segmenter_from_state(
         known = stored_halo(state, weights)
         halo = package_halo(net, dims, config.model.in_channels) if known is None else known
     clustering = checkpoint_clustering(config, method, params or {}, min_size)
-    return CheckpointSegmenter(path, net, config, tuple(int(h) for h in halo), clustering)
+    untuned = bool(config.clustering.tune) and "tuning" not in state
+    return CheckpointSegmenter(path, net, config, tuple(int(h) for h in halo), clustering, untuned)
 
 
 def segment_with_checkpoint(

@@ -400,3 +400,28 @@ def test_evaluate_cli_errors(tmp_path: Path) -> None:
     empty.mkdir()
     none = runner.invoke(app, ["evaluate", str(empty), str(gt_dir)])
     assert none.exit_code == 1 and "no prediction" in none.output
+
+
+def test_segment_cli_notes_a_checkpoint_whose_clustering_was_not_tuned(
+    tmp_path: Path, random_checkpoint_2d: Path
+) -> None:
+    """A ``best.pt`` read before its training tuned the clustering gets the defaults: ``segment`` says so."""
+    from spoco_zoo.train.checkpoint import load_checkpoint
+
+    src = _write_input(tmp_path / "cells.tif")
+    state = load_checkpoint(random_checkpoint_2d)
+    assert state["config"].clustering.tune and "tuning" not in state
+    tuned = tmp_path / "tuned.pt"
+    save_checkpoint(tuned, {**state, "tuning": []})
+    not_to_tune = tmp_path / "not_to_tune.pt"
+    config = state["config"]
+    untunable = config.model_copy(update={"clustering": config.clustering.model_copy(update={"tune": False})})
+    save_checkpoint(not_to_tune, {**state, "config": untunable})
+    outputs = {}
+    for name, ckpt in (("untuned", random_checkpoint_2d), ("tuned", tuned), ("not_to_tune", not_to_tune)):
+        args = ["segment", str(src), "--checkpoint", str(ckpt), "--output", str(tmp_path / name), "--no-progress"]
+        result = runner.invoke(app, [*args, "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        outputs[name] = result.output
+    assert f"note: {random_checkpoint_2d}: the clustering was not tuned" in outputs["untuned"]
+    assert "not tuned" not in outputs["tuned"] and "not tuned" not in outputs["not_to_tune"]

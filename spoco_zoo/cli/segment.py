@@ -229,7 +229,7 @@ def register(app: typer.Typer) -> None:
 
         if checkpoint is not None:
             from spoco_zoo.errors import CheckpointError
-            from spoco_zoo.segmentation import segment_with_checkpoint, segmenter_from_state
+            from spoco_zoo.segmentation import segment_with_checkpoint, segmenter_from_state, untuned_note
             from spoco_zoo.train.checkpoint import load_checkpoint
 
             try:
@@ -253,6 +253,9 @@ def register(app: typer.Typer) -> None:
                 )
             except CheckpointError as err:
                 fail(str(err))
+            note = untuned_note(segmenter)
+            if note is not None:
+                typer.echo(note, err=True)
             net, config, halo_shape = segmenter.net, segmenter.config, segmenter.halo
             chosen = segmenter.clustering.method
             kwargs = {k: v for k, v in segmenter.clustering.as_dict().items() if k != "method"}
