@@ -280,3 +280,19 @@ def test_more_images_train_together(make_napari_viewer: Any, qtbot: Any, tmp_pat
     trained = load_checkpoint(tmp_path / "run" / "last.pt")["config"].data.train_images
     assert [Path(p).name for p in trained] == ["image.tif", "image_1.tif"]
     assert viewer.layers[f"{SAMPLE_NAME} instances"].data.shape == (256, 256)  # the first image's result
+
+
+def test_segment_says_when_a_checkpoint_was_not_tuned(
+    make_napari_viewer: Any, qtbot: Any, tmp_path: Path, random_checkpoint_2d: Path
+) -> None:
+    """A checkpoint whose clustering was to be tuned and was not (a best.pt read mid-training): the status says so."""
+    viewer = _viewer_with_sample(make_napari_viewer)
+    segment = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(segment)
+    segment.image.value = viewer.layers[SAMPLE_NAME]
+    segment.device.value = "cpu"
+    segment.model.value = random_checkpoint_2d
+    segment.start()
+    qtbot.waitUntil(lambda: segment.outcome is not None, timeout=60_000)
+    assert segment.outcome.note is not None and "not tuned" in segment.status.value
+    assert str(random_checkpoint_2d) in segment.status.value

@@ -25,11 +25,13 @@ __all__ = ["SegmentOutcome", "segment_array", "SegmentWidget"]
 
 @dataclass
 class SegmentOutcome:
-    """Instance labels ``[*S]`` and, when asked for and available, the embeddings' PCA ``[*S, 3]``."""
+    """Instance labels ``[*S]`` and, when asked for and available, the embeddings' PCA ``[*S, 3]``; ``note``:
+    what the user should know about the result (a checkpoint whose clustering was not tuned)."""
 
     labels: np.ndarray
     rgb: np.ndarray | None
     source: Path
+    note: str | None = None
 
 
 def segment_array(model: Path, image: np.ndarray, device: str = "auto", with_pca: bool = False) -> SegmentOutcome:
@@ -46,16 +48,19 @@ def segment_array(model: Path, image: np.ndarray, device: str = "auto", with_pca
         package_weight_format,
         segment_with_checkpoint,
         segment_with_package,
+        untuned_note,
     )
 
     model = Path(model)
     if not model.is_file():
         raise DataError(f"{model}: no such file; choose a checkpoint (.pt) or a bioimage.io package (.zip)")
     dev = resolve_device(device)
+    note = None
     if model.suffix.lower() == ".zip":
         labels, emb = segment_with_package(model, image, package_weight_format(model), device=str(dev))
     else:
         segmenter = load_segmenter(model)
+        note = untuned_note(segmenter)
         labels, emb = segment_with_checkpoint(segmenter, image, device=dev, source=model)
         emb = emb[: segmenter.config.model.embedding_dim]  # the foreground logit is no embedding
     rgb = None
@@ -63,7 +68,7 @@ def segment_array(model: Path, image: np.ndarray, device: str = "auto", with_pca
         from spoco_zoo.napari.zoo import embedding_rgb
 
         rgb = embedding_rgb(emb)
-    return SegmentOutcome(np.asarray(labels), rgb, model)
+    return SegmentOutcome(np.asarray(labels), rgb, model, note)
 
 
 class SegmentWidget(Container):
@@ -120,4 +125,5 @@ class SegmentWidget(Container):
         if outcome.rgb is not None:
             show_rgb(self.viewer, layer_name(self._layer.name, "pca"), outcome.rgb, self._layer)
         n_objects = int(np.unique(outcome.labels[outcome.labels > 0]).size)
-        self.status.value = f"{n_objects} objects in {name!r} ({outcome.source.name})"
+        status = f"{n_objects} objects in {name!r} ({outcome.source.name})"
+        self.status.value = status if outcome.note is None else f"{status}; {outcome.note}"
