@@ -57,7 +57,8 @@ VOLUME: dict[str, Any] = {
 #: patches with context"). In the other 700 steps the teacher sees a patch shifted by up to that context
 #: (``data.shifted_teacher``), and the consistency term asks the same voxel for the same embedding with its
 #: crop border elsewhere: at no cost, three trainings' worst whole-volume loss fell from 0.042 to 0.022 and
-#: block-wise 128x512x512's from 0.101 to 0.061 (docs/benchmarks.md, "A teacher on a shifted patch").
+#: block-wise 128x512x512's from 0.101 to 0.043 (docs/benchmarks.md, "A teacher on a shifted patch" and "The
+#: block-wise row from the benchmark").
 PRESETS_3D: dict[str, dict[str, Any]] = {
     "gpu": {},
     "cpu": {
