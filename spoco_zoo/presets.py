@@ -58,7 +58,8 @@ VOLUME: dict[str, Any] = {
 #: (``data.shifted_teacher``), and the consistency term asks the same voxel for the same embedding with its
 #: crop border elsewhere: at no cost, three trainings' worst whole-volume loss fell from 0.042 to 0.022 and
 #: block-wise 128x512x512's from 0.101 to 0.043 (docs/benchmarks.md, "A teacher on a shifted patch" and "The
-#: block-wise row from the benchmark").
+#: block-wise row from the benchmark"). The z-step-3x rows did not gain (worst 0.067 -> 0.083 at 64x256x256,
+#: within the seeds' spread).
 PRESETS_3D: dict[str, dict[str, Any]] = {
     "gpu": {},
     "cpu": {
