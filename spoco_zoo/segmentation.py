@@ -101,8 +101,8 @@ def untuned_note(segmenter: CheckpointSegmenter) -> str | None:
     """What to tell a user whose checkpoint's clustering was not tuned (``None`` when it was, or needs not be).
 
     A ``best.pt`` read while its training runs has the default clustering: the tuning is written into it at
-    the end, and on a 3D model the default can cost a tenth of the SBD (128x512x512: 0.779 untuned against
-    0.833 tuned for one training; docs/benchmarks.md, "A teacher on a shifted patch").
+    the end. On one 3D model the defaults cost 0.054 SBD at 128x512x512 (0.779 against 0.833 tuned;
+    docs/benchmarks.md, "The block-wise row from the benchmark").
     """
     if not segmenter.untuned:
         return None
