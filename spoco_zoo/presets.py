@@ -59,7 +59,8 @@ VOLUME: dict[str, Any] = {
 #: crop border elsewhere: at no cost, three trainings' worst whole-volume loss fell from 0.042 to 0.022 and
 #: block-wise 128x512x512's from 0.101 to 0.043 (docs/benchmarks.md, "A teacher on a shifted patch" and "The
 #: block-wise row from the benchmark"). The z-step-3x rows did not gain (worst 0.067 -> 0.083 at 64x256x256,
-#: within the seeds' spread).
+#: within the seeds' spread), nor with three times the z context for them (12 / 8 / 8: every row lower, base
+#: 0.881 -> 0.823; docs/benchmarks.md, "More z context for the z-step-3x crops").
 PRESETS_3D: dict[str, dict[str, Any]] = {
     "gpu": {},
     "cpu": {

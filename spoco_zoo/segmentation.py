@@ -108,7 +108,8 @@ def untuned_note(segmenter: CheckpointSegmenter) -> str | None:
         return None
     return (
         f"note: {segmenter.source}: the clustering was not tuned on validation images (training still running, "
-        "stopped before its end, or without validation images); the configured defaults are used"
+        "stopped before its end, or without validation images); the configured defaults are used for every "
+        "clustering setting not given explicitly"
     )
 
 
