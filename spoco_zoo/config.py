@@ -336,6 +336,11 @@ class TrainConfig(_Strict):
     seed: int = 0
     device: str = "auto"
     amp: bool = Field(True, description="mixed precision on CUDA: bfloat16 where supported, else float16")
+    amp_cpu: bool = Field(
+        False,
+        description="bfloat16 autocast for the training steps on a CPU with native bfloat16 (AVX512-BF16 or AMX; "
+        "float32 on other CPUs); validation and the clustering's tuning predict in float32, as segment does",
+    )
     compile: bool = Field(False, description="torch.compile the networks (pays off on long GPU runs)")
     val_every: int = Field(200, ge=1)
     checkpoint_every: int = Field(100, ge=1)

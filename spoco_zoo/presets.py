@@ -61,11 +61,17 @@ VOLUME: dict[str, Any] = {
 #: block-wise row from the benchmark"). The z-step-3x rows did not gain (worst 0.067 -> 0.083 at 64x256x256,
 #: within the seeds' spread), nor with three times the z context for them (12 / 8 / 8: every row lower, base
 #: 0.881 -> 0.823; docs/benchmarks.md, "More z context for the z-step-3x crops").
+#: The CPU recipe's training steps run under bfloat16 autocast where the CPU computes in it natively
+#: (``amp_cpu``; AVX512-BF16 or AMX, float32 elsewhere; validation and tuning predict in float32): a step
+#: takes 0.60 of its float32 time (the row's training 1062 s instead of 1788 s on one machine), and three
+#: fresh isotropic trainings score as float32's did (32x128x128 0.912 against 0.904, every row within the
+#: seeds' spread; docs/benchmarks.md, "bfloat16 training steps on the CPU").
 PRESETS_3D: dict[str, dict[str, Any]] = {
     "gpu": {},
     "cpu": {
         "steps": 900,
         "val_every": 300,
+        "amp_cpu": True,
         "model": {"depth": 3},
         "data": {
             "batch_size": 3,
@@ -90,6 +96,8 @@ def preset_values(name: str | None, spatial_dims: int = 2) -> dict[str, Any]:
     (3, 900, False)
     >>> preset_values("cpu", 3)["data"]["synthetic"]["n_val"], preset_values("cpu", 3)["data"]["patch_context"]
     (3, [4, 8, 8])
+    >>> preset_values("cpu", 3)["amp_cpu"], "amp_cpu" in preset_values("cpu")
+    (True, False)
     """
     if name is not None and name not in PRESETS:
         raise DataError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

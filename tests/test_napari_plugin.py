@@ -295,4 +295,5 @@ def test_segment_says_when_a_checkpoint_was_not_tuned(
     segment.start()
     qtbot.waitUntil(lambda: segment.outcome is not None, timeout=60_000)
     assert segment.outcome.note is not None and "not tuned" in segment.status.value
+    assert "for every clustering setting not given explicitly" in segment.status.value
     assert str(random_checkpoint_2d) in segment.status.value

@@ -424,4 +424,6 @@ def test_segment_cli_notes_a_checkpoint_whose_clustering_was_not_tuned(
         assert result.exit_code == 0, result.output
         outputs[name] = result.output
     assert f"note: {random_checkpoint_2d}: the clustering was not tuned" in outputs["untuned"]
+    # and what it covers: settings given with --method/--param/--min-size are the user's
+    assert "defaults are used for every clustering setting not given explicitly" in " ".join(outputs["untuned"].split())
     assert "not tuned" not in outputs["tuned"] and "not tuned" not in outputs["not_to_tune"]

@@ -186,3 +186,41 @@ def test_update_teacher_is_exponential_moving_average() -> None:
         teacher.weight.fill_(0.0)
     update_teacher(teacher, student, momentum=0.9)
     assert torch.allclose(teacher.weight, torch.full((2, 2), 0.1))
+
+
+def test_amp_cpu_trains_in_bfloat16_and_validates_in_float32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from spoco_zoo.train import acceleration
+
+    monkeypatch.setattr(acceleration, "cpu_computes_bfloat16", lambda: True)
+    cfg = _config(tmp_path / "run", steps=120, amp_cpu=True, device="cpu", **{"loss.consistency_weight": 0.5})
+    trainer = Trainer(cfg, progress=False)
+    assert trainer.amp_dtype == torch.bfloat16 and trainer.predict_dtype is None
+    seen: list[tuple[bool, torch.dtype]] = []  # (gradients on, output dtype) of every convolution
+
+    def record(module: torch.nn.Module, _inputs: Any, out: Any) -> None:
+        if isinstance(module, torch.nn.Conv2d):
+            seen.append((torch.is_grad_enabled(), out.dtype))
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        result = trainer.fit()
+        totals = np.array([h["total"] for h in result.history])
+        assert np.isfinite(totals).all()
+        assert totals[-10:].mean() < 0.7 * totals[:10].mean(), f"bfloat16 steps did not learn: {totals[:10].mean():.3f}"
+        assert {dtype for grad, dtype in seen if grad} == {torch.bfloat16}  # the student's steps
+        seen.clear()
+        scores = trainer.validate()
+    finally:
+        handle.remove()
+    assert "sbd" in scores and {dtype for _, dtype in seen} == {torch.float32}  # validation predicts as segment does
+
+
+def test_amp_cpu_is_float32_without_native_bfloat16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from spoco_zoo.train import acceleration
+
+    monkeypatch.setattr(acceleration, "cpu_computes_bfloat16", lambda: False)
+    trainer = Trainer(_config(tmp_path / "run", amp_cpu=True, device="cpu"), progress=False)
+    assert trainer.amp_dtype is None and not trainer.use_amp
+    # and off unless asked, whatever the CPU
+    monkeypatch.setattr(acceleration, "cpu_computes_bfloat16", lambda: True)
+    assert Trainer(_config(tmp_path / "run2", device="cpu"), progress=False).amp_dtype is None

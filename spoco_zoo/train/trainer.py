@@ -122,8 +122,10 @@ class Trainer:
         self.context = DistributedContext.from_env()
         self.device = rank_device(resolve_device(config.device), self.context)
         self.out_dir = Path(config.out_dir)
-        self.amp_dtype = autocast_dtype(self.device, config.amp)
+        self.amp_dtype = autocast_dtype(self.device, config.amp, cpu=config.amp_cpu)
         self.use_amp = self.amp_dtype is not None
+        # validation and tuning predict as users will: float32 on the CPU whatever the steps use
+        self.predict_dtype = autocast_dtype(self.device, config.amp)
         self.owns_process_group = False
         self.stop_event = threading.Event()
 
@@ -411,7 +413,7 @@ class Trainer:
     def _predict_full(self, image: np.ndarray, model: nn.Module | None = None) -> torch.Tensor:
         """Embeddings ``[E, *S]`` (cpu) of a whole image with the student (or ``model``)."""
         network = self.student if model is None else model
-        return predict_whole(network, image, self.device, self.amp_dtype if self.use_amp else None)
+        return predict_whole(network, image, self.device, self.predict_dtype)
 
     # ------------------------------------------------------------------- fit
     def fit(self, resume: bool = False, max_steps: int | None = None) -> TrainResult:
