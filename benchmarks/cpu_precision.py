@@ -19,28 +19,24 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
+from accuracy import ANISOTROPIC  # the z-step-3x runs' overrides (this script's folder is on sys.path)
 
-from spoco_zoo.config import TrainConfig
+from spoco_zoo.config import TrainConfig, apply_overrides
 from spoco_zoo.presets import merge_nested, preset_values
 from spoco_zoo.train.acceleration import cpu_computes_bfloat16
 from spoco_zoo.train.trainer import Trainer
 
-#: What ``benchmarks/accuracy.py`` adds for its z-step-3x runs.
-ANISOTROPIC: dict[str, Any] = {
-    "data": {"voxel_size": [3, 1, 1], "synthetic": {"shape": [64, 128, 128], "n_objects": 240}}
-}
-
 
 def preset_trainer(out_dir: Path, amp_cpu: bool, anisotropic: bool) -> Trainer:
     """A set-up trainer of the 3D CPU preset on the CPU, with ``amp_cpu`` as given."""
-    values = merge_nested(preset_values("cpu", 3), ANISOTROPIC if anisotropic else {})
     values = merge_nested(
-        values, {"device": "cpu", "amp_cpu": amp_cpu, "out_dir": str(out_dir), "data": {"object_fraction": 0.1}}
+        preset_values("cpu", 3),
+        {"device": "cpu", "amp_cpu": amp_cpu, "out_dir": str(out_dir), "data": {"object_fraction": 0.1}},
     )
-    trainer = Trainer(TrainConfig.model_validate(values), progress=False)
+    config = apply_overrides(TrainConfig.model_validate(values), ANISOTROPIC if anisotropic else [])
+    trainer = Trainer(config, progress=False)
     trainer.setup()
     return trainer
 
@@ -72,7 +68,8 @@ def main() -> None:
             "bfloat16 autocast": preset_trainer(Path(tmp) / "bfloat16", True, args.anisotropic),
         }
         for trainer in trainers.values():
-            seconds_per_step(trainer, 0, args.warmup)
+            for step in range(args.warmup):
+                trainer.train_step(step)
         times: dict[str, list[float]] = {name: [] for name in trainers}
         step = args.warmup
         for _ in range(args.rounds):
