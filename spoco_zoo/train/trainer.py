@@ -123,11 +123,15 @@ class Trainer:
         self.device = rank_device(resolve_device(config.device), self.context)
         self.out_dir = Path(config.out_dir)
         self.amp_dtype = autocast_dtype(self.device, config.amp, cpu=config.amp_cpu)
-        self.use_amp = self.amp_dtype is not None
         # validation and tuning predict as users will: float32 on the CPU whatever the steps use
         self.predict_dtype = autocast_dtype(self.device, config.amp)
         self.owns_process_group = False
         self.stop_event = threading.Event()
+
+    @property
+    def use_amp(self) -> bool:
+        """Whether the training steps run under autocast (:attr:`amp_dtype` is not ``None``)."""
+        return self.amp_dtype is not None
 
     def request_stop(self) -> None:
         """Ask a running :meth:`fit` to stop after the current step (thread-safe).
