@@ -132,6 +132,35 @@ def test_an_anisotropic_config_gives_every_decoder_its_spacing() -> None:
     assert given.clustering_setting().method_kwargs()["spacing"] == [2, 1, 1]  # the config's own wins
 
 
+def test_the_tuning_chooses_a_z_threshold_below_the_voxel_size_when_that_splits_stacked_objects() -> None:
+    """Two objects stacked in z whose embeddings differ by 0.30 across the z step, each drifting by 0.10 per
+    x step: with the thresholds in proportion to the voxel size (power 1) no edge threshold of the grid both
+    joins each object along x and splits them along z; a spacing power below 1 does, the tuning chooses
+    it, and the setting it returns decodes the two objects."""
+    from spoco_zoo.cluster import cluster_setting
+    from spoco_zoo.cluster.clustering_setting import ClusteringSetting
+    from spoco_zoo.cluster.settings import spacing_to_power
+    from spoco_zoo.metrics import evaluate_instances
+    from spoco_zoo.train.tuning import SPACING_POWERS, tune_clustering
+
+    z, y, x = np.meshgrid(np.arange(12), np.arange(24), np.arange(24), indexing="ij")
+    emb = np.stack([0.10 * x, 0.30 * (z >= 6), np.full(z.shape, 5.0)]).astype(np.float32)  # last: foreground
+    truth = np.where(z >= 6, 2, 1)
+    setting = ClusteringSetting(
+        "graph", None, min_size=200, foreground="mask", edge_threshold=0.15, params={"spacing": ZSTEP3}
+    )
+    result = tune_clustering([emb], [truth], setting)
+    assert {row.get("spacing_power") for row in result.table if row["split"] == "embedding"} == set(SPACING_POWERS)
+    in_proportion = max(row["sbd"] for row in result.table if row.get("spacing_power") == 1.0)
+    assert in_proportion < 0.7  # merged along z, or shattered along x
+    assert result.params["spacing"][0] < ZSTEP3[0]
+    assert result.params["spacing"] in [spacing_to_power(ZSTEP3, p) for p in SPACING_POWERS if p < 1]
+    tuned = setting.updated(result.params, result.min_size)
+    assert evaluate_instances(cluster_setting(emb, tuned), truth)["sbd"] == pytest.approx(1.0)
+    iso = tune_clustering([emb], [truth], ClusteringSetting("graph", None, min_size=200, foreground="mask"))
+    assert "spacing" not in iso.params and all("spacing_power" not in row for row in iso.table)
+
+
 def test_anisotropic_synthetic_volumes_have_flat_objects() -> None:
     iso_image, iso = make_synthetic_sample((24, 96, 96), 24, seed=3)
     image, labels = make_synthetic_sample((24, 96, 96), 72, seed=3, anisotropy=3)
@@ -344,3 +373,34 @@ def test_a_short_3d_training_segments_an_easy_volume(tmp_path: Path) -> None:
     image, truth = make_synthetic_sample((32, 64, 64), 10, seed=99)
     labels, _ = segment_with_checkpoint(load_segmenter(tmp_path / "run" / "best.pt"), image[None])
     assert evaluate_instances(labels, truth)["sbd"] >= 0.6
+
+
+def test_an_anisotropic_training_stores_and_prints_the_spacing_it_tuned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The end-of-training tuning of a z-step-3x run chooses a spacing among the powers of the voxel size's,
+    stores it with the clustering (``segment`` decodes with it) and prints it in its note."""
+    from spoco_zoo.cluster.settings import spacing_to_power
+    from spoco_zoo.segmentation import load_segmenter
+    from spoco_zoo.train.trainer import Trainer
+    from spoco_zoo.train.tuning import SPACING_POWERS
+
+    synthetic = {"n_train": 1, "n_val": 1, "shape": [16, 32, 32], "n_objects": 12, "seed": 3}
+    config = TrainConfig.model_validate(
+        {
+            "model": {"spatial_dims": 3, "depth": 2, "base_features": 4, "embedding_dim": 8},
+            "data": {"patch_shape": [16, 32, 32], "voxel_size": [3.0, 1.0, 1.0], "synthetic": synthetic},
+            "steps": 2,
+            "val_every": 2,
+            "checkpoint_every": 2,
+            "warmup_steps": 1,
+            "out_dir": str(tmp_path / "run"),
+            "device": "cpu",
+        }
+    )
+    Trainer(config, progress=True).fit()
+    clustering = load_segmenter(tmp_path / "run" / "best.pt").clustering
+    assert clustering.method == "graph" and clustering.split == "embedding"
+    assert clustering.params["spacing"] in [spacing_to_power(ZSTEP3, p) for p in SPACING_POWERS]
+    note = [line for line in capsys.readouterr().out.splitlines() if "post-processing tuned" in line]
+    assert len(note) == 1 and "spacing " in note[0] and "/" in note[0], note

@@ -63,6 +63,7 @@ __all__ = [
     "default_overlap",
     "min_distance_from_size",
     "relative_spacing",
+    "spacing_to_power",
     "WINDOW_SAMPLE_SHARE",
     "WINDOW_SAMPLES_MIN",
     "DEFAULT_MIN_SIZE",
@@ -328,6 +329,19 @@ def relative_spacing(voxel_size: Sequence[float] | None) -> list[float] | None:
         return None
     mean = math.prod(values) ** (1.0 / len(values))
     return [round(v / mean, 6) for v in values]
+
+
+def spacing_to_power(spacing: Sequence[float], power: float) -> list[float]:
+    """A relative ``spacing`` (:func:`relative_spacing`, geometric mean 1) raised to ``power``: 1 keeps it,
+    0 makes every axis's threshold the same, values between let the threshold along the coarse axis grow
+    less than its step (the network's embedding drifts less per z step than the step's physical size says;
+    the end-of-training tuning chooses the power, :data:`spoco_zoo.train.tuning.SPACING_POWERS`). The
+    geometric mean stays 1.
+
+    >>> spacing_to_power([2.080084, 0.693361, 0.693361], 0.5)
+    [1.44225, 0.832683, 0.832683]
+    """
+    return [round(float(s) ** float(power), 6) for s in spacing]
 
 
 def default_overlap(block_shape: Sequence[int]) -> list[int]:

@@ -67,6 +67,22 @@ def update_teacher(teacher: nn.Module, student: nn.Module, momentum: float) -> N
         t_buf.copy_(s_buf)
 
 
+def _param_text(value: Any) -> str:
+    """A tuned clustering parameter as the end-of-training note prints it: numbers ``:g``, lists of
+    numbers joined by ``/`` (a per-axis ``spacing``), anything else as is.
+
+    >>> _param_text(0.15), _param_text([1.796655, 0.746049, 0.746049]), _param_text("embedding")
+    ('0.15', '1.797/0.746/0.746', 'embedding')
+    """
+    if isinstance(value, (bool, str)):
+        return str(value)
+    if isinstance(value, (int, float)):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "/".join(f"{float(v):.4g}" for v in value)
+    return str(value)
+
+
 @dataclass
 class TrainResult:
     """What a finished (or stopped) run produced."""
@@ -400,9 +416,7 @@ class Trainer:
         store_tuning(checkpoint, also, tuned, result.table, halo)
         if self.progress:
             if result.method == "graph":
-                chosen = "method graph, " + ", ".join(
-                    f"{k} {v:g}" if not isinstance(v, str) else f"{k} {v}" for k, v in result.params.items()
-                )
+                chosen = "method graph, " + ", ".join(f"{k} {_param_text(v)}" for k, v in result.params.items())
             elif result.method != "watershed":
                 chosen = f"bandwidth {result.bandwidth:g}"
             else:

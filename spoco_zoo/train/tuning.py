@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 
 from spoco_zoo.cluster.clustering_setting import ClusteringSetting
-from spoco_zoo.cluster.settings import DEFAULT_DELTA_VAR, EDGE_THRESHOLD_FRACTION, min_distance_from_size
+from spoco_zoo.cluster.settings import (
+    DEFAULT_DELTA_VAR,
+    EDGE_THRESHOLD_FRACTION,
+    min_distance_from_size,
+    spacing_to_power,
+)
 from spoco_zoo.errors import DataError
 
 __all__ = [
@@ -30,6 +35,7 @@ __all__ = [
     "MIN_SIZE_FACTORS",
     "MIN_DISTANCE_FACTORS",
     "EDGE_THRESHOLD_FACTORS",
+    "SPACING_POWERS",
 ]
 
 #: Kernel widths tried, as multiples of the configured one.
@@ -47,6 +53,12 @@ TUNE_MAX_VOXELS = 1 << 20
 #: ``edge_threshold`` values of method ``"graph"`` (split ``"embedding"``) tried, as multiples of the
 #: configured one (:data:`spoco_zoo.cluster.settings.EDGE_THRESHOLD_FRACTION` x ``delta_var``).
 EDGE_THRESHOLD_FACTORS = (0.6, 0.8, 1.0, 1.2)
+#: Powers of an anisotropic model's ``spacing`` tried with every ``edge_threshold`` of method ``"graph"``
+#: (:func:`spoco_zoo.cluster.settings.spacing_to_power`; 1: the thresholds in proportion to the voxel size).
+#: Below 1 a z step may differ less than its physical size says: on the z-step-3x benchmark volumes the
+#: threshold in proportion lets objects stacked in z join through single voxels, more so the deeper the
+#: volume (docs/benchmarks.md, "The z threshold chosen on validation volumes").
+SPACING_POWERS = (1.0, 0.8, 0.6)
 
 
 def centre_crop(shape: Sequence[int], max_voxels: int) -> tuple[slice, ...]:
@@ -81,7 +93,8 @@ class TuningResult:
     table: list[dict[str, Any]] = field(default_factory=list)
     method: str = "mean_shift"
     min_distance: int | None = None
-    #: Method ``"graph"``: the chosen ``split`` with its ``edge_threshold`` or ``min_distance``.
+    #: Method ``"graph"``: the chosen ``split`` with its ``edge_threshold`` (and, for an anisotropic model, the
+    #: ``spacing``) or ``min_distance``.
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -220,8 +233,10 @@ def _tune_graph(
     min_size_factors: Sequence[float],
     ignore_label: int,
 ) -> TuningResult:
-    """Grid of method ``"graph"``: split ``"embedding"`` x ``edge_threshold`` and, with a foreground
-    mask, split ``"shape"`` x ``min_distance``; each x ``min_size`` (merged inside the decoder)."""
+    """Grid of method ``"graph"``: split ``"embedding"`` x ``edge_threshold`` (x the ``spacing`` powers of
+    :data:`SPACING_POWERS` for an anisotropic model) and, with a foreground mask, split ``"shape"`` x
+    ``min_distance``; each x ``min_size`` (merged inside the decoder). The chosen ``spacing`` is part of
+    the result's ``params`` when the model has one."""
     from spoco_zoo.cluster.common import split_foreground
     from spoco_zoo.cluster.graph_method import graph_segmentations_by_min_size
 
@@ -230,9 +245,12 @@ def _tune_graph(
     dims = int(np.asarray(embeddings[0]).ndim) - 1
     base_distance = setting.min_distance or min_distance_from_size(base_min_size, dims)
     min_sizes = sorted({int(round(base_min_size * f)) for f in min_size_factors} | {base_min_size})
+    spacing = [float(v) for v in setting.params.get("spacing") or []]  # none: isotropic or 2D
+    powers = SPACING_POWERS if len(set(spacing)) > 1 else (1.0,)
     choices: list[dict[str, Any]] = [
-        {"split": "embedding", "edge_threshold": edge}
+        {"split": "embedding", "edge_threshold": edge, **({"spacing_power": power} if len(powers) > 1 else {})}
         for edge in sorted({round(base_edge * f, 4) for f in EDGE_THRESHOLD_FACTORS} | {base_edge})
+        for power in powers
     ]
     if setting.foreground == "mask":
         choices += [
@@ -242,8 +260,10 @@ def _tune_graph(
     masked = [split_foreground(emb, None, setting.foreground) for emb in embeddings]  # (embeddings, mask)
     table: list[dict[str, Any]] = []
     for choice in choices:
-        kwargs = replace(setting, **choice).method_kwargs()
+        kwargs = replace(setting, **{k: v for k, v in choice.items() if k != "spacing_power"}).method_kwargs()
         kwargs.pop("min_size", None)
+        if "spacing_power" in choice:
+            kwargs["spacing"] = spacing_to_power(spacing, choice["spacing_power"])
         # one split per image and choice, cleaned with every min_size (the split is nearly all the time)
         per_image = [graph_segmentations_by_min_size(emb, mask, min_sizes, **kwargs) for emb, mask in masked]
         for i, min_size in enumerate(min_sizes):
@@ -251,10 +271,11 @@ def _tune_graph(
             table.append(_table_row({"method": "graph", **choice, "min_size": float(min_size)}, results))
     configured = setting.split or "embedding"
 
-    def rank(row: dict[str, Any]) -> tuple[float, bool, bool, bool, bool]:
+    def rank(row: dict[str, Any]) -> tuple[float, bool, bool, bool, bool, bool]:
         return (
             round(row["score"], 6),
             row["split"] == configured,
+            row.get("spacing_power", 1.0) == 1.0,
             row.get("edge_threshold") == base_edge,
             row.get("min_distance") == base_distance,
             row["min_size"] == base_min_size,
@@ -264,6 +285,8 @@ def _tune_graph(
     params = {"split": best["split"]}
     if best["split"] == "embedding":
         params["edge_threshold"] = float(best["edge_threshold"])
+        if "spacing_power" in best:
+            params["spacing"] = spacing_to_power(spacing, best["spacing_power"])
     else:
         params["min_distance"] = int(best["min_distance"])
     return TuningResult(
