@@ -349,6 +349,23 @@ def test_an_axis_without_halo_is_a_plain_output_axis(tmp_path: Path) -> None:
     assert z_in["size"] == {"min": 8, "step": 8}
 
 
+def _short_3d_run(out: Path, data: dict, steps: int, base_features: int, warmup_steps: int) -> TrainConfig:
+    """A depth-2 3D run of ``steps`` steps on 16x32x32 patches (``data`` adds to the data section), validated
+    and checkpointed once, at its last step, into ``out``."""
+    return TrainConfig.model_validate(
+        {
+            "model": {"spatial_dims": 3, "depth": 2, "base_features": base_features, "embedding_dim": 8},
+            "data": {"patch_shape": [16, 32, 32], **data},
+            "steps": steps,
+            "val_every": steps,
+            "checkpoint_every": steps,
+            "warmup_steps": warmup_steps,
+            "out_dir": str(out),
+            "device": "cpu",
+        }
+    )
+
+
 def test_a_short_3d_training_segments_an_easy_volume(tmp_path: Path) -> None:
     """Issue 20's floor: 100 steps on two 32x64x64 volumes of 10 objects (every object annotated) segment
     a fresh volume at SBD >= 0.6 (0.81 measured on 2 CPU cores, about 45 s)."""
@@ -357,18 +374,8 @@ def test_a_short_3d_training_segments_an_easy_volume(tmp_path: Path) -> None:
     from spoco_zoo.train.trainer import Trainer
 
     synthetic = {"n_train": 2, "n_val": 1, "shape": [32, 64, 64], "n_objects": 10, "seed": 3}
-    config = TrainConfig.model_validate(
-        {
-            "model": {"spatial_dims": 3, "depth": 2, "base_features": 8, "embedding_dim": 8},
-            "data": {"patch_shape": [16, 32, 32], "object_fraction": 1.0, "synthetic": synthetic},
-            "steps": 100,
-            "val_every": 100,
-            "checkpoint_every": 100,
-            "warmup_steps": 10,
-            "out_dir": str(tmp_path / "run"),
-            "device": "cpu",
-        }
-    )
+    data = {"object_fraction": 1.0, "synthetic": synthetic}
+    config = _short_3d_run(tmp_path / "run", data, steps=100, base_features=8, warmup_steps=10)
     Trainer(config, progress=False).fit()
     image, truth = make_synthetic_sample((32, 64, 64), 10, seed=99)
     labels, _ = segment_with_checkpoint(load_segmenter(tmp_path / "run" / "best.pt"), image[None])
@@ -386,19 +393,8 @@ def test_an_anisotropic_training_stores_and_prints_the_spacing_it_tuned(
     from spoco_zoo.train.tuning import SPACING_POWERS
 
     synthetic = {"n_train": 1, "n_val": 1, "shape": [16, 32, 32], "n_objects": 12, "seed": 3}
-    config = TrainConfig.model_validate(
-        {
-            "model": {"spatial_dims": 3, "depth": 2, "base_features": 4, "embedding_dim": 8},
-            "data": {"patch_shape": [16, 32, 32], "voxel_size": [3.0, 1.0, 1.0], "synthetic": synthetic},
-            "steps": 2,
-            "val_every": 2,
-            "checkpoint_every": 2,
-            "warmup_steps": 1,
-            "out_dir": str(tmp_path / "run"),
-            "device": "cpu",
-        }
-    )
-    Trainer(config, progress=True).fit()
+    data = {"voxel_size": [3.0, 1.0, 1.0], "synthetic": synthetic}
+    Trainer(_short_3d_run(tmp_path / "run", data, steps=2, base_features=4, warmup_steps=1), progress=True).fit()
     clustering = load_segmenter(tmp_path / "run" / "best.pt").clustering
     assert clustering.method == "graph" and clustering.split == "embedding"
     assert clustering.params["spacing"] in [spacing_to_power(ZSTEP3, p) for p in SPACING_POWERS]
