@@ -190,10 +190,11 @@ def _ingraph_cases() -> list[tuple[dict, np.ndarray]]:
         ({"decoder": "graph", "edge_threshold": 0.5, "min_size": 30, "foreground": "mask"}, emb2),
         ({"decoder": "graph", "split": "shape", "min_distance": 5, "min_size": 30, "foreground": "mask"}, emb2),
         ({"decoder": "graph", "edge_threshold": 0.5, "min_size": 30, "foreground": "mask"}, emb3),
+        ({"decoder": "graph", "edge_threshold": 0.3, "seed_size": 200, "foreground": "mask"}, bridged_volume()[0]),
     ]
 
 
-@pytest.mark.parametrize("case", range(3), ids=["2d-embedding", "2d-shape", "3d-embedding"])
+@pytest.mark.parametrize("case", range(4), ids=["2d-embedding", "2d-shape", "3d-embedding", "3d-seeded"])
 def test_torchscript_and_onnx_labels_equal_eager_at_other_sizes(case: int, tmp_path: Path) -> None:
     """Exported once at one size, run at another (symbolic axes): the labels of eager PyTorch."""
     onnxruntime = pytest.importorskip("onnxruntime")
@@ -244,3 +245,77 @@ def test_memory_grows_linearly_with_the_image() -> None:
         x[:, -1] = 1.0
         peaks.append(_peak_bytes(module, x))
     assert peaks[0] > 17 * 256 * 256 and 3.5 < peaks[1] / peaks[0] < 4.5, peaks
+
+
+def bridged_volume(n_objects: int = 4, width: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Objects side by side along x in an ``8 x 16 x (n_objects * width)`` volume, each with its own
+    embedding, every two neighbours joined through one row of voxels whose embedding steps from one to
+    the other by 0.26 (below an edge threshold of 0.3, above the seeds' 0.24). Embeddings (2 channels + a
+    foreground logit, all foreground) and labels."""
+    rng = np.random.default_rng(seed)
+    shape = (8, 16, n_objects * width)
+    labels = np.repeat(np.arange(1, n_objects + 1), width)[None, None, :] * np.ones(shape, np.int64)
+    emb = np.zeros((3, *shape), np.float32)
+    emb[0] = 1.04 * (labels - 1).astype(np.float32)  # neighbouring objects 1.04 apart: four steps of 0.26
+    emb[1] = rng.normal(scale=0.01, size=shape)
+    for k in range(1, n_objects):  # the bridge: x = k * width - 1 .. k * width + 1 on one row
+        for i, x in enumerate(range(k * width - 1, k * width + 2)):
+            emb[0, 4, 8, x] = 1.04 * (k - 1) + 0.26 * (i + 1)
+    emb[2] = 4.0
+    return emb, labels
+
+
+def test_seeds_keep_apart_objects_that_touch_through_one_row_of_close_voxels() -> None:
+    """Components join the four objects through their one-voxel bridges; seeds from the stricter graph
+    (0.8 x the threshold) keep every object whole and apart, and seeds smaller than ``seed_size`` do not count."""
+    emb, truth = bridged_volume()
+    mask = emb[-1] > 0
+    plain = graph_segmentation(emb[:-1], mask, edge_threshold=0.3)
+    assert plain.max() == 1  # one component: the failure seeds mend
+    seeded = graph_segmentation(emb[:-1], mask, edge_threshold=0.3, seed_size=200)
+    assert seeded.max() == 4
+    assert evaluate_instances(seeded, truth)["sbd"] > 0.99
+    too_large = graph_segmentation(emb[:-1], mask, edge_threshold=0.3, seed_size=8 * 16 * 16 + 1)
+    np.testing.assert_array_equal(too_large, plain)  # no seed: the components, as without seeds
+    with pytest.raises(DataError, match="seed_size"):
+        graph_segmentation(emb[:-1], mask, edge_threshold=0.3, seed_size=-1)
+
+
+def test_a_volume_models_tuning_tries_seeds_and_stores_the_choice() -> None:
+    """The end-of-training grid of a volume model tries every threshold with and without seeds (its
+    configured ``min_size``) and stores ``seed_size`` with the choice. On the bridged objects every
+    threshold of the grid (0.27-0.54) joins them; seeded at 0.27 they stay apart, and the tuning takes it."""
+    from spoco_zoo.cluster.clustering_setting import ClusteringSetting
+    from spoco_zoo.train.tuning import tune_clustering
+
+    volumes = [bridged_volume(seed=s) for s in (1, 2)]
+    setting = ClusteringSetting("graph", None, min_size=100, foreground="mask", edge_threshold=0.45)
+    result = tune_clustering([emb for emb, _ in volumes], [truth for _, truth in volumes], setting)
+    assert len(result.table) == 44  # (4 thresholds x 2 seeds + 3 shape distances) x 4 min_size
+    assert sum("seed_size" in row for row in result.table) == 16
+    assert result.params == {"split": "embedding", "edge_threshold": 0.27, "seed_size": 100}
+    plain = [row["score"] for row in result.table if row["split"] == "embedding" and "seed_size" not in row]
+    assert max(plain) < 1.0  # without seeds every threshold merges
+    assert result.score > 1.9  # SBD + mAP of the seeded decode: every object whole
+
+
+def test_a_stored_seed_size_reaches_segment_and_the_packages_decoder() -> None:
+    """``seed_size`` in the clustering's ``params`` (where the tuning stores it): ``segment``'s route and the
+    block-wise route decode with seeds, and the in-graph constructor arguments carry it as an integer."""
+    from spoco_zoo.blockwise.volume import label_embeddings
+    from spoco_zoo.cluster import cluster_setting
+    from spoco_zoo.cluster.clustering_setting import ClusteringSetting
+
+    emb, truth = bridged_volume()
+    setting = ClusteringSetting("graph", None, foreground="mask", edge_threshold=0.3, params={"seed_size": 200.0})
+    assert evaluate_instances(cluster_setting(emb, setting), truth)["sbd"] > 0.99
+    blocks = np.zeros(truth.shape, np.int32)
+    local = {**setting.as_dict(), "block_shape": [8, 16, 32], "overlap": [4, 8, 8]}
+    assert label_embeddings(emb, "graph", local, blocks) == 4
+    assert evaluate_instances(blocks, truth)["sbd"] > 0.99
+    plain = {**local, "seed_size": 0}
+    assert label_embeddings(emb, "graph", plain, blocks) == 1  # without seeds the windows join them too
+    kwargs = setting.ingraph_kwargs()
+    assert kwargs["seed_size"] == 200 and isinstance(kwargs["seed_size"], int)
+    decoded = ingraph_module(kwargs)(torch.from_numpy(emb)[None])[0, 0].numpy()
+    assert evaluate_instances(relabel_sequential(decoded), truth)["sbd"] > 0.99

@@ -29,6 +29,13 @@ vectorised over the batch:
      the markers, which flood the foreground level by level from the highest distance down (a
      watershed's order); foreground without a marker keeps its own component.
 
+   * ``"embedding"`` with ``seed_size``: the components of the stricter graph (neighbours closer than
+     :func:`graph_seed_fraction` ``x edge_threshold``) with at least ``seed_size`` pixels are *seeds*; each
+     grows over the edges of the ``edge_threshold`` graph, breadth first (:func:`graph_flood_edges`), and
+     the pixels no seed reaches keep their components of that graph. Two objects that touch through a
+     few close pixels are one component but two seeds; in a large volume such joins chain objects into
+     ever larger components (docs/benchmarks.md, "Seeds for the local decoder").
+
 3. **Connected components** by label propagation: every pixel starts with its flat index; each
    round scans every axis both ways by doubling (the smallest label travels up to 63 pixels along
    a straight run of edges) and then jumps (``label = label[label]``, the label of the pixel the
@@ -136,6 +143,11 @@ def graph_flood_rounds() -> int:
     return 16
 
 
+def graph_seed_fraction() -> float:
+    """Edge threshold of the seeds' graph (``seed_size``), as a fraction of ``edge_threshold``."""
+    return 0.8
+
+
 def graph_doublings() -> int:
     """Doubling steps of a scan: a label travels up to ``2**6 - 1 = 63`` pixels per scan."""
     return 6
@@ -155,6 +167,20 @@ def graph_flood(labels: torch.Tensor, inside: torch.Tensor, n_iter: int) -> torc
             for step in [1, -1]:
                 best = torch.minimum(best, graph_pad_shift(labels, 2 + a, step, float(out)))
         labels = torch.where(inside & (labels == out), best, labels)
+    return labels
+
+
+def graph_flood_edges(labels: torch.Tensor, edges: list[torch.Tensor], todo: torch.Tensor, n_iter: int) -> torch.Tensor:
+    """Unlabelled ``todo`` pixels take the smallest label of the neighbours they share an edge with
+    (``edges[a][p]``: p ~ p + e_a), ``n_iter`` rounds: labelled regions grow breadth first along ``edges``."""
+    out = graph_outside()
+    for _ in range(n_iter):
+        best = torch.full_like(labels, float(out))
+        for a, edge in enumerate(edges):
+            best = torch.minimum(best, torch.where(edge, graph_pad_shift(labels, 2 + a, 1, float(out)), out))
+            back = graph_shift(edge, 2 + a, -1, 0.0)
+            best = torch.minimum(best, torch.where(back, graph_pad_shift(labels, 2 + a, -1, float(out)), out))
+        labels = torch.where(todo & (labels == out), best, labels)
     return labels
 
 
@@ -200,6 +226,10 @@ class GraphInstances(nn.Module):
         ``"shape"``: smallest distance between two object centres, in pixels.
     min_size:
         Components with fewer pixels join a neighbouring component (or become 0).
+    seed_size:
+        ``"embedding"``: 0 (default), the objects are the components of the graph; above 0, the
+        components of a stricter graph (:func:`graph_seed_fraction` ``x edge_threshold``) with at least
+        this many pixels are seeds that share out the components they lie in (see the module docstring).
     n_iter:
         Rounds of label propagation (each scans every axis both ways by doubling). A label turns about
         one corner of an object's edge graph per round; the default, 12, joins the porous objects of
@@ -237,6 +267,7 @@ class GraphInstances(nn.Module):
         foreground: str = "mask",
         background_largest: bool = True,
         spacing: list[float] | None = None,
+        seed_size: int = 0,
     ) -> None:
         super().__init__()
         if split not in ("embedding", "shape"):
@@ -245,16 +276,17 @@ class GraphInstances(nn.Module):
             raise ValueError(f"foreground must be 'none', 'mask' or 'drop', got {foreground!r}")
         if split == "shape" and foreground != "mask":
             raise ValueError("split 'shape' splits the foreground channel and needs foreground='mask'")
-        if not edge_threshold > 0 or min_distance < 1 or min_size < 0 or n_iter < 1:
+        if not edge_threshold > 0 or min_distance < 1 or min_size < 0 or n_iter < 1 or seed_size < 0:
             raise ValueError(
-                "edge_threshold > 0, min_distance >= 1, min_size >= 0, n_iter >= 1 required, got "
-                f"{edge_threshold}, {min_distance}, {min_size}, {n_iter}"
+                "edge_threshold > 0, min_distance >= 1, min_size >= 0, n_iter >= 1, seed_size >= 0 required, got "
+                f"{edge_threshold}, {min_distance}, {min_size}, {n_iter}, {seed_size}"
             )
         self.split = str(split)
         self.edge_threshold = float(edge_threshold)
         self.min_distance = int(min_distance)
         self.min_size = int(min_size)
         self.n_iter = int(n_iter)
+        self.seed_size = int(seed_size)
         self.foreground = str(foreground)
         self.background_largest = bool(background_largest)
         scales = [float(v) for v in (spacing or [])]
@@ -267,6 +299,7 @@ class GraphInstances(nn.Module):
             f"split={self.split!r}, edge_threshold={self.edge_threshold}, min_distance={self.min_distance}, "
             f"min_size={self.min_size}, n_iter={self.n_iter}, foreground={self.foreground!r}"
             + (f", spacing={self.spacing}" if self.spacing else "")
+            + (f", seed_size={self.seed_size}" if self.seed_size else "")
         )
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
@@ -295,18 +328,40 @@ class GraphInstances(nn.Module):
         start = torch.where(flat, index, graph_outside()).reshape(inside.shape)
         if self.split == "embedding":
             edges: list[torch.Tensor] = []
+            strict: list[torch.Tensor] = []
             n_axes = embeddings.dim() - 2
             if len(self.spacing) != 0 and len(self.spacing) != n_axes:
                 raise ValueError("GraphInstances: spacing needs one value per spatial axis of the input")
             for a in range(n_axes):
                 limit = self.edge_threshold * (self.spacing[a] if len(self.spacing) > 0 else 1.0)
                 step = embeddings - graph_shift(embeddings, 2 + a, 1, 0.0)
-                close = (step * step).sum(1, keepdim=True) < limit * limit
-                edges.append(inside & graph_shift(inside, 2 + a, 1, 0.0) & close)
-            labels = graph_propagate(start, edges, inside, self.n_iter)
+                squared = (step * step).sum(1, keepdim=True)
+                both = inside & graph_shift(inside, 2 + a, 1, 0.0)
+                edges.append(both & (squared < limit * limit))
+                if self.seed_size > 0:
+                    seed_limit = graph_seed_fraction() * limit
+                    strict.append(both & (squared < seed_limit * seed_limit))
+            if self.seed_size > 0:
+                labels = self.seeded(start, edges, strict, inside)
+            else:
+                labels = graph_propagate(start, edges, inside, self.n_iter)
         else:
             labels = self.shape_split(inside, start)
         return labels
+
+    def seeded(
+        self, start: torch.Tensor, edges: list[torch.Tensor], strict: list[torch.Tensor], inside: torch.Tensor
+    ) -> torch.Tensor:
+        """Split ``"embedding"`` with ``seed_size``: the ``strict`` graph's components of at least ``seed_size``
+        pixels grow over ``edges``; pixels none reaches keep their own components of ``edges``."""
+        out = graph_outside()
+        seeds = graph_propagate(start, strict, inside, self.n_iter)
+        seeds = torch.where(inside & (self.sizes(seeds) >= self.seed_size), seeds, out)
+        labels = graph_flood_edges(seeds, edges, inside, graph_flood_rounds())
+        rest = inside & (labels == out)
+        rest_edges = [e & rest & graph_shift(rest, 2 + a, 1, 0.0) for a, e in enumerate(edges)]
+        own = graph_propagate(torch.where(rest, start, out), rest_edges, rest, self.n_iter)
+        return torch.where(rest, own, labels)
 
     def clean(self, labels: torch.Tensor, inside: torch.Tensor, masked: bool, min_size: int) -> torch.Tensor:
         """Step 4 of :meth:`decode` on its :meth:`components`: components below ``min_size`` merged, and

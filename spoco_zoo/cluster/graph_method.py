@@ -37,6 +37,7 @@ def graph_segmentation(
     min_size: int = 0,
     background: str = "largest",
     spacing: Sequence[float] | None = None,
+    seed_size: int = 0,
     device: str | torch.device | None = None,
 ) -> np.ndarray:
     """Instances from the pixel-adjacency graph (the exported packages' in-graph decoder).
@@ -68,6 +69,11 @@ def graph_segmentation(
         Voxel size per spatial axis relative to their geometric mean (a z step of three pixel sizes:
         ``[2.08, 0.69, 0.69]``): neighbours along an axis may differ by that many ``edge_threshold``
         (:func:`spoco_zoo.cluster.settings.relative_spacing`). ``None``: the same threshold on every axis.
+    seed_size : int
+        ``"embedding"``: 0, the objects are the components; above 0, components of a stricter graph
+        (:func:`spoco_zoo.cluster.graph.graph_seed_fraction` x ``edge_threshold``) with at least this many
+        pixels are seeds that share out the component they lie in, so that objects touching through a few
+        close pixels stay apart (the end-of-training tuning of a volume model tries the configured ``min_size``).
     device : str or torch.device, optional
         ``"auto"``/``None``: a GPU when available.
 
@@ -92,6 +98,7 @@ def graph_segmentation(
         n_iter=n_iter,
         background=background,
         spacing=spacing,
+        seed_size=seed_size,
         device=device,
     )[0]
 
@@ -107,6 +114,7 @@ def graph_segmentations_by_min_size(
     n_iter: int | None = None,
     background: str = "largest",
     spacing: Sequence[float] | None = None,
+    seed_size: int = 0,
     device: str | torch.device | None = None,
 ) -> list[np.ndarray]:
     """:func:`graph_segmentation` for each of ``min_sizes``, splitting the image once.
@@ -137,6 +145,7 @@ def graph_segmentations_by_min_size(
             foreground="mask",
             background_largest=background == "largest",
             spacing=None if spacing is None else [float(v) for v in spacing],
+            seed_size=check_integer("seed_size", seed_size, 0),
         )
     except (TypeError, ValueError) as err:
         raise DataError(f"graph: {err}") from err

@@ -378,8 +378,18 @@ INGRAPH_IGNORED = ("method", "seed", "device", "ingraph", "min_distance", *LOCAL
 #: Keys of a clustering dict that the in-graph local decoder does not take (no kernel, no blocks).
 GRAPH_IGNORED = ("method", "decoder", "seed", "device", "bandwidth", "ingraph", *LOCAL_PARAMS)
 #: Constructor parameters of :class:`~spoco_zoo.cluster.graph.GraphInstances`.
-_GRAPH_ARGS = ("min_size", "background_largest", "foreground", "spacing", *GRAPH_PARAMS)
-_INGRAPH_INTS = ("n_seeds", "n_samples", "n_iter", "max_instances", "min_size", "min_seeds", "n_jumps", "min_distance")
+_GRAPH_ARGS = ("min_size", "background_largest", "foreground", "spacing", "seed_size", *GRAPH_PARAMS)
+_INGRAPH_INTS = (
+    "n_seeds",
+    "n_samples",
+    "n_iter",
+    "max_instances",
+    "min_size",
+    "min_seeds",
+    "n_jumps",
+    "min_distance",
+    "seed_size",
+)
 _INGRAPH_FLOATS = ("bandwidth", "merge_radius", "max_distance", "edge_threshold")
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "MIN_DISTANCE_FACTORS",
     "EDGE_THRESHOLD_FACTORS",
     "SPACING_POWERS",
+    "SEEDED_DIMS",
 ]
 
 #: Kernel widths tried, as multiples of the configured one.
@@ -59,6 +60,12 @@ EDGE_THRESHOLD_FACTORS = (0.6, 0.8, 1.0, 1.2)
 #: threshold in proportion lets objects stacked in z join through single voxels, more so the deeper the
 #: volume (docs/benchmarks.md, "The z threshold chosen on validation volumes").
 SPACING_POWERS = (1.0, 0.8, 0.6)
+#: Spatial dimensionality whose ``edge_threshold`` rows of method ``"graph"`` are also tried with seeds
+#: (``seed_size``: the configured ``min_size``, a quarter of the median annotated object). In a volume a
+#: voxel has six face neighbours and an object a dozen touching ones: objects joined through a few close
+#: voxels chain into components that grow with the volume (docs/benchmarks.md, "Seeds for the local
+#: decoder"). Images keep their grid (their figures, the real image's included, were measured without).
+SEEDED_DIMS = 3
 
 
 def centre_crop(shape: Sequence[int], max_voxels: int) -> tuple[slice, ...]:
@@ -235,8 +242,9 @@ def _tune_graph(
 ) -> TuningResult:
     """Grid of method ``"graph"``: split ``"embedding"`` x ``edge_threshold`` (x the ``spacing`` powers of
     :data:`SPACING_POWERS` for an anisotropic model) and, with a foreground mask, split ``"shape"`` x
-    ``min_distance``; each x ``min_size`` (merged inside the decoder). The chosen ``spacing`` is part of
-    the result's ``params`` when the model has one."""
+    ``min_distance``; each x ``min_size`` (merged inside the decoder). A volume model's ``"embedding"`` rows
+    are tried without and with seeds (:data:`SEEDED_DIMS`). The chosen ``spacing`` (when the model has one)
+    and ``seed_size`` (volumes) are part of the result's ``params``."""
     from spoco_zoo.cluster.common import split_foreground
     from spoco_zoo.cluster.graph_method import graph_segmentations_by_min_size
 
@@ -247,10 +255,17 @@ def _tune_graph(
     min_sizes = sorted({int(round(base_min_size * f)) for f in min_size_factors} | {base_min_size})
     spacing = [float(v) for v in setting.params.get("spacing") or []]  # none: isotropic or 2D
     powers = SPACING_POWERS if len(set(spacing)) > 1 else (1.0,)
+    seed_sizes = (0, base_min_size) if dims == SEEDED_DIMS and base_min_size > 0 else (0,)
     choices: list[dict[str, Any]] = [
-        {"split": "embedding", "edge_threshold": edge, **({"spacing_power": power} if len(powers) > 1 else {})}
+        {
+            "split": "embedding",
+            "edge_threshold": edge,
+            **({"spacing_power": power} if len(powers) > 1 else {}),
+            **({"seed_size": seed_size} if seed_size else {}),
+        }
         for edge in sorted({round(base_edge * f, 4) for f in EDGE_THRESHOLD_FACTORS} | {base_edge})
         for power in powers
+        for seed_size in seed_sizes
     ]
     if setting.foreground == "mask":
         choices += [
@@ -260,10 +275,13 @@ def _tune_graph(
     masked = [split_foreground(emb, None, setting.foreground) for emb in embeddings]  # (embeddings, mask)
     table: list[dict[str, Any]] = []
     for choice in choices:
-        kwargs = replace(setting, **{k: v for k, v in choice.items() if k != "spacing_power"}).method_kwargs()
+        fields = {k: v for k, v in choice.items() if k not in ("spacing_power", "seed_size")}
+        kwargs = replace(setting, **fields).method_kwargs()
         kwargs.pop("min_size", None)
         if "spacing_power" in choice:
             kwargs["spacing"] = spacing_to_power(spacing, choice["spacing_power"])
+        if choice.get("split") == "embedding":
+            kwargs["seed_size"] = int(choice.get("seed_size", 0))
         # one split per image and choice, cleaned with every min_size (the split is nearly all the time)
         per_image = [graph_segmentations_by_min_size(emb, mask, min_sizes, **kwargs) for emb, mask in masked]
         for i, min_size in enumerate(min_sizes):
@@ -271,10 +289,11 @@ def _tune_graph(
             table.append(_table_row({"method": "graph", **choice, "min_size": float(min_size)}, results))
     configured = setting.split or "embedding"
 
-    def rank(row: dict[str, Any]) -> tuple[float, bool, bool, bool, bool, bool]:
+    def rank(row: dict[str, Any]) -> tuple[float, bool, bool, bool, bool, bool, bool]:
         return (
             round(row["score"], 6),
             row["split"] == configured,
+            "seed_size" not in row,
             row.get("spacing_power", 1.0) == 1.0,
             row.get("edge_threshold") == base_edge,
             row.get("min_distance") == base_distance,
@@ -287,6 +306,8 @@ def _tune_graph(
         params["edge_threshold"] = float(best["edge_threshold"])
         if "spacing_power" in best:
             params["spacing"] = spacing_to_power(spacing, best["spacing_power"])
+        if len(seed_sizes) > 1:  # stored either way: a retuned setting's earlier seeds do not linger
+            params["seed_size"] = int(best.get("seed_size", 0))
     else:
         params["min_distance"] = int(best["min_distance"])
     return TuningResult(
