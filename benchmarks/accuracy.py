@@ -38,7 +38,9 @@ under-segmentation, 0 = perfect) beside the base row's.
 
 Prints one table (SBD, mAP, AP50 per run and the classical baseline; with several seeds their means
 and each seed's SBD), the sparse/dense SBD ratios, the large-image row and the 3D size rows, and
-issue 20's 3D targets judged on those figures; ``--json`` writes the same figures.
+issue 20's 3D targets judged on those figures; ``--json`` writes the same figures. A call that is one
+whole 3D row (``--runs 3d-0.1 --no-large``: one run trained here on the CPU preset, every size row on one
+volume) also judges the row's time against the issue's 20 minutes.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ ANISOTROPIC = [
 VOLUME_SIZES = [((32, 256, 256), 160), ((64, 128, 128), 80), ((64, 256, 256), 320), ((128, 512, 512), 2560)]
 #: Volumes at least this large are segmented block-wise (``spoco-zoo segment --blockwise``'s route).
 BLOCKWISE_VOXELS = 32 * 1024 * 1024
+#: Issue 20's budget for one 3D row on the CPU preset (training, tuning, scoring, every size row), seconds.
+ROW_BUDGET_S = 20 * 60
 #: Largest grid the synthetic generator makes a held-out volume on (an anisotropic volume is made on a grid
 #: ``anisotropy`` times deeper): the 128x512x512 volume at z step 3 would need 384x512x512 (over 24 GB).
 MAX_GENERATED_VOXELS = 1 << 26
@@ -434,7 +438,13 @@ def main() -> None:
             + classical_note(size)
         )
     print_targets(rows, classical, sizes)
-    print(f"total {time.perf_counter() - started:.0f} s")
+    total = time.perf_counter() - started
+    print(f"total {total:.0f} s")
+    if whole_row(runs, args):
+        print(
+            f"target {runs[0].name.rsplit('-', 1)[0]} whole row within {ROW_BUDGET_S // 60} min on the CPU "
+            f"({total:.0f} s, {os.cpu_count()} cores): {'met' if total <= ROW_BUDGET_S else 'NOT met'}"
+        )
     if args.json:
         args.json.write_text(
             json.dumps({"rows": rows, "classical": classical, "large": large, "sizes_3d": sizes}, indent=2)
@@ -570,6 +580,25 @@ def volume_size_rows(
                 )
                 print(f"[{name}] {shape}: SBD {out[-1]['sbd']:.3f} in {out[-1]['seconds']:.0f} s", flush=True)
     return out
+
+
+def whole_row(runs: list[Run], args: argparse.Namespace) -> bool:
+    """Whether this call is one whole 3D row as issue 20 times it: one 3D run trained here once on the CPU
+    preset (its own steps), then scored on the held-out volumes and every size row (one volume each)."""
+    return (
+        len(runs) == 1
+        and runs[0].dims == 3
+        and not args.reuse
+        and args.seeds == 1
+        and args.preset == "cpu"
+        and args.steps is None
+        and not args.overrides
+        and args.device in ("auto", "cpu")
+        and args.sizes_3d
+        and args.size_draws == 1
+        and args.min_size_3d <= min(max(shape) for shape, _ in VOLUME_SIZES)
+        and args.max_size_3d >= max(max(shape) for shape, _ in VOLUME_SIZES)
+    )
 
 
 def print_targets(

@@ -79,6 +79,11 @@ def test_the_config_edge_derives_the_kernel_width_from_the_loss() -> None:
     patched = ClusteringSetting.from_config(ClusteringConfig(), loss, patch_shape=[256, 128])
     assert patched.block_shape == (256, 128) and patched.overlap == (64, 32)
     assert patched.as_dict()["block_shape"] == [256, 128]
+    # the local decoder: blocks of twice the patch (the block-wise route only), the patch's overlap
+    graph = ClusteringSetting.from_config(ClusteringConfig(method="graph"), loss, patch_shape=[32, 64, 64])
+    assert graph.block_shape == (64, 128, 128) and graph.overlap == (16, 16, 16)
+    given = ClusteringConfig(method="graph", block_shape=[40, 40, 40])
+    assert ClusteringSetting.from_config(given, loss, patch_shape=[32, 64, 64]).block_shape == (40, 40, 40)
     chosen = ClusteringConfig(block_shape=[512, 512], overlap=[40, 40], split_components=False)
     assert recommended(chosen, loss, patch_shape=[256, 128])["block_shape"] == [512, 512]
     assert recommended(chosen, loss)["overlap"] == [40, 40]

@@ -46,7 +46,8 @@ class ClusteringConfig(BaseModel):
         True, description="choose bandwidth and min_size on the dense validation images when training ends"
     )
     block_shape: list[int] | None = Field(
-        None, description="cluster locally in blocks of this size; None: the training patch shape"
+        None,
+        description="cluster locally in blocks of this size; None: the training patch shape (method graph: twice it)",
     )
     overlap: list[int] | None = Field(None, description="overlap of neighbouring blocks; None: a quarter block")
     split_components: bool = Field(True, description="split every cluster into its connected components")

@@ -36,6 +36,7 @@ from spoco_zoo.cluster.settings import (
     check_method,
     default_method,
     default_overlap,
+    graph_block_shape,
     graph_iterations,
     ingraph_arguments,
     min_distance_from_size,
@@ -206,7 +207,8 @@ class ClusteringSetting:
             configured kernel width (whatever the configured method), ``min_size`` and ``kernel``.
         patch_shape:
             The training patch shape (``TrainConfig.data.patch_shape``): the block size of local
-            clustering unless ``clustering.block_shape`` is set; with neither, the image is clustered
+            clustering unless ``clustering.block_shape`` is set (method ``"graph"``: twice it per axis,
+            :func:`~spoco_zoo.cluster.settings.graph_block_shape`); with neither, the image is clustered
             in one piece.
         foreground:
             What the network's foreground channel is for (:data:`FOREGROUND_MODES`; ``None``: the
@@ -255,12 +257,16 @@ class ClusteringSetting:
             out["bandwidth"] = float(given) if given else pull_margin(loss)
         out["min_size"] = min_size
         out["background"] = "largest"
-        block = clustering.block_shape or (list(patch_shape) if patch_shape is not None else None)
-        out["block_shape"] = block
-        if block is None:
+        # blocks of the training patch (method graph: graph_block_shape of it), a quarter of it overlapping
+        scale = list(clustering.block_shape or patch_shape or []) or None
+        if clustering.block_shape or scale is None:
+            out["block_shape"] = scale
+        else:
+            out["block_shape"] = graph_block_shape(scale) if chosen == "graph" else scale
+        if scale is None:
             out["overlap"] = None
         else:
-            out["overlap"] = list(clustering.overlap) if clustering.overlap is not None else default_overlap(block)
+            out["overlap"] = list(clustering.overlap) if clustering.overlap is not None else default_overlap(scale)
         out["split_components"] = bool(clustering.split_components)
         dims = len(patch_shape) if patch_shape is not None else 2
         if chosen in ("watershed", "graph"):  # object centres at least the radius of a min_size disk (ball) apart
