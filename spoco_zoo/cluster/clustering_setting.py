@@ -257,12 +257,14 @@ class ClusteringSetting:
             out["bandwidth"] = float(given) if given else pull_margin(loss)
         out["min_size"] = min_size
         out["background"] = "largest"
-        # blocks of the training patch (method graph: graph_block_shape of it), a quarter of it overlapping
-        scale = list(clustering.block_shape or patch_shape or []) or None
-        if clustering.block_shape or scale is None:
-            out["block_shape"] = scale
+        # blocks and their overlap scale with the configured block or else the training patch; the local
+        # decoder (method graph) gets larger blocks of the patch, the same overlap
+        patch = list(patch_shape) if patch_shape is not None else None
+        scale = list(clustering.block_shape) if clustering.block_shape else patch
+        if chosen == "graph" and not clustering.block_shape and patch is not None:
+            out["block_shape"] = graph_block_shape(patch)
         else:
-            out["block_shape"] = graph_block_shape(scale) if chosen == "graph" else scale
+            out["block_shape"] = scale
         if scale is None:
             out["overlap"] = None
         else:
