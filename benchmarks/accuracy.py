@@ -57,6 +57,8 @@ from typing import Any
 
 import numpy as np
 
+from spoco_zoo.memory import keep_freed_memory
+
 #: Seed of the held-out test images (training uses the synthetic config's seed, 0).
 TEST_SEED = 4242
 #: Seed of the images the classical baseline's parameters are chosen on.
@@ -342,6 +344,7 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    keep_freed_memory()  # as the spoco-zoo command does: freed arrays reused, not mapped anew
     if args.size_draws < 1:
         parser.error(f"--size-draws: must be at least 1, got {args.size_draws}")
     if args.min_size_3d > args.max_size_3d:

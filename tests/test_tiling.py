@@ -42,8 +42,38 @@ def test_halo_beyond_the_reach_is_exact_and_measured_halo_is_within_it() -> None
     image = np.random.default_rng(0).random((1, 96, 96), dtype=np.float32)
     result = measure_halo(model, [image], step=4, max_halo=24, tolerance=0.01)
     assert result.errors[24] < 1e-5  # the theoretical reach (23) covers everything: cropping changes nothing
-    assert result.errors[4] > result.errors[24]
     assert 4 <= result.halo <= 24 and all(result.errors[h] <= 0.01 for h in result.errors if h >= result.halo)
+    # every halo from the largest down to the one that fails (or the smallest) was measured, no other
+    assert sorted(result.errors) == list(range(max(4, result.halo - 4), 25, 4))
+    if result.halo > 4:
+        assert result.errors[result.halo - 4] > 0.01
+
+
+def test_measured_halo_is_what_measuring_every_halo_finds() -> None:
+    """Searching down from the largest halo finds what measuring every halo finds, on two images."""
+    torch.manual_seed(1)
+    model = UNet(1, 4, 2, depth=2, base_features=4, norm="batch").eval()
+    rng = np.random.default_rng(1)
+    images = [rng.random((1, 64, 64), dtype=np.float32) for _ in range(2)]  # 2 * 24 + 2 * 4 = 56 <= 64
+    found = set()
+    for tolerance in (1e-3, 1e-4, 1e-5, 0.0):  # halos 4, 8, 12 here: each kind of stop is exercised
+        errors = {}
+        with torch.no_grad():
+            for h in range(4, 25, 4):
+                change = 0.0
+                for image in images:
+                    x = torch.from_numpy(image)[None]
+                    ref = model(x)[0, :, 28:36, 28:36]
+                    got = model(x[:, :, 28 - h : 36 + h, 28 - h : 36 + h])[0, :, h : h + 8, h : h + 8]
+                    change = max(change, float((got - ref).abs().max()))
+                errors[h] = change
+        passing = [h for h in errors if all(errors[g] <= tolerance for g in errors if g >= h)]
+        expected = min(passing) if passing else 24
+        result = measure_halo(model, images, step=4, max_halo=24, tolerance=tolerance)
+        assert result.halo == expected, tolerance
+        assert all(result.errors[h] == pytest.approx(errors[h], abs=1e-6) for h in result.errors)
+        found.add(result.halo)
+    assert len(found) >= 3
 
 
 def _scene(config, seed: int = 11, shape=(192, 200)):

@@ -109,7 +109,8 @@ class HaloMeasurement:
         Smallest tested halo whose error, and that of every larger tested halo, is ``<= tolerance``;
         the largest tested halo when none is.
     errors:
-        Tested halo -> largest absolute change of the core's embeddings.
+        Tested halo -> largest absolute change of the core's embeddings. :func:`measure_halo` tests from
+        the largest halo down and stops at the first above ``tolerance``: smaller halos are not tested.
     tolerance:
         The bound used.
     """
@@ -149,23 +150,28 @@ def measure_halo(
     """
     core = 2 * step
     halos = list(range(step, max_halo + 1, step)) or [max_halo]
-    worst = dict.fromkeys(halos, 0.0)
+    probes = []  # (image, the whole image's core, where the core lies)
     for image in images:
         x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
-        whole = model(x)[0]
         centre = [((s - core) // 2 // step) * step for s in image.shape[1:]]
-        ref = whole[(slice(None),) + tuple(slice(c, c + core) for c in centre)]
-        for h in halos:
-            window = x[(slice(None), slice(None)) + tuple(slice(c - h, c + core + h) for c in centre)]
-            out = model(window)[0]
-            got = out[(slice(None),) + tuple(slice(h, h + core) for _ in centre)]
-            worst[h] = max(worst[h], float((got - ref).abs().max()))
+        probes.append((x, model(x)[0][(slice(None),) + tuple(slice(c, c + core) for c in centre)], centre))
+    # from the largest halo down: the first that changes the core too much ends the search (the halo is the
+    # next larger one); a window that is the whole image changes nothing and is not predicted again
+    errors: dict[int, float] = {}
     halo = halos[-1]
     for h in reversed(halos):
-        if worst[h] > tolerance:
+        errors[h] = 0.0
+        for x, ref, centre in probes:
+            window = tuple(slice(c - h, c + core + h) for c in centre)
+            if all(w.start == 0 and w.stop == n for w, n in zip(window, x.shape[2:])):
+                continue
+            out = model(x[(slice(None), slice(None)) + window])[0]
+            got = out[(slice(None),) + tuple(slice(h, h + core) for _ in centre)]
+            errors[h] = max(errors[h], float((got - ref).abs().max()))
+        if errors[h] > tolerance:
             break
         halo = h
-    return HaloMeasurement(halo, worst, tolerance)
+    return HaloMeasurement(halo, dict(sorted(errors.items())), tolerance)
 
 
 def gradient_reach(model: nn.Module, in_channels: int, spatial_dims: int, size: int) -> int:
