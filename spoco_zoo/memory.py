@@ -3,12 +3,13 @@
 PyTorch and numpy allocate their large arrays with ``malloc``. glibc serves blocks above its mmap
 threshold (at most 32 MiB) with a fresh ``mmap`` and unmaps them when freed, and trims the top of its
 heap once enough of it is free, so every step of a training run or every block of a large volume maps its
-activations anew and the kernel zero-fills them page by page. A 3D training step of the CPU preset
-allocates several 50 MiB activations: 16 million page faults and 36 s of system time for 60 steps on 2
-cores (docs/benchmarks.md, "Keeping freed memory"). :func:`keep_freed_memory` tells glibc to serve every
-block from its heap and never to trim it: freed blocks are reused, the process keeps its peak memory
-until it exits. The command line (``spoco-zoo``) and the benchmarks call it; importing spoco-zoo
-changes nothing, so a long-lived host (napari, a notebook) keeps its allocator as it was.
+activations anew and the kernel zero-fills them page by page: 16 million page faults and 36 s of system
+time in a 60-step 3D run of the CPU preset on 2 cores, 70 million in a whole 3D benchmark row
+(docs/benchmarks.md, "Keeping freed memory"). :func:`keep_freed_memory` tells glibc to serve every block
+from its heap and to trim it only when more than 2 GiB of it are free at its top: freed blocks are reused,
+and the process keeps about its peak memory until it exits. The command line (``spoco-zoo``) and the
+benchmarks call it; importing spoco-zoo changes nothing, so a long-lived host (napari, a notebook) keeps
+its allocator as it was.
 
 Numbers are unchanged: only where blocks come from changes.
 """
@@ -24,17 +25,17 @@ __all__ = ["keep_freed_memory"]
 # mallopt parameters of glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
-#: ``M_TRIM_THRESHOLD``: free memory at the heap's top that glibc keeps (the largest ``int``: all of it).
+#: ``M_TRIM_THRESHOLD``: free memory at the heap's top that glibc keeps (the largest ``int``, 2 GiB).
 _KEEP_ALL = 2**31 - 1
 
 
 def keep_freed_memory() -> bool:
     """Make glibc's ``malloc`` keep freed memory for reuse instead of returning it to the kernel.
 
-    Serves every block from the heap (``M_MMAP_MAX = 0``: no block gets its own ``mmap``) and never
-    trims the heap (``M_TRIM_THRESHOLD`` at its largest). For short-lived processes that allocate and free
-    large arrays over and over (training steps, block-wise segmentation); the process's memory stays at
-    its peak until it exits.
+    Serves every block from the heap (``M_MMAP_MAX = 0``: no block gets its own ``mmap``) and trims the
+    heap only when more than 2 GiB are free at its top (``M_TRIM_THRESHOLD`` at its largest). For
+    short-lived processes that allocate and free large arrays over and over (training steps, block-wise
+    segmentation); the process's memory stays near its peak until it exits.
 
     Returns
     -------
