@@ -45,7 +45,10 @@ def keep_freed_memory() -> bool:
 
     Examples
     --------
-    >>> keep_freed_memory() in (True, False)
+    First thing in a script's ``main`` (it changes the whole process's allocator, so not run here):
+
+    >>> from spoco_zoo.memory import keep_freed_memory
+    >>> keep_freed_memory()  # doctest: +SKIP
     True
     """
     if not sys.platform.startswith("linux"):
