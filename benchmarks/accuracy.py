@@ -344,7 +344,7 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    keep_freed_memory()  # as the spoco-zoo command does: freed arrays reused, not mapped anew
+    keep_freed_memory()  # as `spoco-zoo train` and `segment --blockwise` do: freed arrays reused
     if args.size_draws < 1:
         parser.error(f"--size-draws: must be at least 1, got {args.size_draws}")
     if args.min_size_3d > args.max_size_3d:

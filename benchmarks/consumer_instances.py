@@ -52,8 +52,6 @@ from typing import Any
 
 import numpy as np
 
-from spoco_zoo.memory import keep_freed_memory
-
 HERE = Path(__file__).resolve().parent
 ROUTES = ("segment", "torchscript", "onnxruntime", "bioimageio.core tiled")
 
@@ -301,7 +299,6 @@ def main() -> None:
     parser.add_argument("--package", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--network-package", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    keep_freed_memory()  # as the spoco-zoo command does: freed arrays reused, not mapped anew
     if args.worker:
         args.route = args.worker
         worker(args)

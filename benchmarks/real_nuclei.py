@@ -33,8 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from spoco_zoo.memory import keep_freed_memory
-
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nuclei-dsb2018-left"
 #: Rows of the shared image that train; the rest is scored.
 SPLIT_ROW = 256
@@ -120,7 +118,6 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    keep_freed_memory()  # as the spoco-zoo command does: freed arrays reused, not mapped anew
     if not (args.data / "image.tif").exists():
         parser.error(f"{args.data}: no image.tif (the shared development image); pass --data")
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
+import tifffile
 
+from spoco_zoo.data.synthetic import make_synthetic_sample
+from spoco_zoo.errors import DataError
 from spoco_zoo.memory import keep_freed_memory
 
 # allocates and frees a 64 MiB tensor 20 times; prints the page faults of the loop (after ten to settle)
@@ -40,12 +45,45 @@ def test_freed_memory_is_reused_without_page_faults() -> None:
     assert kept < default / 50
 
 
-def test_the_command_line_entry_point_keeps_freed_memory() -> None:
-    """``spoco-zoo`` (the script) calls ``main``, which sets the allocator before the command runs."""
-    from importlib.metadata import entry_points
+def test_train_and_blockwise_segment_keep_freed_memory(
+    random_checkpoint_3d: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train`` sets the allocator before its steps and ``segment --blockwise`` before its blocks; the
+    whole-image ``segment`` does not (its arrays come once each: kept memory would only raise its peak)."""
+    from typer.testing import CliRunner
 
-    scripts = {e.value for e in entry_points(group="console_scripts") if e.name == "spoco-zoo"}
-    assert scripts == {"spoco_zoo.cli.main:main"}
+    from spoco_zoo.cli.main import app
+
+    calls: list[str] = []
+
+    def record(name: str, result: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            if isinstance(result, Exception):
+                raise result
+            return result
+
+        return call
+
+    monkeypatch.setattr("spoco_zoo.memory.keep_freed_memory", record("keep", True))  # the process stays as it is
+    monkeypatch.setattr("spoco_zoo.train.trainer.Trainer.fit", record("fit", DataError("stopped by the test")))
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "run"), "--steps", "1", "--no-progress"])
+    assert result.exit_code == 1 and "stopped by the test" in result.output
+    assert calls == ["keep", "fit"]
+
+    calls.clear()
+    monkeypatch.setattr("spoco_zoo.blockwise.run.segment_files", record("blocks", 0))
+    monkeypatch.setattr("spoco_zoo.segmentation.segment_with_checkpoint", record("whole", DataError("whole")))
+    image, _ = make_synthetic_sample((16, 40, 48), 8, seed=0)
+    tifffile.imwrite(tmp_path / "vol.tif", image)
+    common = [str(tmp_path / "vol.tif"), "--checkpoint", str(random_checkpoint_3d), "--device", "cpu", "--no-progress"]
+    result = runner.invoke(app, ["segment", *common, "--output", str(tmp_path / "b"), "--blockwise"])
+    assert result.exit_code == 0, result.output
+    assert calls == ["keep", "blocks"]
+    calls.clear()
+    result = runner.invoke(app, ["segment", *common, "--output", str(tmp_path / "w")])
+    assert calls == ["whole"]
 
 
 def test_other_platforms_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:

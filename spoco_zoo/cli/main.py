@@ -41,10 +41,7 @@ for _module in (train, export, validate, segment, evaluate, synthetic):
     _module.register(app)
 
 
-def main() -> None:  # pragma: no cover - thin entry point (the `spoco-zoo` script)
-    from spoco_zoo.memory import keep_freed_memory
-
-    keep_freed_memory()  # a command is a short-lived process: freed arrays are reused, not mapped anew
+def main() -> None:  # pragma: no cover - thin entry point
     app()
 
 

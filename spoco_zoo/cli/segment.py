@@ -261,6 +261,9 @@ def register(app: typer.Typer) -> None:
             kwargs = {k: v for k, v in segmenter.clustering.as_dict().items() if k != "method"}
             if blockwise or zarr_out or scheduler is not None:  # spoco_zoo.blockwise: any size, Zarr, Dask
                 from spoco_zoo.blockwise.run import segment_files
+                from spoco_zoo.memory import keep_freed_memory
+
+                keep_freed_memory()  # block after block of the same size: their arrays reused, not mapped anew
 
                 output.mkdir(parents=True, exist_ok=True)
                 options = dict(net=net, config=config, method=chosen, kwargs=kwargs, key=key, device=dev)

@@ -74,6 +74,7 @@ def register(app: typer.Typer) -> None:
 
             raise typer.Exit(launch(gpus, without_option(sys.argv[1:], "--gpus")))
         from spoco_zoo.config import apply_overrides, load_config, set_values
+        from spoco_zoo.memory import keep_freed_memory
         from spoco_zoo.train.trainer import Trainer
 
         sets = list(override)
@@ -103,6 +104,8 @@ def register(app: typer.Typer) -> None:
         except ValueError as err:
             fail(str(err), 2)
 
+        # the steps free and allocate activations of the same sizes over and over: reuse, not map them anew
+        keep_freed_memory()
         # errors (bad data, a locked or unwritable --out, a refused checkpoint, a full disk) exit with 1
         result = Trainer(cfg, progress=progress).fit(resume=resume)
         first, last = (result.history[0], result.history[-1]) if result.history else ({}, {})
