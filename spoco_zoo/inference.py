@@ -223,6 +223,8 @@ def inference_copy(model: torch.nn.Module, spatial_dims: int) -> torch.nn.Module
 
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+    from spoco_zoo.models.memory_order import to_channels_last
+
     fast = copy.deepcopy(model)
     if not fast.training:
         for seq in [m for m in fast.modules() if isinstance(m, torch.nn.Sequential)]:
@@ -235,11 +237,7 @@ def inference_copy(model: torch.nn.Module, spatial_dims: int) -> torch.nn.Module
                 ):
                     seq[i] = fuse_conv_bn_eval(conv, norm)
                     seq[i + 1] = torch.nn.Identity()
-    fmt = torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
-    for param in fast.parameters():  # what Module.to(memory_format=...) does
-        if param.dim() == spatial_dims + 2:
-            param.data = param.data.contiguous(memory_format=fmt)
-    return fast
+    return to_channels_last(fast, spatial_dims)
 
 
 def predict_embeddings(

@@ -78,9 +78,9 @@ _NUMPY_RNG_KEYS = ("bit_generator", "key", "pos", "has_gauss", "cached_gaussian"
 def plain_state(value: Any, where: str = "checkpoint") -> Any:
     """``value`` as tensors and plain data only (what ``torch.load(weights_only=True)`` reads back).
 
-    Pydantic models become JSON-safe dicts, numpy scalars Python numbers, numeric numpy arrays
-    tensors, paths strings, ``torch.device`` strings; dicts, lists and tuples are converted item by
-    item.
+    Tensors are stored in the default (contiguous) memory order, pydantic models become JSON-safe
+    dicts, numpy scalars Python numbers, numeric numpy arrays tensors, paths strings, ``torch.device``
+    strings; dicts, lists and tuples are converted item by item.
 
     Raises
     ------
@@ -98,8 +98,8 @@ def plain_state(value: Any, where: str = "checkpoint") -> Any:
     """
     if value is None or isinstance(value, (bool, int, float, str, torch.dtype)):
         return value
-    if isinstance(value, torch.Tensor):
-        return value.detach() if type(value) is not torch.Tensor else value
+    if isinstance(value, torch.Tensor):  # in the default memory order (weights trained channels-last too)
+        return (value.detach() if type(value) is not torch.Tensor else value).contiguous()
     if isinstance(value, pydantic.BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":

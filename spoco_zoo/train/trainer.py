@@ -40,6 +40,7 @@ from torch import nn
 from spoco_zoo.atomic import atomic_write_bytes
 from spoco_zoo.config import TrainConfig
 from spoco_zoo.devices import resolve_device
+from spoco_zoo.models.memory_order import to_channels_last
 from spoco_zoo.progress import ProgressBar, format_values
 from spoco_zoo.runlock import RunLock
 from spoco_zoo.train.acceleration import autocast_dtype, compile_model, needs_grad_scaler
@@ -188,6 +189,8 @@ class Trainer:
             )
         self.owns_process_group = self.context.start(self.device) or self.owns_process_group
         self.student = build_model(cfg).to(self.device)
+        if cfg.channels_last_cpu and self.device.type == "cpu":  # before the optimiser and the teacher copy
+            to_channels_last(self.student, cfg.model.spatial_dims)
         self.teacher = copy.deepcopy(self.student)
         for param in self.teacher.parameters():
             param.requires_grad_(False)

@@ -36,7 +36,7 @@ def predict_whole(
     with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         emb = model(x)
     crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in spatial)
-    return emb[crop][0].float().cpu()
+    return emb[crop][0].float().cpu().contiguous()  # a channels-last network's output too
 
 
 @torch.no_grad()
