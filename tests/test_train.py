@@ -17,6 +17,7 @@ import torch
 from spoco_zoo.config import TrainConfig
 from spoco_zoo.train.checkpoint import load_checkpoint
 from spoco_zoo.train.trainer import Trainer, update_teacher
+from spoco_zoo.train.validation import predict_whole
 
 
 def _config(out_dir: Path, **extra: Any) -> TrainConfig:
@@ -132,9 +133,9 @@ def test_channels_last_cpu_steps_compute_the_same_function(tmp_path: Path) -> No
         assert torch.allclose(a, b, atol=1e-3), name
     # validation predicts contiguous embeddings, as with the default order
     image = last.val_samples[0][0]
-    embeddings = last._predict_full(image)
+    embeddings = predict_whole(last.student, image, last.device)
     assert embeddings.is_contiguous()
-    assert torch.allclose(embeddings, default._predict_full(image), atol=1e-3)
+    assert torch.allclose(embeddings, predict_whole(default.student, image, default.device), atol=1e-3)
 
 
 def test_interrupt_saves_last_checkpoint(tmp_path: Path) -> None:
