@@ -47,11 +47,7 @@ VOLUME: dict[str, Any] = {
 #: reaches 107 voxels, so every voxel of a 32-slice crop sees both z borders even at the bottom level
 #: (two slices deep), and some trainings merged objects stacked in z once a volume was deeper than the
 #: crops. Depth 3 reaches 51 and needs the 900 steps to learn as much (docs/benchmarks.md, "A shallower
-#: 3D network"). It is half as wide as the default (8 features at the first level): a step takes about half
-#: the time (1.69 -> 0.89 s in float32 on 2 AVX2 cores; the whole benchmark row 2198 -> 1334 s there) for
-#: 0.045 SBD on the base row (isotropic 10 %, means of three seeds: 0.918 -> 0.873; larger volumes lose less:
-#: worst drop 0.041 -> 0.033; docs/benchmarks.md, "A narrower 3D network for the CPU preset"). Three validation
-#: volumes: the end-of-training tuning chose the edge threshold of two
+#: 3D network"). Three validation volumes: the end-of-training tuning chose the edge threshold of two
 #: of three isotropic models wrongly on one (10 % SBD, means of three seeds: 0.863 tuned on one, 0.901
 #: on three; docs/benchmarks.md, "Tuning on three validation volumes"). The last 200 steps show the network
 #: 4 / 8 / 8 voxels of image around each patch (z / y / x) and score the patch only, two crops per step (a
@@ -80,7 +76,7 @@ PRESETS_3D: dict[str, dict[str, Any]] = {
         "val_every": 300,
         "amp_cpu": True,
         "channels_last_cpu": True,
-        "model": {"depth": 3, "base_features": 8},
+        "model": {"depth": 3},
         "data": {
             "batch_size": 3,
             "synthetic": {"n_val": 3},
@@ -102,8 +98,6 @@ def preset_values(name: str | None, spatial_dims: int = 2) -> dict[str, Any]:
     (1, 3)
     >>> preset_values("cpu", 3)["model"]["depth"], preset_values("cpu", 3)["steps"], "model" in preset_values("cpu")
     (3, 900, False)
-    >>> preset_values("cpu", 3)["model"]["base_features"], "base_features" in preset_values("gpu", 3)["model"]
-    (8, False)
     >>> preset_values("cpu", 3)["data"]["synthetic"]["n_val"], preset_values("cpu", 3)["data"]["patch_context"]
     (3, [4, 8, 8])
     >>> preset_values("cpu", 3)["amp_cpu"], "amp_cpu" in preset_values("cpu")
