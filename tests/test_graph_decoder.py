@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import same_partition
 
 from spoco_zoo.cluster import cluster_embeddings
 from spoco_zoo.cluster.common import relabel_sequential
@@ -221,6 +222,39 @@ def test_torchscript_and_onnx_labels_equal_eager_at_other_sizes(case: int, tmp_p
         )
     session = onnxruntime.InferenceSession(str(tmp_path / "decoder.onnx"), providers=["CPUExecutionProvider"])
     np.testing.assert_array_equal(session.run(None, {"embeddings": x.numpy()})[0], expected)
+
+
+@pytest.mark.parametrize("case", range(4), ids=["2d-embedding", "2d-shape", "3d-embedding", "3d-seeded"])
+def test_settling_gives_the_labels_of_every_round_with_fewer_shifts(case: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The eager route's shortcut (``settle``: no scan along a run of edges that exists nowhere, no round after
+    one that changed nothing) decodes what the packages' fixed scans and rounds decode, with fewer shifts; a
+    scripted module with it on does too."""
+    import spoco_zoo.cluster.graph as graph
+
+    kwargs, emb = _ingraph_cases()[case]
+    x = torch.from_numpy(emb)[None]
+    real = graph.graph_pad_shift
+    shifts = {"n": 0}
+
+    def counted(x: torch.Tensor, axis: int, step: int, fill: float) -> torch.Tensor:
+        shifts["n"] += 1
+        return real(x, axis, step, fill)
+
+    monkeypatch.setattr(graph, "graph_pad_shift", counted)
+    labels, used = {}, {}
+    for settle in (False, True):
+        module = ingraph_module(kwargs).eval()
+        module.settle = settle
+        shifts["n"] = 0
+        labels[settle], used[settle] = module(x).numpy(), shifts["n"]
+    shifts["n"] = 0
+    params = {k: v for k, v in kwargs.items() if k not in ("decoder", "foreground")}
+    eager = graph_segmentation(emb[:-1], emb[-1] > 0, **params)  # segment's route: settles
+    monkeypatch.undo()
+    np.testing.assert_array_equal(labels[True], labels[False])
+    assert labels[True].max() > 3 and used[True] < 0.6 * used[False], used
+    assert shifts["n"] == used[True] and same_partition(eager, labels[False][0, 0])
+    np.testing.assert_array_equal(torch.jit.script(module)(x).numpy(), labels[False])
 
 
 def _peak_bytes(module: torch.nn.Module, x: torch.Tensor) -> int:

@@ -39,7 +39,9 @@ vectorised over the batch:
 3. **Connected components** by label propagation: every pixel starts with its flat index; each
    round scans every axis both ways by doubling (the smallest label travels up to 63 pixels along
    a straight run of edges) and then jumps (``label = label[label]``, the label of the pixel the
-   label names), which shortens long chains; ``n_iter`` rounds (a fixed trip count).
+   label names), which shortens long chains; ``n_iter`` rounds (a fixed trip count in the packages;
+   the eager route stops after a round that changed nothing and skips the scans along runs of edges
+   that exist nowhere: the same labels, sooner; ``GraphInstances.settle``).
 4. **Clean-up**: components smaller than ``min_size`` pixels (fragments between objects) join
    a neighbouring component; those with no neighbour become 0. Without a mask the largest
    component is the background (``background_largest``).
@@ -107,13 +109,20 @@ def graph_shift_far(x: torch.Tensor, axis: int, step: int, fill: float) -> torch
     return torch.cat([pad, x], axis).narrow(axis, 0, n)
 
 
-def graph_propagate(labels: torch.Tensor, edges: list[torch.Tensor], inside: torch.Tensor, n_iter: int) -> torch.Tensor:
+def graph_propagate(
+    labels: torch.Tensor, edges: list[torch.Tensor], inside: torch.Tensor, n_iter: int, settle: bool = False
+) -> torch.Tensor:
     """Connected components: the smallest label along ``edges`` (``edges[a][p]``: p ~ p + e_a).
 
     Each of ``n_iter`` rounds scans every axis both ways by doubling -- a label travels up to
     63 pixels (:func:`graph_doublings`) along a straight run of edges in one scan -- and then jumps
     (``label = label[label]``). ``labels`` ``[B, 1, *S]`` int32 flat indices inside,
     :func:`graph_outside` elsewhere.
+
+    ``settle``: leave out the scans whose run of edges exists nowhere and stop after a round that changed
+    no label (a round is a function of the labels alone, so every later one would change none either): the
+    same labels in less time. The eager route sets it; exported graphs run every scan and round (a traced
+    graph cannot stop on data).
     """
     shape = labels.shape
     out = graph_outside()
@@ -124,10 +133,13 @@ def graph_propagate(labels: torch.Tensor, edges: list[torch.Tensor], inside: tor
             reach = edge if direction > 0 else graph_shift(edge, 2 + a, -1, 0.0)
             step = 1
             for _k in range(graph_doublings()):
+                if settle and not bool(reach.any()):  # no run this long, nor any longer one
+                    break
                 scans.append((2 + a, direction * step, reach))
                 reach = reach & graph_shift_far(reach, 2 + a, direction * step, 0.0)
                 step = 2 * step
     for _ in range(n_iter):
+        before = labels
         for axis, step, reach in scans:
             far = graph_pad_shift(labels, axis, step, float(out))
             labels = torch.minimum(labels, torch.where(reach, far, out))
@@ -135,6 +147,8 @@ def graph_propagate(labels: torch.Tensor, edges: list[torch.Tensor], inside: tor
         jumped = torch.gather(flat, 1, graph_below(flat, flat.size(1) - 1).to(torch.int64))
         flat = torch.where(flat < out, torch.minimum(flat, jumped), flat)
         labels = flat.reshape(shape)
+        if settle and bool(torch.equal(labels, before)):
+            break
     return torch.where(inside, labels, out)
 
 
@@ -158,21 +172,28 @@ def graph_face_edges(inside: torch.Tensor) -> list[torch.Tensor]:
     return [inside & graph_shift(inside, 2 + a, 1, 0.0) for a in range(inside.dim() - 2)]
 
 
-def graph_flood(labels: torch.Tensor, inside: torch.Tensor, n_iter: int) -> torch.Tensor:
-    """Unlabelled ``inside`` pixels take the smallest label of their face neighbours, ``n_iter`` rounds."""
+def graph_flood(labels: torch.Tensor, inside: torch.Tensor, n_iter: int, settle: bool = False) -> torch.Tensor:
+    """Unlabelled ``inside`` pixels take the smallest label of their face neighbours, ``n_iter`` rounds
+    (``settle``: stop after a round that changed nothing, as :func:`graph_propagate`)."""
     out = graph_outside()
     for _ in range(n_iter):
         best = torch.full_like(labels, float(out))
         for a in range(labels.dim() - 2):
             for step in [1, -1]:
                 best = torch.minimum(best, graph_pad_shift(labels, 2 + a, step, float(out)))
-        labels = torch.where(inside & (labels == out), best, labels)
+        grown = torch.where(inside & (labels == out), best, labels)
+        if settle and bool(torch.equal(grown, labels)):
+            break
+        labels = grown
     return labels
 
 
-def graph_flood_edges(labels: torch.Tensor, edges: list[torch.Tensor], todo: torch.Tensor, n_iter: int) -> torch.Tensor:
+def graph_flood_edges(
+    labels: torch.Tensor, edges: list[torch.Tensor], todo: torch.Tensor, n_iter: int, settle: bool = False
+) -> torch.Tensor:
     """Unlabelled ``todo`` pixels take the smallest label of the neighbours they share an edge with
-    (``edges[a][p]``: p ~ p + e_a), ``n_iter`` rounds: labelled regions grow breadth first along ``edges``."""
+    (``edges[a][p]``: p ~ p + e_a), ``n_iter`` rounds: labelled regions grow breadth first along ``edges``
+    (``settle``: stop after a round that changed nothing, as :func:`graph_propagate`)."""
     out = graph_outside()
     for _ in range(n_iter):
         best = torch.full_like(labels, float(out))
@@ -180,18 +201,21 @@ def graph_flood_edges(labels: torch.Tensor, edges: list[torch.Tensor], todo: tor
             best = torch.minimum(best, torch.where(edge, graph_pad_shift(labels, 2 + a, 1, float(out)), out))
             back = graph_shift(edge, 2 + a, -1, 0.0)
             best = torch.minimum(best, torch.where(back, graph_pad_shift(labels, 2 + a, -1, float(out)), out))
-        labels = torch.where(todo & (labels == out), best, labels)
+        grown = torch.where(todo & (labels == out), best, labels)
+        if settle and bool(torch.equal(grown, labels)):
+            break
+        labels = grown
     return labels
 
 
 def graph_flood_levels(
-    labels: torch.Tensor, inside: torch.Tensor, height: torch.Tensor, top: int, rounds: int
+    labels: torch.Tensor, inside: torch.Tensor, height: torch.Tensor, top: int, rounds: int, settle: bool = False
 ) -> torch.Tensor:
     """A watershed's flooding: the labelled regions grow over ``inside`` level by level, from ``height``
     ``top`` down to 0 in steps of 1, ``rounds`` rounds of growth into the pixels at or above each level
     (they keep growing at the lower levels)."""
     for level in range(top, -1, -1):
-        labels = graph_flood(labels, inside & (height >= float(level)), rounds)
+        labels = graph_flood(labels, inside & (height >= float(level)), rounds, settle)
     return labels
 
 
@@ -293,6 +317,10 @@ class GraphInstances(nn.Module):
         if not all(v > 0 for v in scales):
             raise ValueError(f"spacing must hold positive numbers, got {spacing}")
         self.spacing = scales
+        #: Stop each propagation and growth once a round changes nothing, and skip scans along runs of edges
+        #: that exist nowhere (:func:`graph_propagate`): the same labels, sooner. Not a constructor argument
+        #: (packages store those); the eager route (:mod:`spoco_zoo.cluster.graph_method`) turns it on.
+        self.settle = False
 
     def extra_repr(self) -> str:
         return (
@@ -344,7 +372,7 @@ class GraphInstances(nn.Module):
             if self.seed_size > 0:
                 labels = self.seeded(start, edges, strict, inside)
             else:
-                labels = graph_propagate(start, edges, inside, self.n_iter)
+                labels = graph_propagate(start, edges, inside, self.n_iter, self.settle)
         else:
             labels = self.shape_split(inside, start)
         return labels
@@ -355,12 +383,12 @@ class GraphInstances(nn.Module):
         """Split ``"embedding"`` with ``seed_size``: the ``strict`` graph's components of at least ``seed_size``
         pixels grow over ``edges``; pixels none reaches keep their own components of ``edges``."""
         out = graph_outside()
-        seeds = graph_propagate(start, strict, inside, self.n_iter)
+        seeds = graph_propagate(start, strict, inside, self.n_iter, self.settle)
         seeds = torch.where(inside & (self.sizes(seeds) >= self.seed_size), seeds, out)
-        labels = graph_flood_edges(seeds, edges, inside, graph_flood_rounds())
+        labels = graph_flood_edges(seeds, edges, inside, graph_flood_rounds(), self.settle)
         rest = inside & (labels == out)
         rest_edges = [e & rest & graph_shift(rest, 2 + a, 1, 0.0) for a, e in enumerate(edges)]
-        own = graph_propagate(torch.where(rest, start, out), rest_edges, rest, self.n_iter)
+        own = graph_propagate(torch.where(rest, start, out), rest_edges, rest, self.n_iter, self.settle)
         return torch.where(rest, own, labels)
 
     def clean(self, labels: torch.Tensor, inside: torch.Tensor, masked: bool, min_size: int) -> torch.Tensor:
@@ -410,10 +438,11 @@ class GraphInstances(nn.Module):
             )
         )
         markers = torch.where(peaks, start, out)
-        labels = graph_flood_levels(markers, inside, dist, 4 * self.min_distance + 8, 2)
-        labels = graph_flood(labels, inside, graph_flood_rounds())  # foreground no level reached (none expected)
+        labels = graph_flood_levels(markers, inside, dist, 4 * self.min_distance + 8, 2, self.settle)
+        # foreground no level reached (none expected)
+        labels = graph_flood(labels, inside, graph_flood_rounds(), self.settle)
         rest = inside & (labels == out)  # foreground no marker reached: its own components
-        own = graph_propagate(torch.where(rest, start, out), graph_face_edges(rest), rest, self.n_iter)
+        own = graph_propagate(torch.where(rest, start, out), graph_face_edges(rest), rest, self.n_iter, self.settle)
         return torch.where(rest, own, labels)
 
     def sizes(self, labels: torch.Tensor) -> torch.Tensor:
@@ -428,7 +457,7 @@ class GraphInstances(nn.Module):
         """Components below ``min_size`` take a neighbouring component's label (none: outside)."""
         small = inside & (self.sizes(labels) < min_size)
         kept = torch.where(small, graph_outside(), labels)
-        return graph_flood(kept, small, graph_flood_rounds())
+        return graph_flood(kept, small, graph_flood_rounds(), self.settle)
 
     def drop_largest(self, labels: torch.Tensor) -> torch.Tensor:
         """The largest component of each image becomes outside (the background)."""
