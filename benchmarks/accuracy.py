@@ -296,7 +296,8 @@ def seed_row(
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="cpu", choices=["cpu", "gpu"])
     parser.add_argument("--steps", type=int, default=None, help="step budget per run (default: the preset's)")
@@ -343,6 +344,11 @@ def main() -> None:
         help="config override passed to every training run (repeatable), e.g. --set model.depth=2",
     )
     parser.add_argument("--json", type=Path, default=None)
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     keep_freed_memory()  # as `spoco-zoo train` and `segment --blockwise` do: freed arrays reused
     if args.size_draws < 1:
