@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from spoco_zoo.memory import keep_freed_memory
+from spoco_zoo.train.acceleration import cpu_computes_bfloat16
 
 #: Seed of the held-out test images (training uses the synthetic config's seed, 0).
 TEST_SEED = 4242
@@ -450,8 +451,6 @@ def main() -> None:
     total = time.perf_counter() - started
     print(f"total {total:.0f} s")
     if whole_row(runs, args):
-        from spoco_zoo.train.acceleration import cpu_computes_bfloat16
-
         # the 3D CPU preset's steps take 0.6 of their float32 time where the CPU computes bfloat16 natively
         steps = "bfloat16 steps" if cpu_computes_bfloat16() else "float32 steps: no native bfloat16 on this CPU"
         print(
